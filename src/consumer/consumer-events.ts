@@ -1,0 +1,26 @@
+import { EventEmitter } from 'node:events';
+import type { Lsn } from '../replication/lsn.js';
+
+/** What the consumer reports; logs, metrics and tests subscribe instead of being called from the hot path. */
+export interface ConsumerEventMap {
+  /** A replication session started streaming from the slot. */
+  'session-started': [{ slotName: string; confirmedLsn: Lsn; slotCreated: boolean }];
+  /** A session ended with an error; the consumer reconnects after `retryInMs`. */
+  'session-failed': [{ error: Error; retryInMs: number }];
+  /** A pipelined batch was confirmed by Redis. */
+  'batch-written': [{ writes: number; durationMs: number }];
+  /** PostgreSQL was told that everything up to `lsn` is safely in Redis. */
+  acknowledged: [{ lsn: Lsn }];
+  /** TRUNCATE removed every key under the prefix. */
+  truncated: [{ deletedKeys: number }];
+  /** A row that could not be processed was set aside. */
+  'dead-letter': [{ jobId: string; reason: string; lsn: Lsn }];
+  /** Reading from PostgreSQL paused (true) or resumed (false) because Redis writes were behind. */
+  backpressure: [{ paused: boolean }];
+}
+
+export type ConsumerEvents = EventEmitter<ConsumerEventMap>;
+
+export function makeConsumerEvents(): ConsumerEvents {
+  return new EventEmitter<ConsumerEventMap>();
+}

@@ -1,0 +1,248 @@
+import type { Kysely } from 'kysely';
+import { parseJob } from '../budget/job.js';
+import type { Database } from '../db/database.js';
+import { RowError } from '../errors.js';
+import type { Logger } from '../ops/logger.js';
+import { JobChangeDecoder, type JobChange } from '../replication/job-changes.js';
+import { formatLsn, type Lsn } from '../replication/lsn.js';
+import { decodePgoutput } from '../replication/pgoutput-decoder.js';
+import { openReplicationConnection, type ReplicationConnection } from '../replication/replication-connection.js';
+import { createSlot, readSlot } from '../replication/slot.js';
+import { jobValue } from '../sink/job-value.js';
+import type { RedisSink, RedisWrite } from '../sink/redis-sink.js';
+import type { ConsumerEvents } from './consumer-events.js';
+import { WriteQueue } from './write-queue.js';
+
+export interface SessionSettings {
+  databaseUrl: string;
+  slotName: string;
+  publicationName: string;
+  keyPrefix: string;
+  batchSize: number;
+}
+
+/** Batches queued or in flight before reading from PostgreSQL pauses; reading resumes at half. */
+export const MAX_QUEUED_BATCHES = 8;
+/** How often the position is reported even when nothing changes, well inside wal_sender_timeout (60 s). */
+const STATUS_INTERVAL_MS = 10_000;
+/** How long a graceful stop waits for the server to end the stream before closing the connection. */
+const STOP_TIMEOUT_MS = 5_000;
+
+/**
+ * One replication session: opens the slot (creating it when missing), streams changes into Redis in
+ * order, and acknowledges a transaction's end position only after Redis confirmed all its writes.
+ * Any error ends the session; the consumer starts a new one, which resumes at the slot's confirmed position.
+ */
+export class ConsumerSession {
+  private connection: ReplicationConnection | undefined;
+  private readonly decoder = new JobChangeDecoder();
+  private readonly queue: WriteQueue;
+  private batch: RedisWrite[] = [];
+  /** End of the last transaction whose writes are all in `batch` or earlier; undefined if none since the last flush. */
+  private batchAckLsn: Lsn | undefined;
+  private flushScheduled = false;
+  private inTransaction = false;
+  private paused = false;
+  private stopping = false;
+  private confirmedLsn: Lsn = 0n;
+  private readonly failed: Promise<never>;
+  private rejectFailed!: (error: Error) => void;
+
+  constructor(
+    private readonly settings: SessionSettings,
+    private readonly db: Kysely<Database>,
+    private readonly sink: RedisSink,
+    private readonly events: ConsumerEvents,
+    private readonly logger: Logger,
+  ) {
+    this.failed = new Promise<never>((_, reject) => {
+      this.rejectFailed = reject;
+    });
+    this.failed.catch(() => undefined); // observed by run(); avoids an unhandled rejection before that
+    this.queue = new WriteQueue(
+      (lsn) => this.confirm(lsn),
+      (error) => this.rejectFailed(error),
+      (size) => this.applyBackpressure(size),
+    );
+  }
+
+  /** Streams until stop() (resolves) or an error (rejects). */
+  async run(): Promise<void> {
+    const { slotName, publicationName } = this.settings;
+    const connection = await openReplicationConnection(this.settings.databaseUrl, 'budget-cdc');
+    this.connection = connection;
+    const statusTimer = setInterval(() => connection.sendStatus(this.confirmedLsn), STATUS_INTERVAL_MS);
+    try {
+      let slot = await readSlot(this.db, slotName);
+      let slotCreated = false;
+      if (slot === undefined) {
+        await createSlot(connection, slotName);
+        slotCreated = true;
+        slot = await readSlot(this.db, slotName);
+      }
+      if (slot === undefined || slot.confirmedFlushLsn === undefined) {
+        throw new Error(`replication slot ${slotName} vanished while starting: is another process dropping it?`);
+      }
+      if (slot.plugin !== 'pgoutput') {
+        throw new Error(`replication slot ${slotName} uses the ${slot.plugin} plugin, not pgoutput: drop it or choose another name with --slot`);
+      }
+      this.confirmedLsn = slot.confirmedFlushLsn;
+      if (this.stopping) return;
+      const streamEnded = connection.start(
+        { slotName, publicationName, startLsn: 0n, messages: false },
+        {
+          onXLogData: (data, offset, lsn) => this.onXLogData(data, offset, lsn),
+          onKeepalive: (walEnd, replyRequested) => this.onKeepalive(walEnd, replyRequested),
+        },
+      );
+      this.events.emit('session-started', { slotName, confirmedLsn: this.confirmedLsn, slotCreated });
+      this.logger.info({ lsn: formatLsn(this.confirmedLsn), slotCreated }, 'streaming from slot');
+      await Promise.race([streamEnded, this.failed]);
+    } finally {
+      clearInterval(statusTimer);
+      await connection.close();
+    }
+  }
+
+  /**
+   * Graceful stop: stops taking changes, writes what was received, acknowledges the last complete
+   * transaction, then ends the stream. run() resolves afterwards.
+   */
+  async stop(): Promise<void> {
+    if (this.stopping) return;
+    this.stopping = true;
+    const connection = this.connection;
+    if (connection === undefined) return;
+    this.flush();
+    try {
+      await this.queue.drained();
+    } catch {
+      return; // run() rejects with the write error; nothing more may be acknowledged
+    }
+    connection.sendStatus(this.confirmedLsn);
+    connection.requestStop();
+    // The server answers CopyDone only once it reads it, and we must read its reply: resume the socket.
+    connection.resume();
+    const timeout = setTimeout(() => void connection.close(), STOP_TIMEOUT_MS);
+    timeout.unref();
+  }
+
+  private onXLogData(data: Buffer, offset: number, lsn: Lsn): void {
+    if (this.stopping) return; // not applied, so not acknowledged: the next session receives it again
+    const change = this.decoder.toJobChange(decodePgoutput(data, offset, lsn), lsn);
+    if (change !== undefined) this.apply(change, lsn);
+  }
+
+  private apply(change: JobChange, lsn: Lsn): void {
+    switch (change.tag) {
+      case 'upsert': {
+        const prefix = this.settings.keyPrefix;
+        if (change.previousJobId !== undefined && change.previousJobId !== change.row.jobId) {
+          this.batch.push({ op: 'del', key: prefix + change.previousJobId });
+        }
+        let job;
+        try {
+          job = parseJob(change.row);
+        } catch (error) {
+          if (!(error instanceof RowError)) throw error;
+          this.deadLetter(error, lsn);
+          break;
+        }
+        const key = prefix + job.jobId;
+        // A job already offline gets no key; an older key of it goes.
+        if (job.expiresAtMs <= Date.now()) this.batch.push({ op: 'del', key });
+        else this.batch.push({ op: 'set', key, value: jobValue(job), expiresAtMs: job.expiresAtMs });
+        break;
+      }
+      case 'delete':
+        this.batch.push({ op: 'del', key: this.settings.keyPrefix + change.jobId });
+        break;
+      case 'truncate':
+        this.flush();
+        this.queue.push({
+          exclusive: true,
+          ackLsn: undefined,
+          run: async () => {
+            const deletedKeys = await this.sink.deleteKeysUnderPrefix();
+            this.events.emit('truncated', { deletedKeys });
+          },
+        });
+        break;
+      case 'begin':
+        this.inTransaction = true;
+        break;
+      case 'commit':
+        this.inTransaction = false;
+        this.batchAckLsn = change.endLsn;
+        this.scheduleFlush();
+        break;
+      case 'message':
+        break;
+    }
+    if (this.batch.length >= this.settings.batchSize) this.flush();
+  }
+
+  private deadLetter(error: RowError, lsn: Lsn): void {
+    const entry = JSON.stringify({ job_id: error.jobId, lsn: formatLsn(lsn), reason: error.message, at: new Date().toISOString() });
+    this.batch.push({ op: 'dead-letter', entry });
+    this.logger.warn({ jobId: error.jobId, lsn: formatLsn(lsn), reason: error.message }, 'row set aside as a dead letter');
+    this.events.emit('dead-letter', { jobId: error.jobId, reason: error.message, lsn });
+  }
+
+  /** Commits are flushed once the current burst of socket data is processed, so small transactions share a batch. */
+  private scheduleFlush(): void {
+    if (this.flushScheduled) return;
+    this.flushScheduled = true;
+    setImmediate(() => {
+      this.flushScheduled = false;
+      this.flush();
+    });
+  }
+
+  private flush(): void {
+    if (this.batch.length === 0 && this.batchAckLsn === undefined) return;
+    const writes = this.batch;
+    const ackLsn = this.batchAckLsn;
+    this.batch = [];
+    this.batchAckLsn = undefined;
+    this.queue.push({
+      exclusive: false,
+      ackLsn,
+      run: async () => {
+        const started = performance.now();
+        await this.sink.write(writes);
+        if (writes.length > 0) this.events.emit('batch-written', { writes: writes.length, durationMs: performance.now() - started });
+      },
+    });
+  }
+
+  private confirm(lsn: Lsn): void {
+    if (lsn <= this.confirmedLsn) return;
+    this.confirmedLsn = lsn;
+    this.connection?.sendStatus(lsn);
+    this.events.emit('acknowledged', { lsn });
+  }
+
+  private onKeepalive(walEnd: Lsn, replyRequested: boolean): void {
+    if (this.stopping) return;
+    // Between transactions, with every write confirmed, everything the server sent before this keepalive
+    // is safely handled, so its position can be acknowledged: an idle slot must not hold back WAL.
+    const idle = !this.inTransaction && this.batch.length === 0 && this.batchAckLsn === undefined && this.queue.size === 0;
+    if (idle && walEnd > this.confirmedLsn) this.confirm(walEnd);
+    else if (replyRequested) this.connection?.sendStatus(this.confirmedLsn);
+  }
+
+  private applyBackpressure(queued: number): void {
+    const connection = this.connection;
+    if (connection === undefined || this.stopping) return;
+    if (!this.paused && queued >= MAX_QUEUED_BATCHES) {
+      this.paused = true;
+      connection.pause();
+      this.events.emit('backpressure', { paused: true });
+    } else if (this.paused && queued <= MAX_QUEUED_BATCHES / 2) {
+      this.paused = false;
+      connection.resume();
+      this.events.emit('backpressure', { paused: false });
+    }
+  }
+}

@@ -1,0 +1,109 @@
+import type { Config } from '../config.js';
+import { checkConnection, checkReplicationReady } from '../db/check-database.js';
+import { makeDatabase } from '../db/database.js';
+import { connectionError } from '../errors.js';
+import type { Logger } from '../ops/logger.js';
+import { formatLsn } from '../replication/lsn.js';
+import { makeRedis } from '../sink/redis-client.js';
+import { RedisSink } from '../sink/redis-sink.js';
+import { makeConsumerEvents, type ConsumerEvents } from './consumer-events.js';
+import { ConsumerSession } from './consumer-session.js';
+
+const RETRY_MIN_MS = 250;
+const RETRY_MAX_MS = 30_000;
+
+/** Where dead letters are kept, outside the key prefix so TRUNCATE and readers of job keys never see them. */
+export function deadLetterKey(config: Config): string {
+  return `budget-cdc:dead-letters:${config.slotName}`;
+}
+
+export interface Consumer {
+  readonly events: ConsumerEvents;
+  /** Resolves when the consumer has stopped (after stop()); rejects only on a bug, never on a lost connection. */
+  readonly done: Promise<void>;
+  /** Finishes and acknowledges the batch in flight, then ends the stream and closes connections. */
+  stop(): Promise<void>;
+}
+
+/**
+ * Checks the setup once (a wrong URL or a missing migration is reported at once, not retried), then
+ * streams in sessions: when one fails (PostgreSQL or Redis restarted, network dropped) the next starts
+ * after a jittered, growing delay and resumes from the slot's confirmed position.
+ */
+export async function startConsumer(config: Config, logger: Logger, events: ConsumerEvents = makeConsumerEvents()): Promise<Consumer> {
+  const db = makeDatabase(config.databaseUrl, 'budget-cdc run');
+  const redis = makeRedis(config.redisUrl, logger.child({ component: 'redis' }));
+  try {
+    await checkConnection(db, config.databaseUrl);
+    await checkReplicationReady(db, config.publicationName);
+    await redis.connect().catch((error: unknown) => {
+      throw connectionError('Redis', describeRedisUrl(config.redisUrl), 'REDIS_URL or --redis-url', error);
+    });
+  } catch (error) {
+    redis.disconnect();
+    await db.destroy();
+    throw error;
+  }
+
+  const sink = new RedisSink(redis, config.keyPrefix, deadLetterKey(config));
+  const sessionLogger = logger.child({ component: 'consumer', slot: config.slotName });
+  let stopping = false;
+  let session: ConsumerSession | undefined;
+  let wakeUp: (() => void) | undefined;
+  let acknowledgedSinceFailure = true;
+  events.on('acknowledged', () => {
+    acknowledgedSinceFailure = true;
+  });
+
+  const loop = async (): Promise<void> => {
+    let failures = 0;
+    while (!stopping) {
+      session = new ConsumerSession(config, db, sink, events, sessionLogger);
+      try {
+        await session.run();
+        if (!stopping) throw new Error('the server ended the replication stream');
+      } catch (error) {
+        if (stopping) break;
+        // A session that made progress resets the delay: this failure is new, not a persisting one.
+        failures = acknowledgedSinceFailure ? 1 : failures + 1;
+        acknowledgedSinceFailure = false;
+        const retryInMs = Math.round(Math.min(RETRY_MAX_MS, RETRY_MIN_MS * 2 ** (failures - 1)) * (0.5 + Math.random() / 2));
+        const err = error instanceof Error ? error : new Error(String(error));
+        sessionLogger.error({ err: err.message, retryInMs }, 'replication session failed; resuming from the slot');
+        events.emit('session-failed', { error: err, retryInMs });
+        await new Promise<void>((resolve) => {
+          const timer = setTimeout(resolve, retryInMs);
+          wakeUp = () => {
+            clearTimeout(timer);
+            resolve();
+          };
+        });
+        wakeUp = undefined;
+      }
+    }
+  };
+
+  const done = loop().finally(async () => {
+    redis.disconnect();
+    await db.destroy();
+  });
+  events.on('acknowledged', ({ lsn }) => sessionLogger.debug({ lsn: formatLsn(lsn) }, 'acknowledged'));
+
+  return {
+    events,
+    done,
+    async stop() {
+      if (!stopping) {
+        stopping = true;
+        wakeUp?.();
+        await session?.stop();
+      }
+      await done;
+    },
+  };
+}
+
+function describeRedisUrl(redisUrl: string): string {
+  const url = new URL(redisUrl);
+  return `${url.hostname || 'localhost'}:${url.port || '6379'}`;
+}

@@ -1,0 +1,72 @@
+/** A setting is missing or wrong; the message names the variable or flag to fix. */
+export class ConfigError extends Error {
+  override name = 'ConfigError';
+  constructor(
+    readonly variable: string,
+    message: string,
+  ) {
+    super(message);
+  }
+}
+
+/** The replication stream sent bytes we cannot decode; carries the WAL position. */
+export class DecodeError extends Error {
+  override name = 'DecodeError';
+  constructor(
+    message: string,
+    readonly lsn: bigint,
+    options?: { cause?: unknown },
+  ) {
+    super(message, options);
+  }
+}
+
+/** A row passed the table's constraints but cannot be turned into a Redis value (e.g. created_at = infinity). */
+export class RowError extends Error {
+  override name = 'RowError';
+  constructor(
+    message: string,
+    readonly jobId: string,
+  ) {
+    super(message);
+  }
+}
+
+/** Redis answered a write with an error; the change must not be acknowledged. */
+export class RedisWriteError extends Error {
+  override name = 'RedisWriteError';
+  constructor(message: string, options?: { cause?: unknown }) {
+    super(message, options);
+  }
+}
+
+/** A dependency (PostgreSQL, Redis) is unreachable or refuses us; the message says what to check. */
+export class ConnectionError extends Error {
+  override name = 'ConnectionError';
+  constructor(message: string, options?: { cause?: unknown }) {
+    super(message, options);
+  }
+}
+
+/** The database is reachable but not ready for budget-cdc (wal_level, missing table or publication). */
+export class SetupError extends Error {
+  override name = 'SetupError';
+}
+
+const CONNECTION_HINTS: Record<string, string> = {
+  ECONNREFUSED: 'connection refused: is the server running on that host and port?',
+  ENOTFOUND: 'host not found',
+  EAI_AGAIN: 'host name lookup failed',
+  ETIMEDOUT: 'connection timed out',
+  EHOSTUNREACH: 'host unreachable',
+  '28P01': 'password authentication failed',
+  '28000': 'authentication rejected (pg_hba.conf)',
+  '3D000': 'the database does not exist',
+};
+
+/** Builds a one-line ConnectionError naming the server, the cause and the setting to fix. */
+export function connectionError(service: 'PostgreSQL' | 'Redis', target: string, setting: string, error: unknown): ConnectionError {
+  const code = (error as { code?: string }).code;
+  const detail = (code !== undefined && CONNECTION_HINTS[code]) || (error instanceof Error ? error.message : String(error));
+  return new ConnectionError(`cannot connect to ${service} at ${target}: ${detail}; check ${setting}`, { cause: error });
+}

@@ -1,0 +1,19 @@
+import { pino, type Logger } from 'pino';
+import pretty from 'pino-pretty';
+
+export type { Logger } from 'pino';
+
+/**
+ * The process's root logger, on stderr (stdout carries command output such as `status --json`):
+ * JSON lines for machines, readable lines when stderr is a terminal. Scope it with `.child({ component })`.
+ */
+export function makeLogger(level: string, terminal = process.stderr.isTTY === true): Logger {
+  const options = { level, base: { pid: process.pid }, timestamp: pino.stdTimeFunctions.isoTime };
+  if (terminal) return pino(options, pretty({ destination: 2, sync: true, colorize: true, ignore: 'pid' }));
+  return pino(options, pino.destination({ dest: 2, sync: true }));
+}
+
+/** A logger that drops everything, for library use and tests that do not look at logs. */
+export function makeSilentLogger(): Logger {
+  return pino({ level: 'silent' });
+}

@@ -1,0 +1,112 @@
+import { DecodeError } from '../errors.js';
+import type { Lsn } from './lsn.js';
+import type { PgoutputMessage, TupleValue } from './pgoutput-decoder.js';
+
+/** A jobs row as pgoutput sends it: every column as PostgreSQL's text output. */
+export interface JobRow {
+  jobId: string;
+  daysOnline: string;
+  budget: string;
+  createdAt: string;
+}
+
+/** What happened to the jobs table, in commit order; the rest of the code speaks only these. */
+export type JobChange =
+  | { tag: 'upsert'; row: JobRow; previousJobId: string | undefined }
+  | { tag: 'delete'; jobId: string }
+  | { tag: 'truncate' }
+  | { tag: 'begin' }
+  | { tag: 'commit'; endLsn: Lsn }
+  | { tag: 'message'; prefix: string; content: Buffer };
+
+interface ColumnPositions {
+  jobId: number;
+  daysOnline: number;
+  budget: number;
+  createdAt: number;
+}
+
+const TABLE_NAME = 'jobs';
+
+/**
+ * Turns pgoutput messages into JobChanges. Keeps the column positions of the jobs relation, which the
+ * server describes (Relation message) before the first change of each session and after a schema change.
+ */
+export class JobChangeDecoder {
+  private readonly jobRelations = new Map<number, ColumnPositions>();
+
+  toJobChange(message: PgoutputMessage, lsn: Lsn): JobChange | undefined {
+    switch (message.tag) {
+      case 'insert': {
+        const columns = this.columnsOf(message.relationId);
+        return columns && { tag: 'upsert', row: this.row(columns, message.newTuple, undefined, lsn), previousJobId: undefined };
+      }
+      case 'update': {
+        const columns = this.columnsOf(message.relationId);
+        if (columns === undefined) return undefined;
+        const previousJobId = message.oldTuple === undefined ? undefined : this.text(message.oldTuple, columns.jobId, 'job_id', lsn);
+        return { tag: 'upsert', row: this.row(columns, message.newTuple, message.oldTuple, lsn), previousJobId };
+      }
+      case 'delete': {
+        const columns = this.columnsOf(message.relationId);
+        return columns && { tag: 'delete', jobId: this.text(message.oldTuple, columns.jobId, 'job_id', lsn) };
+      }
+      case 'truncate':
+        return message.relationIds.some((id) => this.jobRelations.has(id)) ? { tag: 'truncate' } : undefined;
+      case 'commit':
+        return { tag: 'commit', endLsn: message.endLsn };
+      case 'message':
+        return { tag: 'message', prefix: message.prefix, content: message.content };
+      case 'relation':
+        if (message.name === TABLE_NAME) this.jobRelations.set(message.relationId, this.positions(message.columns, lsn));
+        return undefined;
+      case 'begin':
+        return { tag: 'begin' };
+      case 'origin':
+      case 'type':
+        return undefined;
+    }
+  }
+
+  private columnsOf(relationId: number): ColumnPositions | undefined {
+    // The publication may hold other tables an operator added; only jobs matters here.
+    return this.jobRelations.get(relationId);
+  }
+
+  private positions(columns: { name: string }[], lsn: Lsn): ColumnPositions {
+    const find = (name: string): number => {
+      const index = columns.findIndex((c) => c.name === name);
+      if (index < 0) {
+        throw new DecodeError(`the jobs table has no column ${name}: run "budget-cdc migrate" or restore the table's contract`, lsn);
+      }
+      return index;
+    };
+    return { jobId: find('job_id'), daysOnline: find('days_online'), budget: find('budget'), createdAt: find('created_at') };
+  }
+
+  private row(columns: ColumnPositions, tuple: TupleValue[], oldTuple: TupleValue[] | undefined, lsn: Lsn): JobRow {
+    // An UPDATE that leaves a TOASTed value alone sends it as "unchanged"; with REPLICA IDENTITY FULL the
+    // old tuple carries it in full.
+    const value = (index: number, name: string): string => {
+      const v = tuple[index];
+      return v === undefined && oldTuple !== undefined ? this.text(oldTuple, index, name, lsn) : this.text(tuple, index, name, lsn);
+    };
+    return {
+      jobId: value(columns.jobId, 'job_id'),
+      daysOnline: value(columns.daysOnline, 'days_online'),
+      budget: value(columns.budget, 'budget'),
+      createdAt: value(columns.createdAt, 'created_at'),
+    };
+  }
+
+  private text(tuple: TupleValue[], index: number, name: string, lsn: Lsn): string {
+    const value = tuple[index];
+    if (typeof value !== 'string') {
+      throw new DecodeError(
+        `jobs.${name} arrived ${value === null ? 'null' : 'unchanged (TOAST)'}; the table must have NOT NULL columns and REPLICA IDENTITY FULL: run "budget-cdc migrate"`,
+        lsn,
+      );
+    }
+    return value;
+  }
+}

@@ -1,0 +1,27 @@
+import { sql, type Kysely } from 'kysely';
+import type { Database } from '../db/database.js';
+
+/**
+ * Creates the publication on jobs (insert, update, delete, truncate) when missing, and adds jobs to it
+ * when it exists without it. Returns whether anything was created or changed.
+ * The name was validated by loadConfig; sql.id quotes it anyway.
+ */
+export async function ensurePublication(db: Kysely<Database>, publicationName: string): Promise<boolean> {
+  const existing = await sql<{ has_jobs: boolean }>`
+    select exists (
+      select 1 from pg_publication_tables
+      where pubname = ${publicationName} and schemaname = current_schema() and tablename = 'jobs'
+    ) as has_jobs
+    from pg_publication where pubname = ${publicationName}`.execute(db);
+  const row = existing.rows[0];
+  if (row === undefined) {
+    await sql`create publication ${sql.id(publicationName)} for table jobs
+              with (publish = 'insert, update, delete, truncate')`.execute(db);
+    return true;
+  }
+  if (!row.has_jobs) {
+    await sql`alter publication ${sql.id(publicationName)} add table jobs`.execute(db);
+    return true;
+  }
+  return false;
+}

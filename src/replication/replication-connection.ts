@@ -1,0 +1,183 @@
+import pg from 'pg';
+import { formatLsn, type Lsn } from './lsn.js';
+
+// A walsender connection (replication=database) on pg's Client, speaking the streaming replication
+// protocol directly: START_REPLICATION as a pg "submittable" whose CopyData messages come to us.
+// https://www.postgresql.org/docs/15/protocol-replication.html
+
+/** Microseconds between 1970-01-01 and 2000-01-01, PostgreSQL's epoch for replication timestamps. */
+const POSTGRES_EPOCH_OFFSET_US = 946_684_800_000_000n;
+
+/** Receives the stream; called synchronously, in WAL order, for every message the server sends. */
+export interface ReplicationHandler {
+  /** A change message: `data` at `offset` is one pgoutput message that starts at WAL position `lsn`. */
+  onXLogData(data: Buffer, offset: number, lsn: Lsn): void;
+  /** The server's keepalive: everything up to `walEnd` has been sent; reply now if `replyRequested`. */
+  onKeepalive(walEnd: Lsn, replyRequested: boolean): void;
+}
+
+export interface StartReplicationOptions {
+  slotName: string;
+  publicationName: string;
+  /** 0n lets the server start at the slot's confirmed position, which is what a restart must do. */
+  startLsn: Lsn;
+  /** Ask pgoutput for logical decoding messages (pg_logical_emit_message), e.g. heartbeats. */
+  messages: boolean;
+}
+
+/** Opens a replication connection. TimeZone and DateStyle are fixed so timestamps arrive as ISO UTC text. */
+export async function openReplicationConnection(databaseUrl: string, applicationName: string): Promise<ReplicationConnection> {
+  const client = new pg.Client({
+    connectionString: databaseUrl,
+    replication: 'database',
+    application_name: applicationName,
+    options: '-c DateStyle=ISO -c TimeZone=UTC',
+  } as pg.ClientConfig);
+  const connection = new ReplicationConnection(client);
+  await client.connect();
+  return connection;
+}
+
+export class ReplicationConnection {
+  private streaming: StartReplicationQuery | undefined;
+  private closed = false;
+  private socketError: Error | undefined;
+
+  constructor(private readonly client: pg.Client) {
+    // Without a listener an 'error' event would crash the process; the stream's promise reports it.
+    client.on('error', (error) => {
+      this.socketError = error;
+    });
+  }
+
+  /** Runs a replication command (CREATE_REPLICATION_SLOT, IDENTIFY_SYSTEM, …) before streaming starts. */
+  async command<Row extends Record<string, unknown>>(text: string): Promise<Row[]> {
+    const result = await this.client.query<Row>(text);
+    return result.rows;
+  }
+
+  /**
+   * Starts streaming from the slot. Resolves when the server ends the stream after `stop()`, rejects on
+   * any error (server error, lost connection). Messages go to `handler` synchronously, in order.
+   */
+  start(options: StartReplicationOptions, handler: ReplicationHandler): Promise<void> {
+    const publication = options.publicationName.replaceAll('"', '""');
+    const text =
+      `START_REPLICATION SLOT ${options.slotName} LOGICAL ${formatLsn(options.startLsn)} ` +
+      `(proto_version '1', publication_names '"${publication}"'${options.messages ? ", messages 'true'" : ''})`;
+    const query = new StartReplicationQuery(text, handler);
+    this.streaming = query;
+    this.client.query(query as unknown as pg.QueryConfig);
+    return query.done;
+  }
+
+  /** Tells the server that everything up to `lsn` is safely written (write = flush = apply = lsn). */
+  sendStatus(lsn: Lsn, replyRequested = false): void {
+    if (this.closed || this.socketError !== undefined) return;
+    const message = Buffer.alloc(34);
+    message[0] = 0x72; // 'r': standby status update
+    message.writeBigUInt64BE(lsn, 1);
+    message.writeBigUInt64BE(lsn, 9);
+    message.writeBigUInt64BE(lsn, 17);
+    message.writeBigInt64BE(BigInt(Date.now()) * 1000n - POSTGRES_EPOCH_OFFSET_US, 25);
+    message[33] = replyRequested ? 1 : 0;
+    this.rawConnection().sendCopyFromChunk(message);
+  }
+
+  /** Stops reading from the socket: the server blocks once the socket buffers fill. */
+  pause(): void {
+    this.rawConnection().stream.pause();
+  }
+
+  resume(): void {
+    this.rawConnection().stream.resume();
+  }
+
+  /** Asks the server to end the stream (CopyDone); the promise of start() resolves once it has. */
+  requestStop(): void {
+    if (this.streaming === undefined || this.closed || this.socketError !== undefined) return;
+    this.rawConnection().endCopyFrom();
+  }
+
+  /** Closes the connection (idempotent). */
+  async close(): Promise<void> {
+    if (this.closed) return;
+    this.closed = true;
+    await this.client.end().catch(() => undefined);
+  }
+
+  private rawConnection(): RawConnection {
+    return (this.client as unknown as { connection: RawConnection }).connection;
+  }
+}
+
+/** The parts of pg's internal Connection that replication needs (pg exposes no public copy-both API). */
+interface RawConnection {
+  stream: NodeJS.ReadableStream & NodeJS.WritableStream;
+  query(text: string): void;
+  sendCopyFromChunk(chunk: Buffer): void;
+  endCopyFrom(): void;
+}
+
+/** START_REPLICATION as a pg submittable: pg hands it every message of the copy-both exchange. */
+class StartReplicationQuery {
+  readonly done: Promise<void>;
+  private resolve!: () => void;
+  private reject!: (error: Error) => void;
+  private error: Error | undefined;
+
+  constructor(
+    readonly text: string,
+    private readonly handler: ReplicationHandler,
+  ) {
+    this.done = new Promise((resolve, reject) => {
+      this.resolve = resolve;
+      this.reject = reject;
+    });
+  }
+
+  submit(connection: RawConnection): void {
+    connection.query(this.text);
+  }
+
+  handleCopyData(message: { chunk: Buffer }): void {
+    if (this.error !== undefined) return;
+    const chunk = message.chunk;
+    try {
+      const kind = chunk[0];
+      if (kind === 0x77 /* w: XLogData */) {
+        // header: start LSN (8), server WAL end (8), send time (8); the pgoutput message follows
+        this.handler.onXLogData(chunk, 25, chunk.readBigUInt64BE(1));
+      } else if (kind === 0x6b /* k: primary keepalive */) {
+        this.handler.onKeepalive(chunk.readBigUInt64BE(1), chunk[17] === 1);
+      }
+    } catch (error) {
+      // A handler failure ends the stream: nothing after it may be processed or acknowledged.
+      this.fail(error as Error);
+    }
+  }
+
+  handleError(error: Error): void {
+    this.fail(error);
+  }
+
+  handleReadyForQuery(): void {
+    if (this.error !== undefined) this.reject(this.error);
+    else this.resolve();
+  }
+
+  private fail(error: Error): void {
+    if (this.error !== undefined) return;
+    this.error = error;
+    // Reject now rather than at ReadyForQuery: after a socket error none will come.
+    this.reject(error);
+  }
+
+  // The other messages of a simple query carry nothing for us.
+  handleRowDescription(): void {}
+  handleDataRow(): void {}
+  handleCommandComplete(): void {}
+  handleEmptyQuery(): void {}
+  handlePortalSuspended(): void {}
+  handleCopyInResponse(): void {}
+}
