@@ -1,0 +1,100 @@
+import type { Redis } from 'ioredis';
+import type pg from 'pg';
+
+// An oracle independent of src/: what Redis must hold, computed from the jobs table with SQL for the
+// instants and BigInt for the money, then compared with every key under the prefix.
+
+const DAY_MS = 86_400_000n;
+/** Rows expiring this close to now may or may not have a key yet; they are not judged. */
+const EXPIRY_MARGIN_MS = 2_000n;
+
+export interface ExpectedKey {
+  value: Record<string, unknown>;
+  pexpiretime: number;
+}
+
+function isoOf(ms: bigint): string {
+  return new Date(Number(ms)).toISOString();
+}
+
+function dailyOf(budget: string, days: number): string[] {
+  const [units, cents] = budget.split('.') as [string, string];
+  const total = BigInt(units) * 100n + BigInt(cents);
+  const base = total / BigInt(days);
+  const remainder = total % BigInt(days);
+  return Array.from({ length: days }, (_, i) => {
+    const amount = base + (BigInt(i) < remainder ? 1n : 0n);
+    return `${amount / 100n}.${(amount % 100n).toString().padStart(2, '0')}`;
+  });
+}
+
+/** The keys Redis must hold (alive jobs) and the job_ids that must have no key (expired). */
+export async function expectedFromTable(sql: pg.Client): Promise<{ alive: Map<string, ExpectedKey>; expired: Set<string> }> {
+  const { rows } = await sql.query<{ job_id: string; days_online: number; budget: string; created_ms: string; now_ms: string }>(
+    `select job_id, days_online, budget::text as budget,
+            floor(extract(epoch from created_at) * 1000)::bigint::text as created_ms,
+            floor(extract(epoch from clock_timestamp()) * 1000)::bigint::text as now_ms
+     from jobs`,
+  );
+  const alive = new Map<string, ExpectedKey>();
+  const expired = new Set<string>();
+  for (const row of rows) {
+    const created = BigInt(row.created_ms);
+    const expires = created + BigInt(row.days_online) * DAY_MS;
+    const now = BigInt(row.now_ms);
+    if (expires <= now + EXPIRY_MARGIN_MS) {
+      if (expires <= now - EXPIRY_MARGIN_MS) expired.add(row.job_id);
+      continue;
+    }
+    alive.set(row.job_id, {
+      value: {
+        job_id: row.job_id,
+        budget: row.budget,
+        days_online: row.days_online,
+        created_at: isoOf(created),
+        expires_at: isoOf(expires),
+        daily: dailyOf(row.budget, row.days_online),
+      },
+      pexpiretime: Number(expires),
+    });
+  }
+  return { alive, expired };
+}
+
+/** Differences between Redis (keys under `prefix`) and the table; empty when they agree. */
+export async function compareRedisWithTable(sql: pg.Client, redis: Redis, prefix: string): Promise<string[]> {
+  const { alive, expired } = await expectedFromTable(sql);
+  const problems: string[] = [];
+  const present = new Set<string>();
+  const pattern = prefix.replace(/[*?[\]\\]/g, '\\$&') + '*';
+  let cursor = '0';
+  do {
+    const [next, keys] = await redis.scan(cursor, 'MATCH', pattern, 'COUNT', 1000);
+    cursor = next;
+    for (const key of keys) present.add(key.slice(prefix.length));
+  } while (cursor !== '0');
+  const ids = [...alive.keys()];
+  for (let i = 0; i < ids.length; i += 500) {
+    const chunk = ids.slice(i, i + 500);
+    const pipeline = redis.pipeline();
+    for (const id of chunk) pipeline.get(prefix + id).pexpiretime(prefix + id);
+    const replies = (await pipeline.exec())!;
+    chunk.forEach((id, k) => {
+      const expected = alive.get(id)!;
+      const value = replies[2 * k]![1] as string | null;
+      const pexpiretime = replies[2 * k + 1]![1] as number;
+      if (value === null) problems.push(`${id}: missing`);
+      else if (JSON.stringify(JSON.parse(value)) !== JSON.stringify(expected.value)) problems.push(`${id}: value ${value} != ${JSON.stringify(expected.value)}`);
+      else if (pexpiretime !== expected.pexpiretime) problems.push(`${id}: PEXPIRETIME ${pexpiretime} != ${expected.pexpiretime}`);
+    });
+  }
+  for (const id of present) {
+    if (!alive.has(id) && (expired.has(id) || !(await isJobRow(sql, id)))) problems.push(`${id}: key should not exist`);
+  }
+  return problems;
+}
+
+async function isJobRow(sql: pg.Client, jobId: string): Promise<boolean> {
+  const { rowCount } = await sql.query('select 1 from jobs where job_id = $1', [jobId]);
+  return rowCount === 1;
+}
