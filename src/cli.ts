@@ -15,8 +15,8 @@ const USAGE = `usage: budget-cdc <command> [options]
 
 commands:
   migrate              create or upgrade the jobs table and the publication
-  run                  follow the replication slot (created when missing) and write budgets to Redis,
-                       until SIGINT or SIGTERM
+  run                  apply pending migrations, follow the replication slot (created when missing) and
+                       write budgets to Redis, until SIGINT or SIGTERM
   load <file.csv | ->  COPY a CSV (header job_id,days_online,budget[,created_at]) into jobs, in one transaction
   status               the slot (exists, active, confirmed position, lag) and whether Redis answers
   dead-letters         rows that could not be processed, newest first
@@ -119,6 +119,15 @@ async function migrateCommand(config: Config): Promise<number> {
 
 async function runCommand(config: Config): Promise<number> {
   const logger = makeLogger(config.logLevel);
+  // Applying pending migrations first makes `run` the only command a new deployment needs; it is
+  // idempotent and takes the migrator's lock, so several consumers starting at once are safe.
+  const migrated = await withDatabase(config.databaseUrl, async (db) => {
+    await checkConnection(db, config.databaseUrl);
+    return migrate(db, config.publicationName);
+  });
+  if (migrated.applied.length > 0 || migrated.publicationCreated) {
+    logger.info({ applied: migrated.applied, publicationCreated: migrated.publicationCreated }, 'schema migrated');
+  }
   const consumer = await startConsumer(config, logger);
   let signals = 0;
   const onSignal = (signal: NodeJS.Signals): void => {

@@ -75,7 +75,10 @@ function checkUrl(variable: string, flag: string, value: string, protocols: stri
   try {
     url = new URL(value);
   } catch {
-    throw new ConfigError(variable, `${variable} is not a valid URL (${redact(value)}): set it or ${flag} to a URL like ${protocols[0]}//host:port`);
+    throw new ConfigError(
+      variable,
+      `${variable} is not a valid URL (${redact(value)}): set it or ${flag} to a URL like ${protocols[0]}//host:port`,
+    );
   }
   if (!protocols.includes(url.protocol)) {
     throw new ConfigError(

@@ -84,7 +84,9 @@ export class ConsumerSession {
         throw new Error(`replication slot ${slotName} vanished while starting: is another process dropping it?`);
       }
       if (slot.plugin !== 'pgoutput') {
-        throw new Error(`replication slot ${slotName} uses the ${slot.plugin} plugin, not pgoutput: drop it or choose another name with --slot`);
+        throw new Error(
+          `replication slot ${slotName} uses the ${slot.plugin} plugin, not pgoutput: drop it or choose another name with --slot`,
+        );
       }
       this.confirmedLsn = slot.confirmedFlushLsn;
       if (this.stopping) return;

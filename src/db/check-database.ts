@@ -28,6 +28,8 @@ export async function checkReplicationReady(db: Kysely<Database>, publicationNam
     throw new SetupError(`PostgreSQL has wal_level=${row.wal_level}: set wal_level=logical in postgresql.conf and restart PostgreSQL`);
   }
   if (!row.has_jobs || !row.has_publication) {
-    throw new SetupError(`the ${row.has_jobs ? `publication ${publicationName}` : 'jobs table'} does not exist: run "budget-cdc migrate" first`);
+    throw new SetupError(
+      `the ${row.has_jobs ? `publication ${publicationName}` : 'jobs table'} does not exist: run "budget-cdc migrate" first`,
+    );
   }
 }

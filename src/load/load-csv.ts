@@ -62,11 +62,7 @@ async function openSource(
 
 // The one place bytes are counted, and where a read failure (even one surfacing inside the COPY
 // pipeline) becomes a "cannot read" error rather than being mistaken for a database error.
-async function* readBytes(
-  stream: NodeJS.ReadableStream,
-  sourceName: string,
-  bar: SingleBar | undefined,
-): AsyncGenerator<Buffer> {
+async function* readBytes(stream: NodeJS.ReadableStream, sourceName: string, bar: SingleBar | undefined): AsyncGenerator<Buffer> {
   try {
     for await (const chunk of stream) {
       const buffer = typeof chunk === 'string' ? Buffer.from(chunk) : chunk;

@@ -3,8 +3,7 @@
 // output with any offset (hours, minutes and seconds, as old local-mean-time zones have), so a server or
 // database whose TimeZone is something else still yields the right instant.
 
-const ISO_TIMESTAMPTZ =
-  /^(\d{4,})-(\d{2})-(\d{2}) (\d{2}):(\d{2}):(\d{2})(?:\.(\d{1,6}))?([+-])(\d{2})(?::(\d{2}))?(?::(\d{2}))?( BC)?$/;
+const ISO_TIMESTAMPTZ = /^(\d{4,})-(\d{2})-(\d{2}) (\d{2}):(\d{2}):(\d{2})(?:\.(\d{1,6}))?([+-])(\d{2})(?::(\d{2}))?(?::(\d{2}))?( BC)?$/;
 
 /** The largest instant a JavaScript Date (and so an ISO string) can hold: 8.64e15 ms after 1970. */
 export const MAX_DATE_MS = 8.64e15;

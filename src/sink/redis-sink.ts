@@ -3,9 +3,7 @@ import { RedisWriteError } from '../errors.js';
 
 /** One write the pipeline asks of Redis; the sink turns them into commands and checks every reply. */
 export type RedisWrite =
-  | { op: 'set'; key: string; value: string; expiresAtMs: number }
-  | { op: 'del'; key: string }
-  | { op: 'dead-letter'; entry: string };
+  { op: 'set'; key: string; value: string; expiresAtMs: number } | { op: 'del'; key: string } | { op: 'dead-letter'; entry: string };
 
 /** How many dead letters are kept; older ones are trimmed so the list stays bounded. */
 export const DEAD_LETTER_LIMIT = 10_000;
@@ -42,7 +40,8 @@ export class RedisSink {
     if (replies === null) throw new RedisWriteError('redis pipeline was discarded (connection lost)');
     for (let i = 0; i < replies.length; i++) {
       const [error, reply] = replies[i]!;
-      if (error !== null) throw new RedisWriteError(`redis command ${i + 1} of ${replies.length} failed: ${error.message}`, { cause: error });
+      if (error !== null)
+        throw new RedisWriteError(`redis command ${i + 1} of ${replies.length} failed: ${error.message}`, { cause: error });
       if (reply === null || reply === undefined) throw new RedisWriteError(`redis command ${i + 1} of ${replies.length} returned no reply`);
     }
   }

@@ -52,9 +52,7 @@ describe('the shared PostgreSQL', () => {
     expect(created).toBe(slotName);
 
     await withClient(adminUrl, async (client) => {
-      const slots = await client.query('select plugin, database from pg_replication_slots where slot_name = $1', [
-        slotName,
-      ]);
+      const slots = await client.query('select plugin, database from pg_replication_slots where slot_name = $1', [slotName]);
       expect(slots.rows).toEqual([{ plugin: 'pgoutput', database: databaseName }]);
 
       // The slot is left in place on purpose: drop() must remove it before it can drop the database.
@@ -130,9 +128,7 @@ describe('startPostgres', () => {
 
     await withClient(server.url, (client) => client.query('create table survives_restart (id int)'));
     await server.restart();
-    const tables = await withClient(server.url, (client) =>
-      client.query("select 1 from pg_tables where tablename = 'survives_restart'"),
-    );
+    const tables = await withClient(server.url, (client) => client.query("select 1 from pg_tables where tablename = 'survives_restart'"));
     expect(tables.rowCount).toBe(1);
 
     const { dataDir } = server;

@@ -35,7 +35,9 @@ describe('pipeline: jobs in PostgreSQL to budget plans in Redis', () => {
   }
 
   it('writes a single insert with the exact split, fields and absolute expiry', async () => {
-    await fx.sql.query(`insert into jobs (job_id, days_online, budget, created_at) values ('single-1', 3, 100.00, now() - interval '1 hour')`);
+    await fx.sql.query(
+      `insert into jobs (job_id, days_online, budget, created_at) values ('single-1', 3, 100.00, now() - interval '1 hour')`,
+    );
     await fx.waitForConfirmed();
     const value = await fx.getJob('single-1');
     expect(value).not.toBeNull();
@@ -129,7 +131,9 @@ describe('pipeline: jobs in PostgreSQL to budget plans in Redis', () => {
   });
 
   it('writes no key for a job already offline, and removes the key of a job updated into the past', async () => {
-    await fx.sql.query(`insert into jobs (job_id, days_online, budget, created_at) values ('expired-1', 1, 5.00, now() - interval '2 days')`);
+    await fx.sql.query(
+      `insert into jobs (job_id, days_online, budget, created_at) values ('expired-1', 1, 5.00, now() - interval '2 days')`,
+    );
     await fx.sql.query(`insert into jobs (job_id, days_online, budget) values ('expired-2', 1, 5.00)`);
     await fx.waitForConfirmed();
     expect(await fx.getJob('expired-1')).toBeNull();

@@ -84,7 +84,8 @@ export async function compareRedisWithTable(sql: pg.Client, redis: Redis, prefix
       const value = replies[2 * k]![1] as string | null;
       const pexpiretime = replies[2 * k + 1]![1] as number;
       if (value === null) problems.push(`${id}: missing`);
-      else if (JSON.stringify(JSON.parse(value)) !== JSON.stringify(expected.value)) problems.push(`${id}: value ${value} != ${JSON.stringify(expected.value)}`);
+      else if (JSON.stringify(JSON.parse(value)) !== JSON.stringify(expected.value))
+        problems.push(`${id}: value ${value} != ${JSON.stringify(expected.value)}`);
       else if (pexpiretime !== expected.pexpiretime) problems.push(`${id}: PEXPIRETIME ${pexpiretime} != ${expected.pexpiretime}`);
     });
   }

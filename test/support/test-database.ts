@@ -16,7 +16,11 @@ export interface TestDatabase {
 
 /** Creates a fresh, empty database whose name starts with `name` (reduced to [a-z0-9_]) plus a random suffix. */
 export async function createTestDatabase(adminUrl: string, name: string): Promise<TestDatabase> {
-  const prefix = name.toLowerCase().replace(/[^a-z0-9_]+/g, '_').slice(0, NAME_PREFIX_MAX_LENGTH) || 'test';
+  const prefix =
+    name
+      .toLowerCase()
+      .replace(/[^a-z0-9_]+/g, '_')
+      .slice(0, NAME_PREFIX_MAX_LENGTH) || 'test';
   const databaseName = `${prefix}_${randomBytes(4).toString('hex')}`;
   // Safe to quote as is: the name holds only [a-z0-9_].
   await withAdminClient(adminUrl, (client) => client.query(`create database "${databaseName}"`));

@@ -19,10 +19,7 @@ export interface WaitForOptions {
  * Polls `probe` until it returns a truthy value and returns that value. A probe that throws counts as
  * "not yet", so a server that is still starting can be probed by simply connecting to it.
  */
-export async function waitFor<T>(
-  probe: () => T | Promise<T>,
-  options: WaitForOptions = {},
-): Promise<NonNullable<T>> {
+export async function waitFor<T>(probe: () => T | Promise<T>, options: WaitForOptions = {}): Promise<NonNullable<T>> {
   const timeoutMs = options.timeoutMs ?? DEFAULT_TIMEOUT_MS;
   const intervalMs = options.intervalMs ?? DEFAULT_INTERVAL_MS;
   const deadline = Date.now() + timeoutMs;
