@@ -15,6 +15,9 @@ export interface Database {
 /** A kysely instance over a small pool; close it with `destroy()`. */
 export function makeDatabase(databaseUrl: string, applicationName = 'budget-cdc'): Kysely<Database> {
   const pool = new pg.Pool({ connectionString: databaseUrl, max: 2, application_name: applicationName });
+  // An idle client whose server went away (restart, network drop) emits 'error' on the pool; unhandled, that
+  // would end the process. The pool drops such a client itself, and the next query connects again.
+  pool.on('error', () => undefined);
   return new Kysely<Database>({ dialect: new PostgresDialect({ pool }) });
 }
 
