@@ -9,6 +9,7 @@ import { loadCsv } from './load/load-csv.js';
 import { makeLogger, makeSilentLogger } from './ops/logger.js';
 import { formatStatus, readStatus } from './ops/status.js';
 import { makeRedis } from './sink/redis-client.js';
+import { checkpointKey } from './sink/checkpoint.js';
 import { RedisSink } from './sink/redis-sink.js';
 
 const USAGE = `usage: budget-cdc <command> [options]
@@ -173,7 +174,9 @@ async function deadLettersCommand(config: Config, json: boolean, limitText: stri
   const redis = makeRedis(config.redisUrl, makeSilentLogger());
   try {
     await redis.connect();
-    const entries = await new RedisSink(redis, config.keyPrefix, deadLetterKey(config)).readDeadLetters(limit);
+    const entries = await new RedisSink(redis, config.keyPrefix, deadLetterKey(config), checkpointKey(config.keyPrefix)).readDeadLetters(
+      limit,
+    );
     if (json) process.stdout.write(JSON.stringify(entries.map((e) => JSON.parse(e) as unknown)) + '\n');
     else process.stdout.write(entries.length === 0 ? 'no dead letters\n' : entries.join('\n') + '\n');
     return EXIT_OK;

@@ -59,7 +59,7 @@ export function loadConfig(options: ConfigOptions, env: NodeJS.ProcessEnv = proc
       '--publication',
       options.publication ?? env.BUDGET_CDC_PUBLICATION ?? DEFAULT_PUBLICATION_NAME,
     ),
-    keyPrefix: options.keyPrefix ?? env.BUDGET_CDC_KEY_PREFIX ?? DEFAULT_KEY_PREFIX,
+    keyPrefix: checkKeyPrefix(options.keyPrefix ?? env.BUDGET_CDC_KEY_PREFIX ?? DEFAULT_KEY_PREFIX),
     batchSize: checkPositiveInteger(
       'BUDGET_CDC_BATCH_SIZE',
       '--batch-size',
@@ -94,6 +94,20 @@ function checkSqlName(variable: string, flag: string, value: string): string {
     throw new ConfigError(
       variable,
       `${flag} / ${variable} "${value}" is not a valid name: use 1 to 63 lower-case letters, digits and underscores, starting with a letter or underscore`,
+    );
+  }
+  return value;
+}
+
+/** Where budget-cdc keeps its own keys (checkpoint, dead letters): no job key prefix may cover them. */
+export const INTERNAL_KEY_PREFIX = 'budget-cdc:';
+
+function checkKeyPrefix(value: string): string {
+  // TRUNCATE deletes every key under the prefix: it must not reach the checkpoint or the dead letters.
+  if (value === '' || INTERNAL_KEY_PREFIX.startsWith(value) || value.startsWith(INTERNAL_KEY_PREFIX)) {
+    throw new ConfigError(
+      'BUDGET_CDC_KEY_PREFIX',
+      `--key-prefix / BUDGET_CDC_KEY_PREFIX "${value}" would cover budget-cdc's own keys (${INTERNAL_KEY_PREFIX}…): choose a non-empty prefix such as job:`,
     );
   }
   return value;

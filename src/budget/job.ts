@@ -1,9 +1,11 @@
 import { RowError } from '../errors.js';
 import type { JobRow } from '../replication/job-changes.js';
-import { MAX_DATE_MS, parseTimestamptzMs } from '../replication/pg-timestamp.js';
+import { parseTimestamptzMs } from '../replication/pg-timestamp.js';
 import { parseCents } from './money.js';
 
 export const DAY_MS = 86_400_000;
+/** The last instant the value's ISO timestamps ("YYYY-MM-DDTHH:mm:ss.sssZ", four-digit years) can hold. */
+export const LAST_EXPIRY_MS = Date.UTC(9999, 11, 31, 23, 59, 59, 999);
 const MAX_DAYS_ONLINE = 3650;
 
 /** A job ready to be planned: amounts in cents, instants in milliseconds since 1970 (UTC). */
@@ -33,8 +35,11 @@ export function parseJob(row: JobRow): Job {
     throw new RowError((error as Error).message, row.jobId);
   }
   const expiresAtMs = createdAtMs + daysOnline * DAY_MS;
-  if (expiresAtMs > MAX_DATE_MS) {
-    throw new RowError(`created_at ${row.createdAt} + ${daysOnline} days is beyond the last representable date`, row.jobId);
+  if (expiresAtMs > LAST_EXPIRY_MS) {
+    throw new RowError(
+      `created_at ${row.createdAt} + ${daysOnline} days is after the year 9999, which the value's timestamps cannot hold`,
+      row.jobId,
+    );
   }
   return { jobId: row.jobId, budgetCents, daysOnline, createdAtMs, expiresAtMs };
 }

@@ -15,6 +15,10 @@ export interface ConsumerEventMap {
   truncated: [{ deletedKeys: number }];
   /** A row that could not be processed was set aside. */
   'dead-letter': [{ jobId: string; reason: string; lsn: Lsn }];
+  /** Redis is being rebuilt from the table (new slot, lost state, resync requested). */
+  'resync-started': [{ reason: string }];
+  'resync-progress': [{ totalRows: number; rowsDone: number }];
+  'resync-finished': [{ rowsWritten: number; deadLetters: number; staleKeysDeleted: number; durationMs: number }];
   /** Reading from PostgreSQL paused (true) or resumed (false) because Redis writes were behind. */
   backpressure: [{ paused: boolean }];
 }

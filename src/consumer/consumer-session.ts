@@ -7,10 +7,12 @@ import { JobChangeDecoder, type JobChange } from '../replication/job-changes.js'
 import { formatLsn, type Lsn } from '../replication/lsn.js';
 import { decodePgoutput } from '../replication/pgoutput-decoder.js';
 import { openReplicationConnection, type ReplicationConnection } from '../replication/replication-connection.js';
-import { createSlot, readSlot } from '../replication/slot.js';
+import { createSlot, dropSlot, readSlot, type CreatedSlot } from '../replication/slot.js';
+import { isCovered, type Checkpoint } from '../sink/checkpoint.js';
 import { jobValue } from '../sink/job-value.js';
 import type { RedisSink, RedisWrite } from '../sink/redis-sink.js';
 import type { ConsumerEvents } from './consumer-events.js';
+import { resyncFromSnapshot } from './resync.js';
 import { WriteQueue } from './write-queue.js';
 
 export interface SessionSettings {
@@ -40,8 +42,15 @@ export class ConsumerSession {
   private batch: RedisWrite[] = [];
   /** End of the last transaction whose writes are all in `batch` or earlier; undefined if none since the last flush. */
   private batchAckLsn: Lsn | undefined;
+  /** The checkpoint of the last change in `batch`. */
+  private batchCheckpoint: Checkpoint | undefined;
   private flushScheduled = false;
   private inTransaction = false;
+  /** Current transaction: its commit position and the index of its last change. */
+  private transactionLsn: Lsn = 0n;
+  private changeIndex = -1;
+  /** Changes at or before this are already in Redis (a replay after a restart): skipped. */
+  private skipThrough: Checkpoint | undefined;
   private paused = false;
   private stopping = false;
   private confirmedLsn: Lsn = 0n;
@@ -74,12 +83,27 @@ export class ConsumerSession {
     const statusTimer = setInterval(() => connection.sendStatus(this.confirmedLsn), STATUS_INTERVAL_MS);
     try {
       let slot = await readSlot(this.db, slotName);
+      if (slot?.walStatus === 'lost') {
+        this.logger.error(
+          { walStatus: slot.walStatus },
+          'the slot lost WAL it needed (max_slot_wal_keep_size): dropping and recreating it, then rebuilding Redis from the table',
+        );
+        await dropSlot(this.db, slotName);
+        slot = undefined;
+      }
+      let checkpoint = await this.sink.readCheckpoint();
       let slotCreated = false;
       if (slot === undefined) {
-        await createSlot(connection, slotName);
+        const created = await createSlot(connection, slotName);
         slotCreated = true;
+        checkpoint = await this.resync(created, 'new slot: loading the rows alive in the table as of its start');
         slot = await readSlot(this.db, slotName);
+      } else if (checkpoint === undefined) {
+        checkpoint = await this.resyncOnTemporarySlot(
+          'Redis holds no checkpoint for this slot: it lost its state (restart without persistence, FLUSHALL) or a resync was requested',
+        );
       }
+      this.skipThrough = checkpoint;
       if (slot === undefined || slot.confirmedFlushLsn === undefined) {
         throw new Error(`replication slot ${slotName} vanished while starting: is another process dropping it?`);
       }
@@ -129,6 +153,38 @@ export class ConsumerSession {
     timeout.unref();
   }
 
+  /** Rebuilds Redis from the slot's exported snapshot and sets the checkpoint at the slot's start. */
+  private async resync(slot: CreatedSlot, reason: string): Promise<Checkpoint> {
+    this.logger.warn({ lsn: formatLsn(slot.consistentPoint), reason }, 'resync from the table started');
+    this.events.emit('resync-started', { reason });
+    const started = performance.now();
+    const result = await resyncFromSnapshot({
+      databaseUrl: this.settings.databaseUrl,
+      snapshotName: slot.snapshotName,
+      snapshotLsn: slot.consistentPoint,
+      sink: this.sink,
+      onProgress: (progress) => this.events.emit('resync-progress', progress),
+    });
+    // Transactions committed before the snapshot's position are in Redis now: the stream skips them.
+    const checkpoint: Checkpoint = { commitLsn: slot.consistentPoint, index: -1 };
+    await this.sink.writeCheckpoint(checkpoint, 'create');
+    const durationMs = Math.round(performance.now() - started);
+    this.logger.info({ ...result, durationMs }, 'resync from the table finished');
+    this.events.emit('resync-finished', { ...result, durationMs });
+    return checkpoint;
+  }
+
+  /** A resync for an existing slot: a temporary slot gives a snapshot and its exact position. */
+  private async resyncOnTemporarySlot(reason: string): Promise<Checkpoint> {
+    const temporary = await openReplicationConnection(this.settings.databaseUrl, 'budget-cdc resync');
+    try {
+      const name = `${this.settings.slotName.slice(0, 40)}_resync_${process.pid}`;
+      return await this.resync(await createSlot(temporary, name, true), reason);
+    } finally {
+      await temporary.close(); // drops the temporary slot
+    }
+  }
+
   private onXLogData(data: Buffer, offset: number, lsn: Lsn): void {
     if (this.stopping) return; // not applied, so not acknowledged: the next session receives it again
     const change = this.decoder.toJobChange(decodePgoutput(data, offset, lsn), lsn);
@@ -136,6 +192,17 @@ export class ConsumerSession {
   }
 
   private apply(change: JobChange, lsn: Lsn): void {
+    let position: Checkpoint | undefined;
+    if (change.tag === 'upsert' || change.tag === 'delete' || change.tag === 'truncate') {
+      this.changeIndex++;
+      if (this.skipThrough !== undefined) {
+        if (isCovered(this.skipThrough, this.transactionLsn, this.changeIndex)) return;
+        this.skipThrough = undefined; // the stream is in commit order: nothing after this is covered
+      }
+      position = { commitLsn: this.transactionLsn, index: this.changeIndex };
+      // A TRUNCATE writes its checkpoint itself, after the batch before it.
+      if (change.tag !== 'truncate') this.batchCheckpoint = position;
+    }
     switch (change.tag) {
       case 'upsert': {
         const prefix = this.settings.keyPrefix;
@@ -159,19 +226,24 @@ export class ConsumerSession {
       case 'delete':
         this.batch.push({ op: 'del', key: this.settings.keyPrefix + change.jobId });
         break;
-      case 'truncate':
+      case 'truncate': {
+        const checkpoint = position!;
         this.flush();
         this.queue.push({
           exclusive: true,
           ackLsn: undefined,
           run: async () => {
             const deletedKeys = await this.sink.deleteKeysUnderPrefix();
+            if (!(await this.sink.writeCheckpoint(checkpoint, 'only-if-exists'))) throw new RedisStateLostError();
             this.events.emit('truncated', { deletedKeys });
           },
         });
         break;
+      }
       case 'begin':
         this.inTransaction = true;
+        this.transactionLsn = change.commitLsn;
+        this.changeIndex = -1;
         break;
       case 'commit':
         this.inTransaction = false;
@@ -205,15 +277,19 @@ export class ConsumerSession {
     if (this.batch.length === 0 && this.batchAckLsn === undefined) return;
     const writes = this.batch;
     const ackLsn = this.batchAckLsn;
+    const checkpoint = this.batchCheckpoint;
     this.batch = [];
     this.batchAckLsn = undefined;
+    this.batchCheckpoint = undefined;
     this.queue.push({
       exclusive: false,
       ackLsn,
       run: async () => {
+        if (writes.length === 0 || checkpoint === undefined) return;
         const started = performance.now();
-        await this.sink.write(writes);
-        if (writes.length > 0) this.events.emit('batch-written', { writes: writes.length, durationMs: performance.now() - started });
+        const previous = await this.sink.write(writes, checkpoint);
+        if (previous === null) throw new RedisStateLostError();
+        this.events.emit('batch-written', { writes: writes.length, durationMs: performance.now() - started });
       },
     });
   }
@@ -246,5 +322,13 @@ export class ConsumerSession {
       connection.resume();
       this.events.emit('backpressure', { paused: false });
     }
+  }
+}
+
+/** The checkpoint vanished while streaming: Redis restarted empty or was flushed. The next session resyncs. */
+export class RedisStateLostError extends Error {
+  override name = 'RedisStateLostError';
+  constructor() {
+    super('Redis lost its state (the checkpoint key vanished: restart without persistence or FLUSHALL); resyncing from the table');
   }
 }

@@ -1,10 +1,11 @@
-import type { Config } from '../config.js';
+import { INTERNAL_KEY_PREFIX, type Config } from '../config.js';
 import { checkConnection, checkReplicationReady } from '../db/check-database.js';
 import { makeDatabase } from '../db/database.js';
 import { connectionError } from '../errors.js';
 import type { Logger } from '../ops/logger.js';
 import { formatLsn } from '../replication/lsn.js';
 import { makeRedis } from '../sink/redis-client.js';
+import { checkpointKey } from '../sink/checkpoint.js';
 import { RedisSink } from '../sink/redis-sink.js';
 import { makeConsumerEvents, type ConsumerEvents } from './consumer-events.js';
 import { ConsumerSession } from './consumer-session.js';
@@ -14,7 +15,7 @@ const RETRY_MAX_MS = 30_000;
 
 /** Where dead letters are kept, outside the key prefix so TRUNCATE and readers of job keys never see them. */
 export function deadLetterKey(config: Config): string {
-  return `budget-cdc:dead-letters:${config.slotName}`;
+  return `${INTERNAL_KEY_PREFIX}dead-letters:${config.slotName}`;
 }
 
 export interface Consumer {
@@ -45,7 +46,7 @@ export async function startConsumer(config: Config, logger: Logger, events: Cons
     throw error;
   }
 
-  const sink = new RedisSink(redis, config.keyPrefix, deadLetterKey(config));
+  const sink = new RedisSink(redis, config.keyPrefix, deadLetterKey(config), checkpointKey(config.keyPrefix));
   const sessionLogger = logger.child({ component: 'consumer', slot: config.slotName });
   let stopping = false;
   let session: ConsumerSession | undefined;

@@ -15,7 +15,8 @@ export type JobChange =
   | { tag: 'upsert'; row: JobRow; previousJobId: string | undefined }
   | { tag: 'delete'; jobId: string }
   | { tag: 'truncate' }
-  | { tag: 'begin' }
+  /** commitLsn: where the transaction's commit record starts; with the change's index it names a change. */
+  | { tag: 'begin'; commitLsn: Lsn }
   | { tag: 'commit'; endLsn: Lsn }
   | { tag: 'message'; prefix: string; content: Buffer };
 
@@ -61,7 +62,7 @@ export class JobChangeDecoder {
         if (message.name === TABLE_NAME) this.jobRelations.set(message.relationId, this.positions(message.columns, lsn));
         return undefined;
       case 'begin':
-        return { tag: 'begin' };
+        return { tag: 'begin', commitLsn: message.finalLsn };
       case 'origin':
       case 'type':
         return undefined;

@@ -53,15 +53,33 @@ export async function readSlot(db: Kysely<Database>, slotName: string): Promise<
   };
 }
 
+export interface CreatedSlot {
+  /** The slot decodes transactions whose commit record starts at or after this position. */
+  consistentPoint: Lsn;
+  /**
+   * A snapshot that sees exactly the transactions committed before consistentPoint. Usable by
+   * `SET TRANSACTION SNAPSHOT` until the next command on the replication connection that created it.
+   */
+  snapshotName: string;
+}
+
 /**
- * Creates the logical slot (pgoutput) on the replication connection. Returns the position from which it
- * decodes. Names were validated by loadConfig (lower-case letters, digits, underscores).
+ * Creates a logical slot (pgoutput) on the replication connection, exporting its snapshot so the table
+ * can be read exactly as of the slot's start. A temporary slot disappears with its connection.
+ * Waits for transactions running at that moment to finish. Names were validated by loadConfig.
  */
-export async function createSlot(connection: ReplicationConnection, slotName: string): Promise<Lsn> {
-  const rows = await connection.command<{ consistent_point: string }>(
-    `CREATE_REPLICATION_SLOT ${slotName} LOGICAL pgoutput (SNAPSHOT 'nothing')`,
+export async function createSlot(connection: ReplicationConnection, slotName: string, temporary = false): Promise<CreatedSlot> {
+  const rows = await connection.command<{ consistent_point: string; snapshot_name: string | null }>(
+    `CREATE_REPLICATION_SLOT ${slotName}${temporary ? ' TEMPORARY' : ''} LOGICAL pgoutput (SNAPSHOT 'export')`,
   );
-  const point = rows[0]?.consistent_point;
-  if (point === undefined) throw new Error(`CREATE_REPLICATION_SLOT ${slotName} returned no consistent point`);
-  return parseLsn(point);
+  const row = rows[0];
+  if (row === undefined || row.snapshot_name === null) {
+    throw new Error(`CREATE_REPLICATION_SLOT ${slotName} returned no consistent point and snapshot`);
+  }
+  return { consistentPoint: parseLsn(row.consistent_point), snapshotName: row.snapshot_name };
+}
+
+/** Drops a slot that is not active (e.g. one whose WAL is lost). */
+export async function dropSlot(db: Kysely<Database>, slotName: string): Promise<void> {
+  await sql`select pg_drop_replication_slot(${slotName})`.execute(db);
 }

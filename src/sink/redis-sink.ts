@@ -1,5 +1,6 @@
-import type { Redis } from 'ioredis';
+import type { ChainableCommander, Redis } from 'ioredis';
 import { RedisWriteError } from '../errors.js';
+import { formatCheckpoint, parseCheckpoint, type Checkpoint } from './checkpoint.js';
 
 /** One write the pipeline asks of Redis; the sink turns them into commands and checks every reply. */
 export type RedisWrite =
@@ -15,48 +16,98 @@ export class RedisSink {
     private readonly redis: Redis,
     readonly keyPrefix: string,
     readonly deadLetterKey: string,
+    readonly checkpointKey: string,
   ) {}
 
-  /** Sends the writes as one pipeline; resolves only when every reply is a success, else rejects. */
-  async write(writes: readonly RedisWrite[]): Promise<void> {
+  /**
+   * Sends the writes and the checkpoint that covers them as one MULTI/EXEC: Redis applies all of them or
+   * none. Resolves with the checkpoint the write replaced (null when Redis had none: it lost its state, or
+   * this is the first write) only when every reply is a success; rejects otherwise.
+   */
+  async write(writes: readonly RedisWrite[], checkpoint: Checkpoint): Promise<string | null> {
+    const transaction = this.redis.multi();
+    this.queueWrites(transaction, writes);
+    // XX: a checkpoint that vanished (Redis restarted empty, FLUSHALL) is not recreated here, so the loss
+    // stays visible: the reply is null and the consumer resyncs.
+    transaction.set(this.checkpointKey, formatCheckpoint(checkpoint), 'XX', 'GET');
+    const replies = await transaction.exec();
+    if (replies === null) throw new RedisWriteError('redis transaction was discarded (connection lost or EXEC aborted)');
+    checkReplies(replies.slice(0, -1));
+    const [checkpointError, previous] = replies[replies.length - 1]!;
+    if (checkpointError !== null)
+      throw new RedisWriteError(`redis checkpoint write failed: ${checkpointError.message}`, { cause: checkpointError });
+    return previous as string | null;
+  }
+
+  /** Sends writes with no checkpoint (a resync, before its checkpoint exists); rejects unless every reply succeeds. */
+  async writeWithoutCheckpoint(writes: readonly RedisWrite[]): Promise<void> {
     if (writes.length === 0) return;
     const pipeline = this.redis.pipeline();
+    this.queueWrites(pipeline, writes);
+    const replies = await pipeline.exec();
+    if (replies === null) throw new RedisWriteError('redis pipeline was discarded (connection lost)');
+    checkReplies(replies);
+  }
+
+  private queueWrites(commands: ChainableCommander, writes: readonly RedisWrite[]): void {
     for (const write of writes) {
       switch (write.op) {
         case 'set':
           // PXAT: an absolute expiry, so writing the same job again never extends its life.
-          pipeline.set(write.key, write.value, 'PXAT', write.expiresAtMs);
+          commands.set(write.key, write.value, 'PXAT', write.expiresAtMs);
           break;
         case 'del':
-          pipeline.del(write.key);
+          commands.del(write.key);
           break;
         case 'dead-letter':
-          pipeline.lpush(this.deadLetterKey, write.entry);
-          pipeline.ltrim(this.deadLetterKey, 0, DEAD_LETTER_LIMIT - 1);
+          commands.lpush(this.deadLetterKey, write.entry);
+          commands.ltrim(this.deadLetterKey, 0, DEAD_LETTER_LIMIT - 1);
           break;
       }
     }
-    const replies = await pipeline.exec();
-    if (replies === null) throw new RedisWriteError('redis pipeline was discarded (connection lost)');
-    for (let i = 0; i < replies.length; i++) {
-      const [error, reply] = replies[i]!;
-      if (error !== null)
-        throw new RedisWriteError(`redis command ${i + 1} of ${replies.length} failed: ${error.message}`, { cause: error });
-      if (reply === null || reply === undefined) throw new RedisWriteError(`redis command ${i + 1} of ${replies.length} returned no reply`);
-    }
+  }
+
+  /**
+   * Sets the checkpoint alone: after a resync (creating it), or after a TRUNCATE (only if it still exists;
+   * returns false when it had vanished).
+   */
+  async writeCheckpoint(checkpoint: Checkpoint, mode: 'create' | 'only-if-exists'): Promise<boolean> {
+    const text = formatCheckpoint(checkpoint);
+    const reply = mode === 'create' ? await this.redis.set(this.checkpointKey, text) : await this.redis.set(this.checkpointKey, text, 'XX');
+    return reply === 'OK';
+  }
+
+  /** The checkpoint Redis holds, or undefined when it has none (new slot, or Redis lost its state). */
+  async readCheckpoint(): Promise<Checkpoint | undefined> {
+    const text = await this.redis.get(this.checkpointKey);
+    return text === null ? undefined : parseCheckpoint(text);
+  }
+
+  /** Removes the checkpoint: the consumer then rebuilds Redis from the table (resync). */
+  async deleteCheckpoint(): Promise<void> {
+    await this.redis.del(this.checkpointKey);
   }
 
   /** Deletes every key under the prefix (TRUNCATE), and nothing else; returns how many were deleted. */
   async deleteKeysUnderPrefix(): Promise<number> {
+    let deleted = 0;
+    for await (const keys of this.scanKeysUnderPrefix()) deleted += await this.deleteKeys(keys);
+    return deleted;
+  }
+
+  /** The keys under the prefix, a SCAN page at a time. */
+  async *scanKeysUnderPrefix(): AsyncGenerator<string[]> {
     const pattern = escapeGlob(this.keyPrefix) + '*';
     let cursor = '0';
-    let deleted = 0;
     do {
       const [next, keys] = await this.redis.scan(cursor, 'MATCH', pattern, 'COUNT', SCAN_COUNT);
       cursor = next;
-      if (keys.length > 0) deleted += await this.redis.unlink(...keys);
+      if (keys.length > 0) yield keys;
     } while (cursor !== '0');
-    return deleted;
+  }
+
+  async deleteKeys(keys: string[]): Promise<number> {
+    return keys.length === 0 ? 0 : this.redis.unlink(...keys);
   }
 
   /** The newest dead letters first, as stored (JSON strings). */
@@ -68,4 +119,13 @@ export class RedisSink {
 /** Escapes Redis glob characters so that a prefix like "job[1]:" matches only itself. */
 export function escapeGlob(text: string): string {
   return text.replace(/[*?[\]\\]/g, '\\$&');
+}
+
+/** Throws on the first error or missing reply: a failed command is never taken for a success. */
+function checkReplies(replies: [Error | null, unknown][]): void {
+  for (let i = 0; i < replies.length; i++) {
+    const [error, reply] = replies[i]!;
+    if (error !== null) throw new RedisWriteError(`redis command ${i + 1} of ${replies.length} failed: ${error.message}`, { cause: error });
+    if (reply === null || reply === undefined) throw new RedisWriteError(`redis command ${i + 1} of ${replies.length} returned no reply`);
+  }
 }

@@ -1,0 +1,107 @@
+import pg from 'pg';
+import { parseJob } from '../budget/job.js';
+import { RowError } from '../errors.js';
+import type { JobRow } from '../replication/job-changes.js';
+import { formatLsn, type Lsn } from '../replication/lsn.js';
+import { jobValue } from '../sink/job-value.js';
+import type { RedisSink, RedisWrite } from '../sink/redis-sink.js';
+
+/** Rows read from the table per round trip: bounds memory whatever the table's size. */
+const RESYNC_FETCH_ROWS = 5_000;
+const SNAPSHOT_NAME = /^[0-9A-Fa-f-]+$/;
+
+export interface ResyncProgress {
+  /** Alive rows in the snapshot, known once counted. */
+  totalRows: number;
+  rowsDone: number;
+}
+
+export interface ResyncResult {
+  rowsWritten: number;
+  deadLetters: number;
+  staleKeysDeleted: number;
+}
+
+/**
+ * Rebuilds the job keys from the table as of an exported snapshot (see createSlot): writes every row still
+ * alive, then deletes keys under the prefix whose job is gone or offline. Only alive rows are read: the
+ * backfill is bounded by the TTL. The caller then sets the checkpoint to the snapshot's position, so the
+ * stream skips every transaction the snapshot already holds.
+ */
+export async function resyncFromSnapshot(options: {
+  databaseUrl: string;
+  snapshotName: string;
+  snapshotLsn: Lsn;
+  sink: RedisSink;
+  onProgress?: (progress: ResyncProgress) => void;
+}): Promise<ResyncResult> {
+  const { sink, snapshotName } = options;
+  if (!SNAPSHOT_NAME.test(snapshotName)) throw new Error(`unexpected snapshot name "${snapshotName}"`);
+  const client = new pg.Client({
+    connectionString: options.databaseUrl,
+    application_name: 'budget-cdc resync',
+    // The same text forms the replication stream uses, so rows parse the same way.
+    options: '-c DateStyle=ISO -c TimeZone=UTC',
+  });
+  client.on('error', () => undefined); // a lost connection surfaces as the failed query
+  await client.connect();
+  try {
+    await client.query('begin isolation level repeatable read read only');
+    await client.query(`set transaction snapshot '${snapshotName}'`);
+    const alive = `from jobs where created_at + days_online * interval '1 day' > clock_timestamp()`;
+    const count = await client.query<{ n: string }>(`select count(*)::text as n ${alive}`);
+    const progress: ResyncProgress = { totalRows: Number(count.rows[0]!.n), rowsDone: 0 };
+    options.onProgress?.(progress);
+    await client.query(`declare alive_jobs no scroll cursor for select job_id, days_online::text, budget::text, created_at::text ${alive}`);
+    let rowsWritten = 0;
+    let deadLetters = 0;
+    const now = Date.now();
+    for (;;) {
+      const { rows } = await client.query<{ job_id: string; days_online: string; budget: string; created_at: string }>(
+        `fetch ${RESYNC_FETCH_ROWS} from alive_jobs`,
+      );
+      if (rows.length === 0) break;
+      const writes: RedisWrite[] = [];
+      for (const row of rows) {
+        const jobRow: JobRow = { jobId: row.job_id, daysOnline: row.days_online, budget: row.budget, createdAt: row.created_at };
+        try {
+          const job = parseJob(jobRow);
+          if (job.expiresAtMs <= now) continue;
+          writes.push({ op: 'set', key: sink.keyPrefix + job.jobId, value: jobValue(job), expiresAtMs: job.expiresAtMs });
+          rowsWritten++;
+        } catch (error) {
+          if (!(error instanceof RowError)) throw error;
+          deadLetters++;
+          const entry = { job_id: row.job_id, lsn: formatLsn(options.snapshotLsn), reason: error.message, at: new Date().toISOString() };
+          writes.push({ op: 'dead-letter', entry: JSON.stringify(entry) });
+        }
+      }
+      await sink.writeWithoutCheckpoint(writes);
+      progress.rowsDone += rows.length;
+      options.onProgress?.(progress);
+    }
+    await client.query('close alive_jobs');
+    const staleKeysDeleted = await deleteStaleKeys(client, sink);
+    await client.query('commit');
+    return { rowsWritten, deadLetters, staleKeysDeleted };
+  } finally {
+    await client.end().catch(() => undefined);
+  }
+}
+
+/** Deletes keys under the prefix whose job is not alive in the snapshot; memory stays bounded (one SCAN page). */
+async function deleteStaleKeys(client: pg.Client, sink: RedisSink): Promise<number> {
+  let deleted = 0;
+  for await (const keys of sink.scanKeysUnderPrefix()) {
+    const jobIds = keys.map((key) => key.slice(sink.keyPrefix.length));
+    const { rows } = await client.query<{ job_id: string }>(
+      `select job_id from jobs where job_id = any($1) and created_at + days_online * interval '1 day' > clock_timestamp()`,
+      [jobIds],
+    );
+    const alive = new Set(rows.map((r) => r.job_id));
+    const stale = keys.filter((_, i) => !alive.has(jobIds[i]!));
+    if (stale.length > 0) await sink.deleteKeys(stale);
+    deleted += stale.length;
+  }
+  return deleted;
+}
