@@ -1,6 +1,8 @@
 import { parseArgs } from 'node:util';
 import { loadConfig, type Config, type ConfigOptions } from './config.js';
-import { startConsumer, deadLetterKey } from './consumer/consumer.js';
+import { startConsumer } from './consumer/consumer.js';
+import { requestResync } from './consumer/request-resync.js';
+import { SingleBar } from 'cli-progress';
 import { checkConnection } from './db/check-database.js';
 import { withDatabase } from './db/database.js';
 import { migrate } from './db/migrate.js';
@@ -8,8 +10,7 @@ import { ConfigError, ConnectionError, SetupError } from './errors.js';
 import { loadCsv } from './load/load-csv.js';
 import { makeLogger, makeSilentLogger } from './ops/logger.js';
 import { formatStatus, readStatus } from './ops/status.js';
-import { makeRedis } from './sink/redis-client.js';
-import { checkpointKey } from './sink/checkpoint.js';
+import { connectRedis } from './sink/redis-client.js';
 import { RedisSink } from './sink/redis-sink.js';
 
 const USAGE = `usage: budget-cdc <command> [options]
@@ -19,6 +20,7 @@ commands:
   run                  apply pending migrations, follow the replication slot (created when missing) and
                        write budgets to Redis, until SIGINT or SIGTERM
   load <file.csv | ->  COPY a CSV (header job_id,days_online,budget[,created_at]) into jobs, in one transaction
+  resync               rebuild Redis from the table (alive rows), done by the running consumer; shows progress
   status               the slot (exists, active, confirmed position, lag) and whether Redis answers
   dead-letters         rows that could not be processed, newest first
 
@@ -89,6 +91,8 @@ export async function main(argv: string[]): Promise<number> {
         return await loadCommand(config, args);
       case 'status':
         return await statusCommand(config, values.json);
+      case 'resync':
+        return await resyncCommand(config);
       case 'dead-letters':
         return await deadLettersCommand(config, values.json, values.limit);
       default:
@@ -171,16 +175,41 @@ async function statusCommand(config: Config, json: boolean): Promise<number> {
 async function deadLettersCommand(config: Config, json: boolean, limitText: string): Promise<number> {
   const limit = Number(limitText);
   if (!Number.isSafeInteger(limit) || limit < 1) return fail(`--limit must be a positive integer, got "${limitText}"`, EXIT_USAGE);
-  const redis = makeRedis(config.redisUrl, makeSilentLogger());
+  const redis = await connectRedis(config.redisUrl, makeSilentLogger());
   try {
-    await redis.connect();
-    const entries = await new RedisSink(redis, config.keyPrefix, deadLetterKey(config), checkpointKey(config.keyPrefix)).readDeadLetters(
-      limit,
-    );
+    const entries = await new RedisSink(redis, config.keyPrefix, config.slotName).readDeadLetters(limit);
     if (json) process.stdout.write(JSON.stringify(entries.map((e) => JSON.parse(e) as unknown)) + '\n');
     else process.stdout.write(entries.length === 0 ? 'no dead letters\n' : entries.join('\n') + '\n');
     return EXIT_OK;
   } finally {
     redis.disconnect();
   }
+}
+
+async function resyncCommand(config: Config): Promise<number> {
+  const terminal = process.stderr.isTTY === true;
+  let bar: SingleBar | undefined;
+  let lastLine = 0;
+  const outcome = await requestResync(config, ({ totalRows, rowsDone }) => {
+    if (terminal) {
+      if (bar === undefined) {
+        bar = new SingleBar({ format: 'resync [{bar}] {percentage}% | {value}/{total} rows | ETA {eta}s', stream: process.stderr });
+        bar.start(totalRows, rowsDone);
+      }
+      bar.setTotal(totalRows);
+      bar.update(rowsDone);
+    } else if (Date.now() - lastLine > 5_000) {
+      lastLine = Date.now();
+      process.stderr.write(`resync: ${rowsDone}/${totalRows} rows\n`);
+    }
+  });
+  bar?.stop();
+  if (outcome.state === 'rebuilt') {
+    process.stdout.write('resync finished: Redis holds the alive rows of the table, and the stream goes on from there\n');
+  } else {
+    process.stdout.write(
+      `no consumer is running on slot ${config.slotName}: the checkpoint is removed, so the next "budget-cdc run" rebuilds Redis from the table before it streams\n`,
+    );
+  }
+  return EXIT_OK;
 }

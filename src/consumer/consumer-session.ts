@@ -27,6 +27,8 @@ export interface SessionSettings {
 export const MAX_QUEUED_BATCHES = 8;
 /** How often the position is reported even when nothing changes, well inside wal_sender_timeout (60 s). */
 const STATUS_INTERVAL_MS = 10_000;
+/** How often the session checks that Redis still holds the checkpoint (else it lost its state, or a resync was requested). */
+const CHECKPOINT_CHECK_INTERVAL_MS = 1_000;
 /** How long a graceful stop waits for the server to end the stream before closing the connection. */
 const STOP_TIMEOUT_MS = 5_000;
 
@@ -81,6 +83,7 @@ export class ConsumerSession {
     const connection = await openReplicationConnection(this.settings.databaseUrl, 'budget-cdc');
     this.connection = connection;
     const statusTimer = setInterval(() => connection.sendStatus(this.confirmedLsn), STATUS_INTERVAL_MS);
+    let checkpointTimer: NodeJS.Timeout | undefined;
     try {
       let slot = await readSlot(this.db, slotName);
       if (slot?.walStatus === 'lost') {
@@ -122,10 +125,18 @@ export class ConsumerSession {
         },
       );
       this.events.emit('session-started', { slotName, confirmedLsn: this.confirmedLsn, slotCreated });
+      // Writes notice a vanished checkpoint too, but an idle stream writes nothing.
+      checkpointTimer = setInterval(() => {
+        this.sink.hasCheckpoint().then(
+          (present) => present || this.rejectFailed(new RedisStateLostError()),
+          () => undefined, // Redis unreachable: the next write fails and says so
+        );
+      }, CHECKPOINT_CHECK_INTERVAL_MS);
       this.logger.info({ lsn: formatLsn(this.confirmedLsn), slotCreated }, 'streaming from slot');
       await Promise.race([streamEnded, this.failed]);
     } finally {
       clearInterval(statusTimer);
+      clearInterval(checkpointTimer);
       await connection.close();
     }
   }
@@ -163,7 +174,10 @@ export class ConsumerSession {
       snapshotName: slot.snapshotName,
       snapshotLsn: slot.consistentPoint,
       sink: this.sink,
-      onProgress: (progress) => this.events.emit('resync-progress', progress),
+      onProgress: async (progress) => {
+        this.events.emit('resync-progress', progress);
+        await this.sink.writeResyncProgress(progress);
+      },
     });
     // Transactions committed before the snapshot's position are in Redis now: the stream skips them.
     const checkpoint: Checkpoint = { commitLsn: slot.consistentPoint, index: -1 };

@@ -1,22 +1,15 @@
-import { INTERNAL_KEY_PREFIX, type Config } from '../config.js';
+import type { Config } from '../config.js';
 import { checkConnection, checkReplicationReady } from '../db/check-database.js';
 import { makeDatabase } from '../db/database.js';
-import { connectionError } from '../errors.js';
 import type { Logger } from '../ops/logger.js';
 import { formatLsn } from '../replication/lsn.js';
-import { makeRedis } from '../sink/redis-client.js';
-import { checkpointKey } from '../sink/checkpoint.js';
+import { connectRedis } from '../sink/redis-client.js';
 import { RedisSink } from '../sink/redis-sink.js';
 import { makeConsumerEvents, type ConsumerEvents } from './consumer-events.js';
 import { ConsumerSession } from './consumer-session.js';
 
 const RETRY_MIN_MS = 250;
 const RETRY_MAX_MS = 30_000;
-
-/** Where dead letters are kept, outside the key prefix so TRUNCATE and readers of job keys never see them. */
-export function deadLetterKey(config: Config): string {
-  return `${INTERNAL_KEY_PREFIX}dead-letters:${config.slotName}`;
-}
 
 export interface Consumer {
   readonly events: ConsumerEvents;
@@ -33,20 +26,17 @@ export interface Consumer {
  */
 export async function startConsumer(config: Config, logger: Logger, events: ConsumerEvents = makeConsumerEvents()): Promise<Consumer> {
   const db = makeDatabase(config.databaseUrl, 'budget-cdc run');
-  const redis = makeRedis(config.redisUrl, logger.child({ component: 'redis' }));
+  let redis;
   try {
     await checkConnection(db, config.databaseUrl);
     await checkReplicationReady(db, config.publicationName);
-    await redis.connect().catch((error: unknown) => {
-      throw connectionError('Redis', describeRedisUrl(config.redisUrl), 'REDIS_URL or --redis-url', error);
-    });
+    redis = await connectRedis(config.redisUrl, logger.child({ component: 'redis' }));
   } catch (error) {
-    redis.disconnect();
     await db.destroy();
     throw error;
   }
 
-  const sink = new RedisSink(redis, config.keyPrefix, deadLetterKey(config), checkpointKey(config.keyPrefix));
+  const sink = new RedisSink(redis, config.keyPrefix, config.slotName);
   const sessionLogger = logger.child({ component: 'consumer', slot: config.slotName });
   let stopping = false;
   let session: ConsumerSession | undefined;
@@ -102,9 +92,4 @@ export async function startConsumer(config: Config, logger: Logger, events: Cons
       await done;
     },
   };
-}
-
-function describeRedisUrl(redisUrl: string): string {
-  const url = new URL(redisUrl);
-  return `${url.hostname || 'localhost'}:${url.port || '6379'}`;
 }

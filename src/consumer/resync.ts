@@ -33,7 +33,7 @@ export async function resyncFromSnapshot(options: {
   snapshotName: string;
   snapshotLsn: Lsn;
   sink: RedisSink;
-  onProgress?: (progress: ResyncProgress) => void;
+  onProgress?: (progress: ResyncProgress) => void | Promise<void>;
 }): Promise<ResyncResult> {
   const { sink, snapshotName } = options;
   if (!SNAPSHOT_NAME.test(snapshotName)) throw new Error(`unexpected snapshot name "${snapshotName}"`);
@@ -51,7 +51,7 @@ export async function resyncFromSnapshot(options: {
     const alive = `from jobs where created_at + days_online * interval '1 day' > clock_timestamp()`;
     const count = await client.query<{ n: string }>(`select count(*)::text as n ${alive}`);
     const progress: ResyncProgress = { totalRows: Number(count.rows[0]!.n), rowsDone: 0 };
-    options.onProgress?.(progress);
+    await options.onProgress?.(progress);
     await client.query(`declare alive_jobs no scroll cursor for select job_id, days_online::text, budget::text, created_at::text ${alive}`);
     let rowsWritten = 0;
     let deadLetters = 0;
@@ -78,7 +78,7 @@ export async function resyncFromSnapshot(options: {
       }
       await sink.writeWithoutCheckpoint(writes);
       progress.rowsDone += rows.length;
-      options.onProgress?.(progress);
+      await options.onProgress?.(progress);
     }
     await client.query('close alive_jobs');
     const staleKeysDeleted = await deleteStaleKeys(client, sink);

@@ -1,4 +1,3 @@
-import { INTERNAL_KEY_PREFIX } from '../config.js';
 import { formatLsn, parseLsn, type Lsn } from '../replication/lsn.js';
 
 /**
@@ -28,13 +27,4 @@ export function parseCheckpoint(text: string): Checkpoint {
   const index = Number(text.slice(hash + 1));
   if (hash < 0 || !Number.isInteger(index) || index < -1) throw new Error(`not a checkpoint (expected "16/B374D848#12"): "${text}"`);
   return { commitLsn: parseLsn(text.slice(0, hash)), index };
-}
-
-/**
- * The Redis key holding the checkpoint of the job keys under `keyPrefix`: it describes what that keyspace
- * holds, whichever slot fed it (LSNs are positions in the server's WAL, the same for every slot). It lies
- * outside the prefix, so TRUNCATE and readers of job keys never touch it.
- */
-export function checkpointKey(keyPrefix: string): string {
-  return `${INTERNAL_KEY_PREFIX}checkpoint:${keyPrefix}`;
 }

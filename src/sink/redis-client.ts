@@ -1,4 +1,5 @@
 import { Redis } from 'ioredis';
+import { connectionError } from '../errors.js';
 import type { Logger } from '../ops/logger.js';
 
 /**
@@ -27,4 +28,22 @@ export function makeRedis(redisUrl: string, logger: Logger): Redis {
     lastError = '';
   });
   return redis;
+}
+
+/** Where a Redis URL points, without its password, for messages. */
+export function describeRedisUrl(redisUrl: string): string {
+  const url = new URL(redisUrl);
+  return `${url.hostname || 'localhost'}:${url.port || '6379'}`;
+}
+
+/** makeRedis, connected; a failure becomes a ConnectionError that says which setting to check. */
+export async function connectRedis(redisUrl: string, logger: Logger): Promise<Redis> {
+  const redis = makeRedis(redisUrl, logger);
+  try {
+    await redis.connect();
+    return redis;
+  } catch (error) {
+    redis.disconnect();
+    throw connectionError('Redis', describeRedisUrl(redisUrl), 'REDIS_URL or --redis-url', error);
+  }
 }

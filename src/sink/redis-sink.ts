@@ -1,6 +1,7 @@
 import type { ChainableCommander, Redis } from 'ioredis';
 import { RedisWriteError } from '../errors.js';
 import { formatCheckpoint, parseCheckpoint, type Checkpoint } from './checkpoint.js';
+import { checkpointKey, deadLetterKey, resyncProgressKey } from './internal-keys.js';
 
 /** One write the pipeline asks of Redis; the sink turns them into commands and checks every reply. */
 export type RedisWrite =
@@ -9,15 +10,38 @@ export type RedisWrite =
 /** How many dead letters are kept; older ones are trimmed so the list stays bounded. */
 export const DEAD_LETTER_LIMIT = 10_000;
 const SCAN_COUNT = 1_000;
+const RESYNC_PROGRESS_TTL_MS = 60_000;
 
 /** Writes to Redis through one connection, in order. Nothing here acknowledges anything to PostgreSQL. */
 export class RedisSink {
   constructor(
     private readonly redis: Redis,
     readonly keyPrefix: string,
-    readonly deadLetterKey: string,
-    readonly checkpointKey: string,
-  ) {}
+    slotName: string,
+  ) {
+    this.checkpointKey = checkpointKey(keyPrefix);
+    this.deadLetterKey = deadLetterKey(slotName);
+    this.resyncProgressKey = resyncProgressKey(keyPrefix);
+  }
+
+  readonly checkpointKey: string;
+  readonly deadLetterKey: string;
+  readonly resyncProgressKey: string;
+
+  /** Publishes a resync's progress for `budget-cdc resync` (expires if the resync dies). */
+  async writeResyncProgress(progress: { totalRows: number; rowsDone: number }): Promise<void> {
+    await this.redis.set(this.resyncProgressKey, JSON.stringify(progress), 'PX', RESYNC_PROGRESS_TTL_MS);
+  }
+
+  async readResyncProgress(): Promise<{ totalRows: number; rowsDone: number } | undefined> {
+    const text = await this.redis.get(this.resyncProgressKey);
+    return text === null ? undefined : (JSON.parse(text) as { totalRows: number; rowsDone: number });
+  }
+
+  /** True while Redis holds the checkpoint; false means it lost its state or a resync was requested. */
+  async hasCheckpoint(): Promise<boolean> {
+    return (await this.redis.exists(this.checkpointKey)) === 1;
+  }
 
   /**
    * Sends the writes and the checkpoint that covers them as one MULTI/EXEC: Redis applies all of them or

@@ -20,7 +20,13 @@ describe('crash anywhere', () => {
   });
 
   it('converges to exactly the state the table implies after repeated kill -9 during a 200k-row COPY', { timeout: 300_000 }, async () => {
-    const result = await runCrashScenario({ adminUrl: postgres.url, redisUrl: redis.url, rows: 200_000, kills: 3, maxKillIntervalMs: 3_000 });
+    const result = await runCrashScenario({
+      adminUrl: postgres.url,
+      redisUrl: redis.url,
+      rows: 200_000,
+      kills: 3,
+      maxKillIntervalMs: 3_000,
+    });
     expect(result.kills).toBe(3);
     expect(result).toMatchObject({ missing: 0, wrong: 0, laterExpiry: 0, earlierExpiry: 0, extra: 0 });
   });

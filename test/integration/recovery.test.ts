@@ -1,7 +1,9 @@
+import { execFile } from 'node:child_process';
+import { promisify } from 'node:util';
 import pg from 'pg';
 import { afterAll, beforeAll, describe, expect, inject, it } from 'vitest';
 import type { Consumer } from '../../src/consumer/consumer.js';
-import { checkpointKey } from '../../src/sink/checkpoint.js';
+import { checkpointKey } from '../../src/sink/internal-keys.js';
 import { makePipelineFixture, type PipelineFixture } from '../support/pipeline-fixture.js';
 import { compareRedisWithTable } from '../support/table-oracle.js';
 import { waitFor } from '../support/wait-for.js';
@@ -89,6 +91,26 @@ describe('recovery', () => {
     await expectRedisMatchesTable();
     expect(await fx.getJob('pre-1')).not.toBeNull();
     expect(await fx.getJob('after-loss')).not.toBeNull();
+  });
+
+  it('budget-cdc resync rebuilds Redis through the running consumer, removing stale keys, while the stream goes on', async () => {
+    await fx.redis.set(fx.config.keyPrefix + 'stale-job', '{"job_id":"stale-job"}');
+    await fx.redis.set(fx.config.keyPrefix + 'pre-5', '{"job_id":"pre-5","budget":"corrupted"}');
+    const { stdout } = await promisify(execFile)(process.execPath, ['bin/budget-cdc.js', 'resync'], {
+      env: {
+        ...process.env,
+        DATABASE_URL: fx.config.databaseUrl,
+        REDIS_URL: fx.config.redisUrl,
+        BUDGET_CDC_SLOT: fx.config.slotName,
+        BUDGET_CDC_KEY_PREFIX: fx.config.keyPrefix,
+      },
+      timeout: 60_000,
+    });
+    expect(stdout).toMatch(/resync finished/);
+    await fx.sql.query(`insert into jobs (job_id, days_online, budget) values ('after-resync', 2, 1.00)`);
+    await expectRedisMatchesTable();
+    expect(await fx.redis.get(fx.config.keyPrefix + 'stale-job')).toBeNull();
+    expect((await fx.getJob('pre-5'))!.budget).toBe('0.05');
   });
 
   it('recreates a dropped slot and resyncs, losing nothing written meanwhile', async () => {

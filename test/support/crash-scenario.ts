@@ -168,11 +168,7 @@ async function changeSingleRows(databaseUrl: string, running: () => boolean): Pr
   }
 }
 
-async function compare(
-  sql: pg.Client,
-  redis: Redis,
-  prefix: string,
-): Promise<Omit<CrashScenarioResult, 'kills' | 'rows' | 'seconds'>> {
+async function compare(sql: pg.Client, redis: Redis, prefix: string): Promise<Omit<CrashScenarioResult, 'kills' | 'rows' | 'seconds'>> {
   const { alive, expired } = await expectedFromTable(sql);
   let missing = 0;
   let wrong = 0;

@@ -1,0 +1,22 @@
+import { INTERNAL_KEY_PREFIX } from '../config.js';
+
+// budget-cdc's own keys, all under "budget-cdc:", which no job key prefix may cover (see loadConfig), so
+// TRUNCATE and readers of job keys never touch them.
+
+/**
+ * The checkpoint of the job keys under `keyPrefix`: it describes what that keyspace holds, whichever slot
+ * fed it (LSNs are positions in the server's WAL, the same for every slot of it).
+ */
+export function checkpointKey(keyPrefix: string): string {
+  return `${INTERNAL_KEY_PREFIX}checkpoint:${keyPrefix}`;
+}
+
+/** The progress of a running resync of `keyPrefix`, for `budget-cdc resync` to show. */
+export function resyncProgressKey(keyPrefix: string): string {
+  return `${INTERNAL_KEY_PREFIX}resync:${keyPrefix}`;
+}
+
+/** The rows of a slot that could not be processed: a list, newest first, trimmed to DEAD_LETTER_LIMIT. */
+export function deadLetterKey(slotName: string): string {
+  return `${INTERNAL_KEY_PREFIX}dead-letters:${slotName}`;
+}
