@@ -37,6 +37,7 @@ options (flag, then environment variable, then default):
   -h, --help           this text
 `;
 
+const COMMANDS = ['migrate', 'run', 'load', 'status', 'resync', 'dead-letters'];
 const EXIT_OK = 0;
 const EXIT_FAILURE = 1;
 const EXIT_USAGE = 2;
@@ -70,6 +71,9 @@ export async function main(argv: string[]): Promise<number> {
   if (values.help || command === undefined || command === 'help') {
     process.stdout.write(USAGE);
     return command === undefined && !values.help ? EXIT_USAGE : EXIT_OK;
+  }
+  if (command === undefined || !COMMANDS.includes(command)) {
+    return fail(`unknown command "${command}"; see "budget-cdc --help"`, EXIT_USAGE);
   }
   const options: ConfigOptions = {
     databaseUrl: values['database-url'],
@@ -173,8 +177,8 @@ async function statusCommand(config: Config, json: boolean): Promise<number> {
 }
 
 async function deadLettersCommand(config: Config, json: boolean, limitText: string): Promise<number> {
-  const limit = Number(limitText);
-  if (!Number.isSafeInteger(limit) || limit < 1) return fail(`--limit must be a positive integer, got "${limitText}"`, EXIT_USAGE);
+  const limit = /^[1-9]\d*$/.test(limitText) ? Number(limitText) : NaN;
+  if (!Number.isSafeInteger(limit)) return fail(`--limit must be a positive integer, got "${limitText}"`, EXIT_USAGE);
   const redis = await connectRedis(config.redisUrl, makeSilentLogger());
   try {
     const entries = await new RedisSink(redis, config.keyPrefix, config.slotName).readDeadLetters(limit);

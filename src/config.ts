@@ -114,8 +114,8 @@ function checkKeyPrefix(value: string): string {
 }
 
 function checkPositiveInteger(variable: string, flag: string, value: string): number {
-  const n = Number(value);
-  if (!Number.isSafeInteger(n) || n < 1) {
+  const n = /^[1-9]\d*$/.test(value) ? Number(value) : NaN;
+  if (!Number.isSafeInteger(n)) {
     throw new ConfigError(variable, `${flag} / ${variable} must be a positive integer, got "${value}"`);
   }
   return n;

@@ -3,7 +3,8 @@ import { checkConnection } from '../db/check-database.js';
 import { withDatabase } from '../db/database.js';
 import { formatLsn } from '../replication/lsn.js';
 import { readSlot } from '../replication/slot.js';
-import { makeRedis } from '../sink/redis-client.js';
+import type { Redis } from 'ioredis';
+import { connectRedis } from '../sink/redis-client.js';
 import { makeSilentLogger } from './logger.js';
 
 /** What `budget-cdc status` reports; the --json output is this object. */
@@ -45,19 +46,22 @@ export async function readStatus(config: Config): Promise<StatusReport> {
 }
 
 async function probeRedis(redisUrl: string): Promise<StatusReport['redis']> {
-  const redis = makeRedis(redisUrl, makeSilentLogger());
   const url = new URL(redisUrl);
   url.password = url.password === '' ? '' : '***';
+  let redis: Redis | undefined;
   try {
     const reply = await Promise.race([
-      redis.connect().then(() => redis.ping()),
+      connectRedis(redisUrl, makeSilentLogger()).then((connected) => {
+        redis = connected;
+        return connected.ping();
+      }),
       new Promise<never>((_, reject) => setTimeout(() => reject(new Error('no answer within 2 s')), REDIS_PROBE_TIMEOUT_MS).unref()),
     ]);
     return { url: url.toString(), reachable: reply === 'PONG', error: reply === 'PONG' ? null : `unexpected PING reply ${reply}` };
   } catch (error) {
     return { url: url.toString(), reachable: false, error: error instanceof Error ? error.message : String(error) };
   } finally {
-    redis.disconnect();
+    redis?.disconnect();
   }
 }
 

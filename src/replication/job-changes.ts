@@ -59,7 +59,10 @@ export class JobChangeDecoder {
       case 'message':
         return { tag: 'message', prefix: message.prefix, content: message.content };
       case 'relation':
+        // The server follows a table by id: after ALTER TABLE jobs RENAME it describes the same id under
+        // the new name, and that table is no longer ours.
         if (message.name === TABLE_NAME) this.jobRelations.set(message.relationId, this.positions(message.columns, lsn));
+        else this.jobRelations.delete(message.relationId);
         return undefined;
       case 'begin':
         return { tag: 'begin', commitLsn: message.finalLsn };

@@ -39,11 +39,19 @@ export function describeRedisUrl(redisUrl: string): string {
 /** makeRedis, connected; a failure becomes a ConnectionError that says which setting to check. */
 export async function connectRedis(redisUrl: string, logger: Logger): Promise<Redis> {
   const redis = makeRedis(redisUrl, logger);
+  // connect() rejects with a generic "Connection is closed"; the 'error' event carries the cause (ECONNREFUSED).
+  let cause: unknown;
+  const remember = (error: unknown): void => {
+    cause ??= error;
+  };
+  redis.on('error', remember);
   try {
     await redis.connect();
     return redis;
   } catch (error) {
     redis.disconnect();
-    throw connectionError('Redis', describeRedisUrl(redisUrl), 'REDIS_URL or --redis-url', error);
+    throw connectionError('Redis', describeRedisUrl(redisUrl), 'REDIS_URL or --redis-url', cause ?? error);
+  } finally {
+    redis.off('error', remember);
   }
 }

@@ -1,0 +1,220 @@
+import { describe, expect, it } from 'vitest';
+import {
+  DEFAULT_BATCH_SIZE,
+  DEFAULT_KEY_PREFIX,
+  DEFAULT_PUBLICATION_NAME,
+  DEFAULT_REDIS_URL,
+  DEFAULT_SLOT_NAME,
+  loadConfig,
+  redact,
+  type ConfigOptions,
+} from '../../src/config.js';
+import { ConfigError } from '../../src/errors.js';
+
+const DATABASE_URL = 'postgres://app@db.example:5432/jobs';
+
+/** loadConfig's ConfigError, or a failure when it does not throw one. */
+function configError(options: ConfigOptions, env: NodeJS.ProcessEnv): ConfigError {
+  try {
+    loadConfig(options, env);
+  } catch (error) {
+    expect(error).toBeInstanceOf(ConfigError);
+    return error as ConfigError;
+  }
+  throw new Error(`loadConfig accepted ${JSON.stringify({ options, env })}`);
+}
+
+describe('loadConfig', () => {
+  it('uses the defaults when only DATABASE_URL is set', () => {
+    expect(loadConfig({}, { DATABASE_URL })).toEqual({
+      databaseUrl: DATABASE_URL,
+      redisUrl: DEFAULT_REDIS_URL,
+      slotName: DEFAULT_SLOT_NAME,
+      publicationName: DEFAULT_PUBLICATION_NAME,
+      keyPrefix: DEFAULT_KEY_PREFIX,
+      batchSize: DEFAULT_BATCH_SIZE,
+      logLevel: 'info',
+    });
+    expect(DEFAULT_REDIS_URL).toBe('redis://127.0.0.1:6379');
+    expect(DEFAULT_SLOT_NAME).toBe('budget_cdc');
+    expect(DEFAULT_KEY_PREFIX).toBe('job:');
+    expect(DEFAULT_BATCH_SIZE).toBe(1000);
+  });
+
+  it('takes the environment over the defaults', () => {
+    const config = loadConfig(
+      {},
+      {
+        DATABASE_URL,
+        REDIS_URL: 'redis://cache:6380/2',
+        BUDGET_CDC_SLOT: 'env_slot',
+        BUDGET_CDC_PUBLICATION: 'env_pub',
+        BUDGET_CDC_KEY_PREFIX: 'env:',
+        BUDGET_CDC_BATCH_SIZE: '250',
+        LOG_LEVEL: 'debug',
+      },
+    );
+    expect(config).toEqual({
+      databaseUrl: DATABASE_URL,
+      redisUrl: 'redis://cache:6380/2',
+      slotName: 'env_slot',
+      publicationName: 'env_pub',
+      keyPrefix: 'env:',
+      batchSize: 250,
+      logLevel: 'debug',
+    });
+  });
+
+  it('takes flags over the environment', () => {
+    const env = {
+      DATABASE_URL,
+      REDIS_URL: 'redis://cache:6380/2',
+      BUDGET_CDC_SLOT: 'env_slot',
+      BUDGET_CDC_PUBLICATION: 'env_pub',
+      BUDGET_CDC_KEY_PREFIX: 'env:',
+      BUDGET_CDC_BATCH_SIZE: '250',
+      LOG_LEVEL: 'debug',
+    };
+    const config = loadConfig(
+      {
+        databaseUrl: 'postgresql://flag@other:5433/jobs',
+        redisUrl: 'rediss://secure:6379',
+        slot: 'flag_slot',
+        publication: 'flag_pub',
+        keyPrefix: 'flag:',
+        batchSize: '10',
+        logLevel: 'warn',
+      },
+      env,
+    );
+    expect(config).toEqual({
+      databaseUrl: 'postgresql://flag@other:5433/jobs',
+      redisUrl: 'rediss://secure:6379',
+      slotName: 'flag_slot',
+      publicationName: 'flag_pub',
+      keyPrefix: 'flag:',
+      batchSize: 10,
+      logLevel: 'warn',
+    });
+  });
+
+  it('does not read process.env when given an environment', () => {
+    const saved = process.env.DATABASE_URL;
+    process.env.DATABASE_URL = 'postgres://from-process-env/x';
+    try {
+      expect(() => loadConfig({}, {})).toThrow(ConfigError);
+    } finally {
+      if (saved === undefined) delete process.env.DATABASE_URL;
+      else process.env.DATABASE_URL = saved;
+    }
+  });
+
+  it('returns a frozen Config', () => {
+    const config = loadConfig({}, { DATABASE_URL });
+    expect(Object.isFrozen(config)).toBe(true);
+  });
+
+  it.each([
+    ['unset', {}],
+    ['empty', { DATABASE_URL: '' }],
+  ])('rejects a DATABASE_URL that is %s, saying to set DATABASE_URL or --database-url', (_, env) => {
+    const error = configError({}, env);
+    expect(error.variable).toBe('DATABASE_URL');
+    expect(error.message).toMatch(/DATABASE_URL/);
+    expect(error.message).toMatch(/--database-url/);
+  });
+
+  it.each([
+    ['DATABASE_URL', { DATABASE_URL: 'http://db.example:5432/jobs' }],
+    ['DATABASE_URL', { DATABASE_URL: 'not a url' }],
+    ['DATABASE_URL', { DATABASE_URL: 'redis://127.0.0.1:6379' }],
+    ['REDIS_URL', { DATABASE_URL, REDIS_URL: 'http://cache:6379' }],
+    ['REDIS_URL', { DATABASE_URL, REDIS_URL: 'postgres://cache:6379' }],
+    ['REDIS_URL', { DATABASE_URL, REDIS_URL: 'cache:6379:x' }],
+  ])('names %s when its URL is wrong (%j)', (variable, env) => {
+    const error = configError({}, env);
+    expect(error.variable).toBe(variable);
+    expect(error.message).toContain(variable);
+    expect(error.message).toContain(variable === 'DATABASE_URL' ? '--database-url' : '--redis-url');
+  });
+
+  it('names the scheme it expects when the scheme is wrong', () => {
+    expect(configError({}, { DATABASE_URL: 'http://db.example:5432/jobs' }).message).toMatch(/postgres:\/\/.*http:/);
+  });
+
+  it('names the flag when a flag, not the environment, holds the wrong URL', () => {
+    const error = configError({ databaseUrl: 'mysql://db/jobs' }, { DATABASE_URL });
+    expect(error.message).toContain('--database-url');
+  });
+
+  it('never prints the password of a URL it rejects', () => {
+    const error = configError({}, { DATABASE_URL, REDIS_URL: 'http://user:s3cret@cache:6379' });
+    expect(error.message).not.toContain('s3cret');
+    const unparsable = configError({}, { DATABASE_URL: 'postgres://user:s3cret@db:notaport/jobs' });
+    expect(unparsable.message).not.toContain('s3cret');
+  });
+
+  it.each([
+    'Budget_CDC', // quoted identifiers only
+    '1slot', // starts with a digit
+    'slot-name',
+    'slot name',
+    'slot;drop table jobs',
+    'a"b',
+    '',
+    'x'.repeat(64), // PostgreSQL truncates names at 63 bytes
+  ])('rejects the slot and publication name %j', (name) => {
+    const slotError = configError({ slot: name }, { DATABASE_URL });
+    expect(slotError.variable).toBe('BUDGET_CDC_SLOT');
+    expect(slotError.message).toContain('--slot');
+    const publicationError = configError({}, { DATABASE_URL, BUDGET_CDC_PUBLICATION: name });
+    expect(publicationError.variable).toBe('BUDGET_CDC_PUBLICATION');
+    expect(publicationError.message).toContain('--publication');
+  });
+
+  it.each(['_slot', 'slot_1', 'a', 'x'.repeat(63)])('accepts the name %j', (name) => {
+    expect(loadConfig({ slot: name, publication: name }, { DATABASE_URL })).toMatchObject({ slotName: name, publicationName: name });
+  });
+
+  it.each(['0', '-1', '1.5', 'abc', '', '1e3x', '9007199254740993'])('rejects the batch size %j', (value) => {
+    const error = configError({ batchSize: value }, { DATABASE_URL });
+    expect(error.variable).toBe('BUDGET_CDC_BATCH_SIZE');
+    expect(error.message).toMatch(/--batch-size.*positive integer/);
+  });
+
+  it('rejects a batch size from the environment, naming the variable', () => {
+    const error = configError({}, { DATABASE_URL, BUDGET_CDC_BATCH_SIZE: '0' });
+    expect(error.message).toContain('BUDGET_CDC_BATCH_SIZE');
+  });
+
+  it.each(['1', '1000', '50000'])('accepts the batch size %j', (value) => {
+    expect(loadConfig({ batchSize: value }, { DATABASE_URL }).batchSize).toBe(Number(value));
+  });
+
+  // TRUNCATE deletes every key under the prefix, so it must not reach budget-cdc's own keys.
+  it.each(['', 'b', 'budget-cdc', 'budget-cdc:', 'budget-cdc:jobs:'])('rejects the key prefix %j, which covers budget-cdc:…', (prefix) => {
+    const error = configError({ keyPrefix: prefix }, { DATABASE_URL });
+    expect(error.variable).toBe('BUDGET_CDC_KEY_PREFIX');
+    expect(error.message).toContain('--key-prefix');
+    const fromEnv = configError({}, { DATABASE_URL, BUDGET_CDC_KEY_PREFIX: prefix });
+    expect(fromEnv.variable).toBe('BUDGET_CDC_KEY_PREFIX');
+  });
+
+  it.each(['job:', 'budget:', 'budget-cdc-jobs:', 'tenant[1]:job:'])('accepts the key prefix %j', (prefix) => {
+    expect(loadConfig({ keyPrefix: prefix }, { DATABASE_URL }).keyPrefix).toBe(prefix);
+  });
+
+  it('rejects an unknown log level, listing the valid ones', () => {
+    const error = configError({ logLevel: 'verbose' }, { DATABASE_URL });
+    expect(error.variable).toBe('LOG_LEVEL');
+    expect(error.message).toMatch(/fatal, error, warn, info, debug, trace/);
+  });
+});
+
+describe('redact', () => {
+  it('hides the password and keeps the rest', () => {
+    expect(redact('postgres://app:s3cret@db:5432/jobs')).toBe('postgres://app:***@db:5432/jobs');
+    expect(redact('postgres://app@db:5432/jobs')).toBe('postgres://app@db:5432/jobs');
+    expect(redact('postgres://app:s3cret@db:notaport/jobs')).not.toContain('s3cret');
+  });
+});
