@@ -6,16 +6,21 @@ import { formatCents } from './money.js';
  * most one cent. Returns the amounts as "units.cc" strings, day 0 first.
  */
 export function splitBudget(cents: number, days: number): string[] {
+  const { base, higher, higherDays } = dailyAmounts(cents, days);
+  const daily = new Array<string>(days);
+  for (let day = 0; day < days; day++) daily[day] = day < higherDays ? higher : base;
+  return daily;
+}
+
+/**
+ * The split in its compact form: the first `higherDays` days get `higher` (one cent more than `base`),
+ * the others `base`. Amounts as "units.cc".
+ */
+export function dailyAmounts(cents: number, days: number): { base: string; higher: string; higherDays: number } {
   if (!Number.isSafeInteger(cents) || cents < 0) throw new RangeError(`budget must be a non-negative whole number of cents, got ${cents}`);
   if (!Number.isSafeInteger(days) || days < 1) throw new RangeError(`days must be a positive integer, got ${days}`);
   const remainder = cents % days;
   const base = (cents - remainder) / days;
   const baseText = formatCents(base);
-  const daily = new Array<string>(days);
-  if (remainder > 0) {
-    const higherText = formatCents(base + 1);
-    for (let day = 0; day < remainder; day++) daily[day] = higherText;
-  }
-  for (let day = remainder; day < days; day++) daily[day] = baseText;
-  return daily;
+  return { base: baseText, higher: remainder > 0 ? formatCents(base + 1) : baseText, higherDays: remainder };
 }

@@ -10,7 +10,8 @@ import { openReplicationConnection, type ReplicationConnection } from '../replic
 import { createSlot, dropSlot, readSlot, type CreatedSlot } from '../replication/slot.js';
 import { isCovered, type Checkpoint } from '../sink/checkpoint.js';
 import { jobValue } from '../sink/job-value.js';
-import type { RedisSink, RedisWrite } from '../sink/redis-sink.js';
+import type { RedisSink } from '../sink/redis-sink.js';
+import type { WriteBatch } from '../sink/write-batch.js';
 import type { ConsumerEvents } from './consumer-events.js';
 import { resyncFromSnapshot } from './resync.js';
 import { WriteQueue } from './write-queue.js';
@@ -23,8 +24,11 @@ export interface SessionSettings {
   batchSize: number;
 }
 
+/** A batch is sent once its RESP encoding reaches this many bytes, whatever its command count: long
+ * values (a 3650-day job is 36 kB) must not make batches, and so memory, grow with them. */
+export const MAX_BATCH_BYTES = 1 << 20;
 /** Batches queued or in flight before reading from PostgreSQL pauses; reading resumes at half. */
-export const MAX_QUEUED_BATCHES = 8;
+export const MAX_QUEUED_BATCHES = 4;
 /** How often the position is reported even when nothing changes, well inside wal_sender_timeout (60 s). */
 const STATUS_INTERVAL_MS = 10_000;
 /** How often the session checks that Redis still holds the checkpoint (else it lost its state, or a resync was requested). */
@@ -41,7 +45,7 @@ export class ConsumerSession {
   private connection: ReplicationConnection | undefined;
   private readonly decoder = new JobChangeDecoder();
   private readonly queue: WriteQueue;
-  private batch: RedisWrite[] = [];
+  private batch: WriteBatch;
   /** End of the last transaction whose writes are all in `batch` or earlier; undefined if none since the last flush. */
   private batchAckLsn: Lsn | undefined;
   /** The checkpoint of the last change in `batch`. */
@@ -70,6 +74,7 @@ export class ConsumerSession {
       this.rejectFailed = reject;
     });
     this.failed.catch(() => undefined); // observed by run(); avoids an unhandled rejection before that
+    this.batch = sink.newBatch();
     this.queue = new WriteQueue(
       (lsn) => this.confirm(lsn),
       (error) => this.rejectFailed(error),
@@ -138,6 +143,7 @@ export class ConsumerSession {
       clearInterval(statusTimer);
       clearInterval(checkpointTimer);
       await connection.close();
+      await this.queue.settled();
     }
   }
 
@@ -221,7 +227,7 @@ export class ConsumerSession {
       case 'upsert': {
         const prefix = this.settings.keyPrefix;
         if (change.previousJobId !== undefined && change.previousJobId !== change.row.jobId) {
-          this.batch.push({ op: 'del', key: prefix + change.previousJobId });
+          this.batch.del(prefix + change.previousJobId);
         }
         let job;
         try {
@@ -233,12 +239,12 @@ export class ConsumerSession {
         }
         const key = prefix + job.jobId;
         // A job already offline gets no key; an older key of it goes.
-        if (job.expiresAtMs <= Date.now()) this.batch.push({ op: 'del', key });
-        else this.batch.push({ op: 'set', key, value: jobValue(job), expiresAtMs: job.expiresAtMs });
+        if (job.expiresAtMs <= Date.now()) this.batch.del(key);
+        else this.batch.set(key, jobValue(job), job.expiresAtMs);
         break;
       }
       case 'delete':
-        this.batch.push({ op: 'del', key: this.settings.keyPrefix + change.jobId });
+        this.batch.del(this.settings.keyPrefix + change.jobId);
         break;
       case 'truncate': {
         const checkpoint = position!;
@@ -267,12 +273,12 @@ export class ConsumerSession {
       case 'message':
         break;
     }
-    if (this.batch.length >= this.settings.batchSize) this.flush();
+    if (this.batch.commands >= this.settings.batchSize || this.batch.length >= MAX_BATCH_BYTES) this.flush();
   }
 
   private deadLetter(error: RowError, lsn: Lsn): void {
     const entry = JSON.stringify({ job_id: error.jobId, lsn: formatLsn(lsn), reason: error.message, at: new Date().toISOString() });
-    this.batch.push({ op: 'dead-letter', entry });
+    this.batch.deadLetter(entry);
     this.logger.warn({ jobId: error.jobId, lsn: formatLsn(lsn), reason: error.message }, 'row set aside as a dead letter');
     this.events.emit('dead-letter', { jobId: error.jobId, reason: error.message, lsn });
   }
@@ -288,22 +294,22 @@ export class ConsumerSession {
   }
 
   private flush(): void {
-    if (this.batch.length === 0 && this.batchAckLsn === undefined) return;
+    if (this.batch.commands === 0 && this.batchAckLsn === undefined) return;
     const writes = this.batch;
     const ackLsn = this.batchAckLsn;
     const checkpoint = this.batchCheckpoint;
-    this.batch = [];
+    this.batch = this.sink.newBatch();
     this.batchAckLsn = undefined;
     this.batchCheckpoint = undefined;
     this.queue.push({
       exclusive: false,
       ackLsn,
       run: async () => {
-        if (writes.length === 0 || checkpoint === undefined) return;
+        if (writes.commands === 0 || checkpoint === undefined) return;
         const started = performance.now();
         const previous = await this.sink.write(writes, checkpoint);
         if (previous === null) throw new RedisStateLostError();
-        this.events.emit('batch-written', { writes: writes.length, durationMs: performance.now() - started });
+        this.events.emit('batch-written', { writes: writes.commands, durationMs: performance.now() - started });
       },
     });
   }
@@ -311,15 +317,15 @@ export class ConsumerSession {
   private confirm(lsn: Lsn): void {
     if (lsn <= this.confirmedLsn) return;
     this.confirmedLsn = lsn;
-    this.connection?.sendStatus(lsn);
-    this.events.emit('acknowledged', { lsn });
+    // 'acknowledged' means PostgreSQL was told; a closed connection tells it nothing.
+    if (this.connection?.sendStatus(lsn) === true) this.events.emit('acknowledged', { lsn });
   }
 
   private onKeepalive(walEnd: Lsn, replyRequested: boolean): void {
     if (this.stopping) return;
     // Between transactions, with every write confirmed, everything the server sent before this keepalive
     // is safely handled, so its position can be acknowledged: an idle slot must not hold back WAL.
-    const idle = !this.inTransaction && this.batch.length === 0 && this.batchAckLsn === undefined && this.queue.size === 0;
+    const idle = !this.inTransaction && this.batch.commands === 0 && this.batchAckLsn === undefined && this.queue.size === 0;
     if (idle && walEnd > this.confirmedLsn) this.confirm(walEnd);
     else if (replyRequested) this.connection?.sendStatus(this.confirmedLsn);
   }

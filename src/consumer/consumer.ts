@@ -36,7 +36,7 @@ export async function startConsumer(config: Config, logger: Logger, events: Cons
     throw error;
   }
 
-  const sink = new RedisSink(redis, config.keyPrefix, config.slotName);
+  const sink = new RedisSink(redis, config.keyPrefix, config.slotName, config.redisUrl);
   const sessionLogger = logger.child({ component: 'consumer', slot: config.slotName });
   let stopping = false;
   let session: ConsumerSession | undefined;
@@ -75,6 +75,7 @@ export async function startConsumer(config: Config, logger: Logger, events: Cons
   };
 
   const done = loop().finally(async () => {
+    sink.close();
     redis.disconnect();
     await db.destroy();
   });

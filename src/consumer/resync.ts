@@ -4,7 +4,7 @@ import { RowError } from '../errors.js';
 import type { JobRow } from '../replication/job-changes.js';
 import { formatLsn, type Lsn } from '../replication/lsn.js';
 import { jobValue } from '../sink/job-value.js';
-import type { RedisSink, RedisWrite } from '../sink/redis-sink.js';
+import type { RedisSink } from '../sink/redis-sink.js';
 
 /** Rows read from the table per round trip: bounds memory whatever the table's size. */
 const RESYNC_FETCH_ROWS = 5_000;
@@ -61,22 +61,22 @@ export async function resyncFromSnapshot(options: {
         `fetch ${RESYNC_FETCH_ROWS} from alive_jobs`,
       );
       if (rows.length === 0) break;
-      const writes: RedisWrite[] = [];
+      const batch = sink.newBatch();
       for (const row of rows) {
         const jobRow: JobRow = { jobId: row.job_id, daysOnline: row.days_online, budget: row.budget, createdAt: row.created_at };
         try {
           const job = parseJob(jobRow);
           if (job.expiresAtMs <= now) continue;
-          writes.push({ op: 'set', key: sink.keyPrefix + job.jobId, value: jobValue(job), expiresAtMs: job.expiresAtMs });
+          batch.set(sink.keyPrefix + job.jobId, jobValue(job), job.expiresAtMs);
           rowsWritten++;
         } catch (error) {
           if (!(error instanceof RowError)) throw error;
           deadLetters++;
           const entry = { job_id: row.job_id, lsn: formatLsn(options.snapshotLsn), reason: error.message, at: new Date().toISOString() };
-          writes.push({ op: 'dead-letter', entry: JSON.stringify(entry) });
+          batch.deadLetter(JSON.stringify(entry));
         }
       }
-      await sink.writeWithoutCheckpoint(writes);
+      await sink.writeWithoutCheckpoint(batch);
       progress.rowsDone += rows.length;
       await options.onProgress?.(progress);
     }

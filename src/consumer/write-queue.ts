@@ -14,6 +14,7 @@ export interface WriteTask {
 interface RunningTask {
   task: WriteTask;
   done: boolean;
+  result: Promise<void>;
 }
 
 /**
@@ -56,15 +57,24 @@ export class WriteQueue {
     return new Promise((resolve, reject) => this.idleWaiters.push({ resolve, reject }));
   }
 
+  /**
+   * Resolves once every started task has finished, successfully or not. A new session must not write
+   * while batches of the old one may still land after its own (an older value over a newer one).
+   */
+  async settled(): Promise<void> {
+    await Promise.allSettled(this.running.map((r) => r.result));
+  }
+
   private startRunnable(): void {
     while (this.waiting.length > 0) {
       const next = this.waiting[0]!;
       const blocked = next.exclusive ? this.running.length > 0 : this.running.some((r) => r.task.exclusive);
       if (blocked) return;
       this.waiting.shift();
-      const running: RunningTask = { task: next, done: false };
+      const result = next.run();
+      const running: RunningTask = { task: next, done: false, result };
       this.running.push(running);
-      next.run().then(
+      result.then(
         () => this.complete(running),
         (error: unknown) => this.fail(error instanceof Error ? error : new Error(String(error))),
       );

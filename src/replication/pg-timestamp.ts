@@ -13,6 +13,18 @@ export const MAX_DATE_MS = 8.64e15;
  * to the millisecond. Throws an Error saying why for 'infinity', other DateStyles, or out-of-range years.
  */
 export function parseTimestamptzMs(text: string): number {
+  // Rows of one bulk load usually share created_at (a default now()): parse each distinct text once.
+  if (text === lastText) return lastMs;
+  const ms = parseUncached(text);
+  lastText = text;
+  lastMs = ms;
+  return ms;
+}
+
+let lastText = '';
+let lastMs = 0;
+
+function parseUncached(text: string): number {
   const match = ISO_TIMESTAMPTZ.exec(text);
   if (match === null) {
     if (text === 'infinity' || text === '-infinity') throw new Error(`created_at is ${text}: a job must have a finite creation time`);

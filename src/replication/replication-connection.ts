@@ -71,9 +71,12 @@ export class ReplicationConnection {
     return query.done;
   }
 
-  /** Tells the server that everything up to `lsn` is safely written (write = flush = apply = lsn). */
-  sendStatus(lsn: Lsn, replyRequested = false): void {
-    if (this.closed || this.socketError !== undefined) return;
+  /**
+   * Tells the server that everything up to `lsn` is safely written (write = flush = apply = lsn). Returns
+   * false when the connection is already closed and nothing was sent.
+   */
+  sendStatus(lsn: Lsn, replyRequested = false): boolean {
+    if (this.closed || this.socketError !== undefined) return false;
     const message = Buffer.alloc(34);
     message[0] = 0x72; // 'r': standby status update
     message.writeBigUInt64BE(lsn, 1);
@@ -82,6 +85,7 @@ export class ReplicationConnection {
     message.writeBigInt64BE(BigInt(Date.now()) * 1000n - POSTGRES_EPOCH_OFFSET_US, 25);
     message[33] = replyRequested ? 1 : 0;
     this.rawConnection().sendCopyFromChunk(message);
+    return true;
   }
 
   /** Stops reading from the socket: the server blocks once the socket buffers fill. */

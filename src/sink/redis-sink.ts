@@ -1,23 +1,25 @@
-import type { ChainableCommander, Redis } from 'ioredis';
+import type { Redis } from 'ioredis';
 import { RedisWriteError } from '../errors.js';
 import { formatCheckpoint, parseCheckpoint, type Checkpoint } from './checkpoint.js';
 import { checkpointKey, deadLetterKey, resyncProgressKey } from './internal-keys.js';
+import { RespConnection, RespError, respCommand, type RespReply } from './resp-connection.js';
+import { WriteBatch } from './write-batch.js';
 
-/** One write the pipeline asks of Redis; the sink turns them into commands and checks every reply. */
-export type RedisWrite =
-  { op: 'set'; key: string; value: string; expiresAtMs: number } | { op: 'del'; key: string } | { op: 'dead-letter'; entry: string };
-
-/** How many dead letters are kept; older ones are trimmed so the list stays bounded. */
-export const DEAD_LETTER_LIMIT = 10_000;
 const SCAN_COUNT = 1_000;
 const RESYNC_PROGRESS_TTL_MS = 60_000;
 
-/** Writes to Redis through one connection, in order. Nothing here acknowledges anything to PostgreSQL. */
+/**
+ * Writes to Redis. Batches go through the writer connection (RESP encoded by WriteBatch); the rest (SCAN,
+ * checkpoint reads, dead letters) through ioredis. Callers order the two: a TRUNCATE's scan starts only
+ * after every earlier batch is confirmed. Nothing here acknowledges anything to PostgreSQL.
+ */
 export class RedisSink {
   constructor(
     private readonly redis: Redis,
     readonly keyPrefix: string,
     slotName: string,
+    /** Where the batch writer connects; only needed to write batches. */
+    private readonly redisUrl?: string,
   ) {
     this.checkpointKey = checkpointKey(keyPrefix);
     this.deadLetterKey = deadLetterKey(slotName);
@@ -43,52 +45,53 @@ export class RedisSink {
     return (await this.redis.exists(this.checkpointKey)) === 1;
   }
 
+  private writer: RespConnection | undefined;
+
+  /** A new, empty batch. */
+  newBatch(): WriteBatch {
+    return new WriteBatch(this.deadLetterKey);
+  }
+
   /**
-   * Sends the writes and the checkpoint that covers them as one MULTI/EXEC: Redis applies all of them or
-   * none. Resolves with the checkpoint the write replaced (null when Redis had none: it lost its state, or
-   * this is the first write) only when every reply is a success; rejects otherwise.
+   * Sends a batch and the checkpoint that covers it as one MULTI/EXEC: Redis applies all of it or none.
+   * Resolves with the checkpoint it replaced (null when Redis had none: it lost its state) only when every
+   * reply is a success; rejects otherwise.
    */
-  async write(writes: readonly RedisWrite[], checkpoint: Checkpoint): Promise<string | null> {
-    const transaction = this.redis.multi();
-    this.queueWrites(transaction, writes);
+  async write(batch: WriteBatch, checkpoint: Checkpoint): Promise<string | null> {
     // XX: a checkpoint that vanished (Redis restarted empty, FLUSHALL) is not recreated here, so the loss
     // stays visible: the reply is null and the consumer resyncs.
-    transaction.set(this.checkpointKey, formatCheckpoint(checkpoint), 'XX', 'GET');
-    const replies = await transaction.exec();
-    if (replies === null) throw new RedisWriteError('redis transaction was discarded (connection lost or EXEC aborted)');
-    checkReplies(replies.slice(0, -1));
-    const [checkpointError, previous] = replies[replies.length - 1]!;
-    if (checkpointError !== null)
-      throw new RedisWriteError(`redis checkpoint write failed: ${checkpointError.message}`, { cause: checkpointError });
+    const tail = respCommand(['SET', this.checkpointKey, formatCheckpoint(checkpoint), 'XX', 'GET']) + EXEC;
+    const queued = batch.commands + 1;
+    const replies = await (await this.connectWriter()).send([MULTI, batch.bytes, tail], queued + 2);
+    for (let i = 0; i <= queued; i++) {
+      const reply = replies[i];
+      if (reply instanceof RespError) throw new RedisWriteError(`redis refused command ${i} of the batch: ${reply.message}`);
+    }
+    const results = replies[queued + 1];
+    if (!Array.isArray(results) || results.length !== queued) {
+      throw new RedisWriteError(`redis EXEC answered ${results instanceof RespError ? results.message : JSON.stringify(results)}`);
+    }
+    checkResults(results.slice(0, -1));
+    const previous = results[queued - 1];
+    if (previous instanceof RespError) throw new RedisWriteError(`redis checkpoint write failed: ${previous.message}`);
     return previous as string | null;
   }
 
-  /** Sends writes with no checkpoint (a resync, before its checkpoint exists); rejects unless every reply succeeds. */
-  async writeWithoutCheckpoint(writes: readonly RedisWrite[]): Promise<void> {
-    if (writes.length === 0) return;
-    const pipeline = this.redis.pipeline();
-    this.queueWrites(pipeline, writes);
-    const replies = await pipeline.exec();
-    if (replies === null) throw new RedisWriteError('redis pipeline was discarded (connection lost)');
-    checkReplies(replies);
+  /** Sends a batch with no checkpoint (a resync, before its checkpoint exists); rejects unless every reply succeeds. */
+  async writeWithoutCheckpoint(batch: WriteBatch): Promise<void> {
+    if (batch.commands === 0) return;
+    checkResults(await (await this.connectWriter()).send(batch.bytes, batch.commands));
   }
 
-  private queueWrites(commands: ChainableCommander, writes: readonly RedisWrite[]): void {
-    for (const write of writes) {
-      switch (write.op) {
-        case 'set':
-          // PXAT: an absolute expiry, so writing the same job again never extends its life.
-          commands.set(write.key, write.value, 'PXAT', write.expiresAtMs);
-          break;
-        case 'del':
-          commands.del(write.key);
-          break;
-        case 'dead-letter':
-          commands.lpush(this.deadLetterKey, write.entry);
-          commands.ltrim(this.deadLetterKey, 0, DEAD_LETTER_LIMIT - 1);
-          break;
-      }
-    }
+  /** The writer connection, (re)connected when needed: after Redis restarted, the next session gets a new one. */
+  private async connectWriter(): Promise<RespConnection> {
+    if (this.redisUrl === undefined) throw new Error('this RedisSink was made without a Redis URL: it cannot write batches');
+    if (this.writer === undefined || this.writer.isClosed) this.writer = await RespConnection.connect(this.redisUrl);
+    return this.writer;
+  }
+
+  close(): void {
+    this.writer?.close();
   }
 
   /**
@@ -146,10 +149,13 @@ export function escapeGlob(text: string): string {
 }
 
 /** Throws on the first error or missing reply: a failed command is never taken for a success. */
-function checkReplies(replies: [Error | null, unknown][]): void {
-  for (let i = 0; i < replies.length; i++) {
-    const [error, reply] = replies[i]!;
-    if (error !== null) throw new RedisWriteError(`redis command ${i + 1} of ${replies.length} failed: ${error.message}`, { cause: error });
-    if (reply === null || reply === undefined) throw new RedisWriteError(`redis command ${i + 1} of ${replies.length} returned no reply`);
+function checkResults(results: RespReply[]): void {
+  for (let i = 0; i < results.length; i++) {
+    const result = results[i];
+    if (result instanceof RespError) throw new RedisWriteError(`redis command ${i + 1} of ${results.length} failed: ${result.message}`);
+    if (result === null || result === undefined) throw new RedisWriteError(`redis command ${i + 1} of ${results.length} returned no reply`);
   }
 }
+
+const MULTI = respCommand(['MULTI']);
+const EXEC = respCommand(['EXEC']);

@@ -232,19 +232,27 @@ function chownTree(path: string, uid: number, gid: number): void {
   }
 }
 
-/** Asks for a fast shutdown (SIGINT), and kills the server if it has not exited within the deadline. */
+/**
+ * Asks for a fast shutdown (SIGINT). Past the deadline it asks for an immediate one (SIGQUIT), which also
+ * ends the server's child processes, and only then kills the postmaster: a SIGKILL alone leaves backends
+ * holding shared memory, and the next start on the same data directory fails.
+ */
 async function stopChild(child: ChildProcess): Promise<void> {
   // A child that failed to spawn has no pid and will never emit 'exit'.
   if (child.exitCode !== null || child.signalCode !== null || child.pid === undefined) return;
   const exited = new Promise<void>((resolve) => child.once('exit', () => resolve()));
   child.kill('SIGINT');
-  const timer = setTimeout(() => child.kill('SIGKILL'), SHUTDOWN_TIMEOUT_MS);
+  const immediate = setTimeout(() => child.kill('SIGQUIT'), SHUTDOWN_TIMEOUT_MS);
+  const kill = setTimeout(() => child.kill('SIGKILL'), SHUTDOWN_TIMEOUT_MS + IMMEDIATE_SHUTDOWN_TIMEOUT_MS);
   try {
     await exited;
   } finally {
-    clearTimeout(timer);
+    clearTimeout(immediate);
+    clearTimeout(kill);
   }
 }
+
+const IMMEDIATE_SHUTDOWN_TIMEOUT_MS = 5_000;
 
 async function logTail(logPath: string): Promise<string> {
   const text = await readFile(logPath, 'utf8').catch(() => '(no log)');

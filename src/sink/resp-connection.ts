@@ -1,0 +1,175 @@
+import net from 'node:net';
+import tls from 'node:tls';
+import { RedisWriteError } from '../errors.js';
+
+// The hot path's own Redis connection: a batch of commands is encoded by the caller as one RESP string and
+// written with one socket write; replies are parsed here without an object per command. Profiling the
+// consumer showed ioredis's per-command handling (Command objects, per-argument writes, per-reply
+// promises) costing more Node CPU and garbage collection than everything else together. ioredis stays
+// for everything else (connect checks, SCAN, status, dead letters).
+
+/** A RESP reply: simple string, error, integer, bulk string (null for nil) or array. */
+export type RespReply = string | RespError | number | null | RespReply[];
+
+export class RespError {
+  constructor(readonly message: string) {}
+}
+
+interface PendingBatch {
+  replies: number;
+  received: RespReply[];
+  resolve: (replies: RespReply[]) => void;
+  reject: (error: Error) => void;
+}
+
+/** Appends one command in RESP to `out`, e.g. respCommand(['SET', key, value]). */
+export function respCommand(args: readonly string[]): string {
+  let out = '*' + args.length + '\r\n';
+  for (const arg of args) out += '$' + Buffer.byteLength(arg) + '\r\n' + arg + '\r\n';
+  return out;
+}
+
+export class RespConnection {
+  private readonly pending: PendingBatch[] = [];
+  private buffer: Buffer = Buffer.alloc(0);
+  private offset = 0;
+  private closedError: Error | undefined;
+
+  private constructor(private readonly socket: net.Socket) {
+    socket.setNoDelay(true);
+    socket.on('data', (chunk: Buffer) => this.onData(chunk));
+    socket.on('error', (error) => this.close(new RedisWriteError(`redis connection failed: ${error.message}`, { cause: error })));
+    socket.on('close', () => this.close(new RedisWriteError('redis connection closed')));
+  }
+
+  /** Connects, authenticates and selects the database of a redis:// or rediss:// URL. */
+  static async connect(redisUrl: string): Promise<RespConnection> {
+    const url = new URL(redisUrl);
+    const host = url.hostname || '127.0.0.1';
+    const port = Number(url.port || 6379);
+    const socket =
+      url.protocol === 'rediss:'
+        ? tls.connect({ host, port, servername: host })
+        : net.connect({ host: host.replace(/^\[|\]$/g, ''), port });
+    await new Promise<void>((resolve, reject) => {
+      socket.once(url.protocol === 'rediss:' ? 'secureConnect' : 'connect', () => resolve());
+      socket.once('error', reject);
+    });
+    const connection = new RespConnection(socket);
+    let setup = '';
+    if (url.password !== '') {
+      const password = decodeURIComponent(url.password);
+      setup += respCommand(url.username === '' ? ['AUTH', password] : ['AUTH', decodeURIComponent(url.username), password]);
+    }
+    const database = url.pathname.replace(/^\//, '');
+    if (database !== '' && database !== '0') setup += respCommand(['SELECT', database]);
+    setup += respCommand(['CLIENT', 'SETNAME', 'budget-cdc-writer']);
+    const replies = await connection.send(setup, (url.password !== '' ? 1 : 0) + (database !== '' && database !== '0' ? 1 : 0) + 1);
+    const failed = replies.find((r) => r instanceof RespError);
+    if (failed instanceof RespError) {
+      connection.close(new RedisWriteError('closed'));
+      throw new RedisWriteError(`redis refused the connection setup: ${failed.message}`);
+    }
+    return connection;
+  }
+
+  /** Writes `commands` (RESP of `replies` commands, in parts) and resolves with their replies, in order. */
+  send(commands: string | Buffer | ReadonlyArray<string | Buffer>, replies: number): Promise<RespReply[]> {
+    if (this.closedError !== undefined) return Promise.reject(this.closedError);
+    return new Promise((resolve, reject) => {
+      this.pending.push({ replies, received: [], resolve, reject });
+      if (typeof commands === 'string' || Buffer.isBuffer(commands)) {
+        this.socket.write(commands);
+      } else {
+        this.socket.cork();
+        for (const part of commands as ReadonlyArray<string | Buffer>) this.socket.write(part);
+        this.socket.uncork();
+      }
+    });
+  }
+
+  get isClosed(): boolean {
+    return this.closedError !== undefined;
+  }
+
+  close(error: Error = new RedisWriteError('redis connection closed')): void {
+    if (this.closedError === undefined) this.closedError = error;
+    this.socket.destroy();
+    for (const batch of this.pending.splice(0)) batch.reject(this.closedError);
+  }
+
+  private onData(chunk: Buffer): void {
+    this.buffer = this.offset < this.buffer.length ? Buffer.concat([this.buffer.subarray(this.offset), chunk]) : chunk;
+    this.offset = 0;
+    for (;;) {
+      const batch = this.pending[0];
+      if (batch === undefined) {
+        if (this.offset < this.buffer.length) this.close(new RedisWriteError('redis sent a reply nobody asked for'));
+        return;
+      }
+      const start = this.offset;
+      const reply = this.parse();
+      if (reply === INCOMPLETE) {
+        this.offset = start;
+        return;
+      }
+      batch.received.push(reply);
+      if (batch.received.length === batch.replies) {
+        this.pending.shift();
+        batch.resolve(batch.received);
+      }
+    }
+  }
+
+  /** Parses one reply at `offset`, or returns INCOMPLETE when the buffer ends first. */
+  private parse(): RespReply | typeof INCOMPLETE {
+    const buffer = this.buffer;
+    const lineEnd = buffer.indexOf(CRLF, this.offset);
+    if (lineEnd < 0) return INCOMPLETE;
+    const type = buffer[this.offset];
+    // "+OK" and "+QUEUED" are nearly every reply: no string is made for them.
+    if (type === 0x2b && lineEnd - this.offset === 3 && buffer[this.offset + 1] === 0x4f && buffer[this.offset + 2] === 0x4b) {
+      this.offset = lineEnd + 2;
+      return 'OK';
+    }
+    if (type === 0x2b && lineEnd - this.offset === 7 && buffer[this.offset + 1] === 0x51 && buffer[this.offset + 6] === 0x44) {
+      this.offset = lineEnd + 2;
+      return 'QUEUED';
+    }
+    const line = buffer.toString('utf8', this.offset + 1, lineEnd);
+    this.offset = lineEnd + 2;
+    switch (type) {
+      case 0x2b /* + */:
+        return line;
+      case 0x2d /* - */:
+        return new RespError(line);
+      case 0x3a /* : */:
+        return Number(line);
+      case 0x24 /* $ */: {
+        const length = Number(line);
+        if (length < 0) return null;
+        if (this.offset + length + 2 > buffer.length) return INCOMPLETE;
+        const value = buffer.toString('utf8', this.offset, this.offset + length);
+        this.offset += length + 2;
+        return value;
+      }
+      case 0x2a /* * */: {
+        const count = Number(line);
+        if (count < 0) return null;
+        const items: RespReply[] = [];
+        for (let i = 0; i < count; i++) {
+          const item = this.parse();
+          if (item === INCOMPLETE) return INCOMPLETE;
+          items.push(item);
+        }
+        return items;
+      }
+      default:
+        this.close(new RedisWriteError(`redis sent an unknown reply type 0x${(type ?? 0).toString(16)}`));
+        return INCOMPLETE;
+    }
+  }
+}
+
+const CRLF = Buffer.from('\r\n');
+const INCOMPLETE = Symbol('incomplete');

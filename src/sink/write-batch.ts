@@ -1,0 +1,75 @@
+import { respCommand } from './resp-connection.js';
+
+/** How many dead letters are kept; older ones are trimmed so the list stays bounded. */
+export const DEAD_LETTER_LIMIT = 10_000;
+const INITIAL_BYTES = 256 * 1024;
+const SET_HEAD = '*5\r\n$3\r\nSET\r\n$';
+const DEL_HEAD = '*2\r\n$3\r\nDEL\r\n$';
+
+/**
+ * The Redis commands of one batch, encoded as RESP straight into a buffer as they are added. The buffer
+ * lives outside the JavaScript heap: a batch that grows over many rows leaves no strings behind for the
+ * garbage collector to promote and sweep, which is what kept the consumer's memory high.
+ */
+export class WriteBatch {
+  private buffer = Buffer.allocUnsafe(INITIAL_BYTES);
+  /** Bytes used in the buffer. */
+  length = 0;
+  commands = 0;
+  private readonly trimCommand: string;
+
+  constructor(private readonly deadLetterKey: string) {
+    this.trimCommand = respCommand(['LTRIM', deadLetterKey, '0', String(DEAD_LETTER_LIMIT - 1)]);
+  }
+
+  /** The encoded commands (a view of the buffer, valid until the next write). */
+  get bytes(): Buffer {
+    return this.buffer.subarray(0, this.length);
+  }
+
+  /** SET key value PXAT expiresAtMs: an absolute expiry, so writing the same job again never extends its life. */
+  set(key: string, value: string, expiresAtMs: number): void {
+    const keyBytes = Buffer.byteLength(key);
+    const valueBytes = Buffer.byteLength(value);
+    const expiry = String(expiresAtMs);
+    this.reserve(keyBytes + valueBytes + expiry.length + 64);
+    this.ascii(SET_HEAD + keyBytes + '\r\n');
+    this.utf8(key);
+    this.ascii('\r\n$' + valueBytes + '\r\n');
+    this.utf8(value);
+    this.ascii('\r\n$4\r\nPXAT\r\n$' + expiry.length + '\r\n' + expiry + '\r\n');
+    this.commands++;
+  }
+
+  del(key: string): void {
+    const keyBytes = Buffer.byteLength(key);
+    this.reserve(keyBytes + 32);
+    this.ascii(DEL_HEAD + keyBytes + '\r\n');
+    this.utf8(key);
+    this.ascii('\r\n');
+    this.commands++;
+  }
+
+  /** LPUSH the entry to the dead letters and LTRIM them to the newest DEAD_LETTER_LIMIT. */
+  deadLetter(entry: string): void {
+    const text = respCommand(['LPUSH', this.deadLetterKey, entry]) + this.trimCommand;
+    this.reserve(Buffer.byteLength(text));
+    this.utf8(text);
+    this.commands += 2;
+  }
+
+  private reserve(bytes: number): void {
+    if (this.length + bytes <= this.buffer.length) return;
+    const grown = Buffer.allocUnsafe(Math.max(this.buffer.length * 2, this.length + bytes));
+    this.buffer.copy(grown, 0, 0, this.length);
+    this.buffer = grown;
+  }
+
+  private ascii(text: string): void {
+    this.length += this.buffer.write(text, this.length, 'latin1');
+  }
+
+  private utf8(text: string): void {
+    this.length += this.buffer.write(text, this.length, 'utf8');
+  }
+}
