@@ -1,4 +1,4 @@
-import type { Job } from '../budget/job.js';
+import { DAY_MS, type Job } from '../budget/job.js';
 import { formatCents } from '../budget/money.js';
 import { dailyAmounts } from '../budget/split-budget.js';
 
@@ -29,19 +29,39 @@ export function jobValue(job: Job): string {
 }
 
 /**
- * ISO text of an instant, remembering the last one: rows of one bulk load usually share created_at (a
- * default now()), and so their expiry when they share days_online too.
+ * ISO text ("YYYY-MM-DDTHH:mm:ss.sssZ") of an instant, as Date#toISOString gives it, without a Date per
+ * call: the date part is kept for the last day seen (rows of a load share a few days), the time part is
+ * arithmetic. Years outside 0000-9999 never reach here (parseJob sets such rows aside).
  */
 class IsoFormatter {
-  private lastMs = NaN;
-  private lastText = '';
+  private day = NaN;
+  private datePart = '';
 
   format(ms: number): string {
-    if (ms !== this.lastMs) {
-      this.lastText = new Date(ms).toISOString();
-      this.lastMs = ms;
+    const day = Math.floor(ms / DAY_MS);
+    if (day !== this.day) {
+      this.day = day;
+      this.datePart = new Date(day * DAY_MS).toISOString().slice(0, 11);
     }
-    return this.lastText;
+    let rest = ms - day * DAY_MS;
+    const millis = rest % 1000;
+    rest = (rest - millis) / 1000;
+    const seconds = rest % 60;
+    rest = (rest - seconds) / 60;
+    const minutes = rest % 60;
+    const hours = (rest - minutes) / 60;
+    return (
+      this.datePart +
+      (hours < 10 ? '0' : '') +
+      hours +
+      (minutes < 10 ? ':0' : ':') +
+      minutes +
+      (seconds < 10 ? ':0' : ':') +
+      seconds +
+      (millis < 10 ? '.00' : millis < 100 ? '.0' : '.') +
+      millis +
+      'Z'
+    );
   }
 }
 
