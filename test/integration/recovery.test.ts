@@ -145,6 +145,18 @@ describe('recovery', () => {
     expect(await fx.getJob('pre-3')).toBeNull();
   });
 
+  it('replaces a key someone turned into another type (a hash) with the job value: no error, no stall', async () => {
+    await fx.sql.query(`insert into jobs (job_id, days_online, budget) values ('typed', 2, 1.00)`);
+    await fx.waitForConfirmed();
+    await fx.redis.del(fx.config.keyPrefix + 'typed');
+    await fx.redis.hset(fx.config.keyPrefix + 'typed', 'someone', 'else');
+    await fx.sql.query(`update jobs set budget = 4.00 where job_id = 'typed'`);
+    await fx.sql.query(`insert into jobs (job_id, days_online, budget) values ('after-typed', 2, 1.00)`);
+    await expectRedisMatchesTable();
+    expect(await fx.redis.type(fx.config.keyPrefix + 'typed')).toBe('string');
+    expect((await fx.getJob('typed'))!.daily).toEqual(['2.00', '2.00']);
+  });
+
   it('sets aside rows it cannot process as dead letters, and the stream goes on', async () => {
     const deadLetterKey = `budget-cdc:dead-letters:${fx.config.slotName}`;
     await fx.redis.del(deadLetterKey);
