@@ -1,0 +1,83 @@
+import { median } from './stats.js';
+
+const MIB = 1024 * 1024;
+
+/** Rates of repeated runs over the same number of rows. */
+export interface RateSeries {
+  seconds: number[];
+  rowsPerSecond: number[];
+  medianRowsPerSecond: number;
+}
+
+/** One target of the issue, checked. */
+export interface TargetResult {
+  name: string;
+  target: string;
+  value: number;
+  pass: boolean;
+}
+
+/** Everything one run of the bench measured; written as JSON to bench/results/latest.json. */
+export interface BenchResults {
+  date: string;
+  node: string;
+  cpus: number;
+  cpuModel: string;
+  /** The checked-out commit; the working tree may hold changes beyond it. */
+  commit: string | undefined;
+  rows: number;
+  samples: number;
+  postgres: { version: string; settings: Record<string, string> };
+  redis: { version: string };
+  cliStartup: { seconds: number[]; medianSeconds: number };
+  load: { psqlCopy: RateSeries; budgetCdcLoad: RateSeries; ratio: number };
+  reference: RateSeries;
+  endToEnd: RateSeries & {
+    /** To pg_recvlogical's median rate. */
+    ratio: number;
+    /** From spawn until the slot was active, per sample. */
+    startupSeconds: (number | null)[];
+    peakRssMiB: number[];
+    medianPeakRssMiB: number;
+  };
+  latency: { commits: number; intervalMs: number; p50Ms: number; p99Ms: number; maxMs: number; samplesMs: number[] };
+  /** The consumer catching up with one transaction of 5 × rows. */
+  fiveTimes: { rows: number; seconds: number; rowsPerSecond: number; startupSeconds: number | null; peakRssMiB: number };
+  targets: TargetResult[];
+}
+
+export function makeRateSeries(rows: number, seconds: number[]): RateSeries {
+  const rowsPerSecond = seconds.map((s) => round(rows / s, 0));
+  return { seconds: seconds.map((s) => round(s, 3)), rowsPerSecond, medianRowsPerSecond: median(rowsPerSecond) };
+}
+
+export function toMiB(bytes: number): number {
+  return round(bytes / MIB, 1);
+}
+
+export function round(value: number, decimals: number): number {
+  const scale = 10 ** decimals;
+  return Math.round(value * scale) / scale;
+}
+
+/** The targets of the issue: on this machine, medians of the samples, all from the same run. */
+export function checkTargets(results: Omit<BenchResults, 'targets'>): TargetResult[] {
+  const peakRss = (rows: number) => `peak RSS, ${rows.toLocaleString('en-US')}-row transaction`;
+  return [
+    { name: 'end to end / pg_recvlogical', target: '≥ 1.20×', value: results.endToEnd.ratio, pass: results.endToEnd.ratio >= 1.2 },
+    { name: 'budget-cdc load / psql \\copy', target: '≥ 0.90×', value: results.load.ratio, pass: results.load.ratio >= 0.9 },
+    { name: 'latency p99', target: '≤ 10 ms', value: results.latency.p99Ms, pass: results.latency.p99Ms <= 10 },
+    {
+      name: peakRss(results.rows),
+      target: '≤ 128 MiB',
+      value: results.endToEnd.medianPeakRssMiB,
+      pass: results.endToEnd.medianPeakRssMiB <= 128,
+    },
+    {
+      name: peakRss(results.fiveTimes.rows),
+      target: '≤ 128 MiB',
+      value: results.fiveTimes.peakRssMiB,
+      pass: results.fiveTimes.peakRssMiB <= 128,
+    },
+  ];
+}

@@ -1,0 +1,50 @@
+import pg from 'pg';
+
+// The bench's own SQL statements, one function each.
+
+/** Runs `fn` with a connected client that is closed afterwards. */
+export async function withPgClient<T>(databaseUrl: string, fn: (client: pg.Client) => Promise<T>): Promise<T> {
+  const client = new pg.Client({ connectionString: databaseUrl, application_name: 'budget-cdc-bench' });
+  // A server going away must end the bench with the query's error, not crash it from an 'error' event.
+  client.on('error', () => undefined);
+  await client.connect();
+  try {
+    return await fn(client);
+  } finally {
+    await client.end().catch(() => undefined);
+  }
+}
+
+/** The end of the WAL written so far: after a commit, at or past that commit's end. */
+export async function currentWalInsertLsn(client: pg.Client): Promise<string> {
+  const { rows } = await client.query<{ lsn: string }>('select pg_current_wal_insert_lsn()::text as lsn');
+  return rows[0]!.lsn;
+}
+
+export async function countJobs(client: pg.Client): Promise<number> {
+  const { rows } = await client.query<{ count: string }>('select count(*)::text as count from jobs');
+  return Number(rows[0]!.count);
+}
+
+export async function createPgoutputSlot(client: pg.Client, slotName: string): Promise<void> {
+  await client.query(`select pg_create_logical_replication_slot($1, 'pgoutput')`, [slotName]);
+}
+
+/** The slot's state: whether it exists, whether a walsender holds it, and whether it confirmed `endLsn`. */
+export async function readSlotProgress(
+  client: pg.Client,
+  slotName: string,
+  endLsn = '0/0',
+): Promise<{ exists: boolean; active: boolean; confirmedEnd: boolean }> {
+  const { rows } = await client.query<{ active: boolean; confirmed_end: boolean | null }>(
+    'select active, confirmed_flush_lsn >= $2::pg_lsn as confirmed_end from pg_replication_slots where slot_name = $1',
+    [slotName, endLsn],
+  );
+  const row = rows[0];
+  return { exists: row !== undefined, active: row?.active ?? false, confirmedEnd: row?.confirmed_end ?? false };
+}
+
+export async function serverVersion(client: pg.Client): Promise<string> {
+  const { rows } = await client.query<{ server_version: string }>('show server_version');
+  return rows[0]!.server_version;
+}

@@ -1,0 +1,240 @@
+// npm run bench [-- --rows N]
+// Throughput, latency and memory of budget-cdc against psql \copy and pg_recvlogical, on a throwaway
+// PostgreSQL and Redis (issue 4). Progress on stderr; the table on stdout; the figures in bench/results/latest.json.
+import { execFileSync } from 'node:child_process';
+import { mkdtemp, rm, writeFile } from 'node:fs/promises';
+import { cpus, tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { performance } from 'node:perf_hooks';
+import { fileURLToPath } from 'node:url';
+import { parseArgs } from 'node:util';
+import { Redis } from 'ioredis';
+import { startPostgres, type PostgresServer } from '../test/support/postgres-server.js';
+import { startRedis, type RedisServer } from '../test/support/redis-server.js';
+import { killBenchChildren } from './bench-child.js';
+import type { BenchContext } from './bench-context.js';
+import { checkTargets, makeRateSeries, round, toMiB, type BenchResults } from './bench-results.js';
+import { serverVersion, withPgClient } from './bench-sql.js';
+import { writeJobsCsv } from './jobs-csv.js';
+import { measureCatchUp, type CatchUpRun } from './measure-catch-up.js';
+import { measureCliStartup } from './measure-cli-startup.js';
+import { measureLatency } from './measure-latency.js';
+import { measureLoad } from './measure-load.js';
+import { measureRecvlogical } from './measure-recvlogical.js';
+import { startPsqlCopy, psqlCopyGenerated } from './postgres-programs.js';
+import { formatResultsTable } from './results-table.js';
+import { median, percentile, rowsPerSecond } from './stats.js';
+
+const SECOND = 1000;
+const DEFAULT_ROWS = 1_000_000;
+const SAMPLES = 3;
+const LATENCY_COMMITS = 1000;
+const LATENCY_INTERVAL_MS = 5;
+/** The memory target is checked at `rows` and at this many times `rows`, in one transaction. */
+const LARGE_TRANSACTION_FACTOR = 5;
+const RESULTS_PATH = fileURLToPath(new URL('./results/latest.json', import.meta.url));
+const EXIT_INTERRUPTED = 130;
+const EXIT_USAGE = 2;
+const USAGE = 'usage: npm run bench [-- --rows N]   (N rows per load, default 1000000; the memory check also uses 5 N)\n';
+
+// The tests' settings (wal_level=logical, fsync=off, …) plus what a clean measurement needs.
+const POSTGRES_SETTINGS: Record<string, string> = {
+  // No checkpoint in the middle of a measurement: a 5N-row load writes far less WAL, and no timer fires.
+  max_wal_size: '32GB',
+  checkpoint_timeout: '1d',
+  // A commit returns once its WAL is flushed, as in production, and the walsender sends it at once. The tests'
+  // synchronous_commit=off would leave each single-row commit waiting for the WAL writer (wal_writer_delay).
+  synchronous_commit: 'on',
+  // Autovacuum of a freshly loaded table writes WAL that the walsender would read in the middle of a measurement.
+  autovacuum: 'off',
+  // The default, stated: larger transactions spill to disk in the walsender, as they would in production.
+  logical_decoding_work_mem: '64MB',
+};
+
+const startedAt = performance.now();
+function log(line: string): void {
+  const elapsed = ((performance.now() - startedAt) / SECOND).toFixed(1).padStart(6);
+  process.stderr.write(`[${elapsed} s] ${line}\n`);
+}
+
+function parseRows(): number {
+  let text: string;
+  try {
+    text = parseArgs({ options: { rows: { type: 'string', default: String(DEFAULT_ROWS) } } }).values.rows;
+  } catch (error) {
+    process.stderr.write(`${(error as Error).message}\n${USAGE}`);
+    process.exit(EXIT_USAGE);
+  }
+  const rows = /^[1-9]\d*$/.test(text) ? Number(text) : NaN;
+  if (!Number.isSafeInteger(rows)) {
+    process.stderr.write(`--rows must be a positive integer, got "${text}"\n${USAGE}`);
+    process.exit(EXIT_USAGE);
+  }
+  return rows;
+}
+
+const rows = parseRows();
+let postgres: PostgresServer | undefined;
+let redisServer: RedisServer | undefined;
+let redis: Redis | undefined;
+let workDir: string | undefined;
+let cleaning: Promise<void> | undefined;
+
+/** Kills the subprocesses, stops both servers and removes the CSV; once, whoever asks first. */
+function cleanUp(): Promise<void> {
+  cleaning ??= (async () => {
+    killBenchChildren();
+    redis?.disconnect();
+    await Promise.allSettled([postgres?.stop(), redisServer?.stop(), workDir && rm(workDir, { recursive: true, force: true })]);
+  })();
+  return cleaning;
+}
+
+let interrupted = false;
+function onSignal(signal: NodeJS.Signals): void {
+  interrupted = true;
+  log(`${signal}: stopping the subprocesses and servers`);
+  void cleanUp().finally(() => process.exit(EXIT_INTERRUPTED));
+}
+process.once('SIGINT', onSignal);
+process.once('SIGTERM', onSignal);
+
+try {
+  log(`starting PostgreSQL and Redis; ${rows.toLocaleString('en-US')} rows, ${SAMPLES} samples per measurement`);
+  postgres = await startPostgres({ extraSettings: POSTGRES_SETTINGS });
+  redisServer = await startRedis();
+  redis = new Redis(redisServer.url);
+  workDir = await mkdtemp(join(tmpdir(), 'budget-cdc-bench-'));
+  const context: BenchContext = {
+    adminUrl: postgres.url,
+    redisUrl: redisServer.url,
+    redis,
+    rows,
+    csvPath: join(workDir, 'jobs.csv'),
+    log,
+  };
+  const results = await runBench(context);
+  const table = formatResultsTable(results);
+  await writeFile(RESULTS_PATH, JSON.stringify(results, null, 2) + '\n');
+  process.stdout.write(table + '\n');
+  log(`figures written to ${RESULTS_PATH}`);
+} catch (error) {
+  if (!interrupted) {
+    log(`failed: ${error instanceof Error ? (error.stack ?? error.message) : String(error)}`);
+    process.exitCode = 1;
+  }
+} finally {
+  await cleanUp();
+}
+
+async function runBench(context: BenchContext): Promise<BenchResults> {
+  const { redis } = context;
+  log(`writing ${rows.toLocaleString('en-US')} rows to ${context.csvPath}`);
+  await writeJobsCsv(context.csvPath, rows);
+
+  const cliStartup: number[] = [];
+  for (let i = 0; i < SAMPLES; i++) cliStartup.push(await measureCliStartup());
+  log(`CLI start-up (budget-cdc --help): ${cliStartup.map((s) => s.toFixed(2)).join(', ')} s`);
+
+  const load = await measureLoad(context, SAMPLES);
+
+  const reference: number[] = [];
+  for (let sample = 1; sample <= SAMPLES; sample++) {
+    const seconds = await measureRecvlogical(context);
+    reference.push(seconds);
+    log(`pg_recvlogical ${sample}/${SAMPLES}: ${seconds.toFixed(2)} s, ${rowsPerSecond(rows, seconds)}`);
+  }
+
+  const endToEnd: CatchUpRun[] = [];
+  for (let sample = 1; sample <= SAMPLES; sample++) {
+    const run = await measureCatchUp(context, {
+      purpose: 'e2e',
+      rows,
+      fill: async (databaseUrl) => {
+        await startPsqlCopy(databaseUrl, context.csvPath).succeeded();
+      },
+    });
+    endToEnd.push(run);
+    log(`end to end ${sample}/${SAMPLES}: ${describeCatchUp(run)}`);
+  }
+
+  log(`latency: ${LATENCY_COMMITS} single-row commits, one every ${LATENCY_INTERVAL_MS} ms`);
+  const latencies = await measureLatency(context, { commits: LATENCY_COMMITS, intervalMs: LATENCY_INTERVAL_MS });
+  const latency = {
+    commits: LATENCY_COMMITS,
+    intervalMs: LATENCY_INTERVAL_MS,
+    p50Ms: round(percentile(latencies, 50), 2),
+    p99Ms: round(percentile(latencies, 99), 2),
+    maxMs: round(Math.max(...latencies), 2),
+    samplesMs: latencies.map((ms) => round(ms, 3)),
+  };
+  log(`latency: p50 ${latency.p50Ms} ms, p99 ${latency.p99Ms} ms, max ${latency.maxMs} ms`);
+
+  const largeRows = rows * LARGE_TRANSACTION_FACTOR;
+  log(`memory: one transaction of ${largeRows.toLocaleString('en-US')} rows`);
+  const large = await measureCatchUp(context, {
+    purpose: 'large',
+    rows: largeRows,
+    fill: async (databaseUrl) => {
+      await psqlCopyGenerated(databaseUrl, largeRows);
+      log(`memory: ${largeRows.toLocaleString('en-US')} rows committed; starting the consumer`);
+    },
+  });
+  log(`memory: ${describeCatchUp(large)}`);
+
+  const [postgresVersion, redisInfo] = await Promise.all([withPgClient(context.adminUrl, serverVersion), redis.info('server')]);
+  const loadSeries = { psqlCopy: makeRateSeries(rows, load['psql \\copy']), budgetCdcLoad: makeRateSeries(rows, load['budget-cdc load']) };
+  const referenceSeries = makeRateSeries(rows, reference);
+  const endToEndSeries = makeRateSeries(
+    rows,
+    endToEnd.map((run) => run.seconds),
+  );
+  const peakRssMiB = endToEnd.map((run) => toMiB(run.peakRssBytes));
+  const measured: Omit<BenchResults, 'targets'> = {
+    date: new Date().toISOString(),
+    node: process.version,
+    cpus: cpus().length,
+    cpuModel: cpus()[0]?.model ?? 'unknown',
+    commit: gitCommit(),
+    rows,
+    samples: SAMPLES,
+    postgres: { version: postgresVersion, settings: POSTGRES_SETTINGS },
+    redis: { version: /^redis_version:(.+)$/m.exec(redisInfo)?.[1]?.trim() ?? 'unknown' },
+    cliStartup: { seconds: cliStartup.map((s) => round(s, 3)), medianSeconds: round(median(cliStartup), 3) },
+    load: {
+      ...loadSeries,
+      ratio: round(loadSeries.budgetCdcLoad.medianRowsPerSecond / loadSeries.psqlCopy.medianRowsPerSecond, 3),
+    },
+    reference: referenceSeries,
+    endToEnd: {
+      ...endToEndSeries,
+      ratio: round(endToEndSeries.medianRowsPerSecond / referenceSeries.medianRowsPerSecond, 3),
+      startupSeconds: endToEnd.map((run) => (run.startupSeconds === undefined ? null : round(run.startupSeconds, 3))),
+      peakRssMiB,
+      medianPeakRssMiB: median(peakRssMiB),
+    },
+    latency,
+    fiveTimes: {
+      rows: largeRows,
+      seconds: round(large.seconds, 3),
+      rowsPerSecond: round(largeRows / large.seconds, 0),
+      startupSeconds: large.startupSeconds === undefined ? null : round(large.startupSeconds, 3),
+      peakRssMiB: toMiB(large.peakRssBytes),
+    },
+  };
+  return { ...measured, targets: checkTargets(measured) };
+}
+
+function describeCatchUp(run: CatchUpRun): string {
+  const startup = run.startupSeconds === undefined ? '' : ` (slot active after ${run.startupSeconds.toFixed(2)} s)`;
+  return `${run.seconds.toFixed(2)} s${startup}, ${rowsPerSecond(run.rows, run.seconds)}, peak RSS ${toMiB(run.peakRssBytes)} MiB`;
+}
+
+/** The checked-out commit, read only; undefined outside a git checkout. */
+function gitCommit(): string | undefined {
+  try {
+    return execFileSync('git', ['rev-parse', 'HEAD'], { encoding: 'utf8', stdio: ['ignore', 'pipe', 'ignore'] }).trim();
+  } catch {
+    return undefined;
+  }
+}

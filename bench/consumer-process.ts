@@ -1,0 +1,62 @@
+import { randomBytes } from 'node:crypto';
+import { createServer } from 'node:net';
+import type pg from 'pg';
+import { checkpointKey } from '../src/sink/internal-keys.js';
+import { BenchChild } from './bench-child.js';
+import { CLI, type BenchContext } from './bench-context.js';
+import { readSlotProgress } from './bench-sql.js';
+
+const SECOND = 1000;
+const READY_TIMEOUT_MS = 60 * SECOND;
+
+/** The names one consumer uses: its own slot and key prefix, so no measurement sees another's state. */
+export interface ConsumerNames {
+  slot: string;
+  keyPrefix: string;
+}
+
+/** Fresh names for one measurement. */
+export function makeConsumerNames(purpose: string): ConsumerNames {
+  const suffix = randomBytes(4).toString('hex');
+  return { slot: `bench_${purpose}_${suffix}`, keyPrefix: `bench:${purpose}:${suffix}:job:` };
+}
+
+/** Starts `node bin/budget-cdc.js run` on `databaseUrl`, as a user would. */
+export async function startConsumer(context: BenchContext, databaseUrl: string, names: ConsumerNames): Promise<BenchChild> {
+  return new BenchChild('budget-cdc run', process.execPath, [CLI, 'run', '--slot', names.slot, '--key-prefix', names.keyPrefix], {
+    env: {
+      DATABASE_URL: databaseUrl,
+      REDIS_URL: context.redisUrl,
+      // The metrics endpoint stays on, as in production, on a port no other process on this machine holds.
+      BUDGET_CDC_HTTP_PORT: String(await findFreePort()),
+    },
+  });
+}
+
+/** Waits until the consumer has created its slot and written its first checkpoint (it has a snapshot of the table). */
+export async function waitForSlotAndCheckpoint(
+  context: BenchContext,
+  client: pg.Client,
+  consumer: BenchChild,
+  names: ConsumerNames,
+): Promise<void> {
+  await consumer.waitWhileRunning(
+    async () => {
+      const { exists } = await readSlotProgress(client, names.slot);
+      return exists && (await context.redis.get(checkpointKey(names.keyPrefix))) !== null;
+    },
+    { timeoutMs: READY_TIMEOUT_MS, message: `${consumer.name} to create slot ${names.slot} and write its checkpoint` },
+  );
+}
+
+async function findFreePort(): Promise<number> {
+  return new Promise((resolve, reject) => {
+    const server = createServer();
+    server.once('error', reject);
+    server.listen(0, '127.0.0.1', () => {
+      const address = server.address();
+      const port = typeof address === 'object' && address ? address.port : 0;
+      server.close(() => (port ? resolve(port) : reject(new Error('could not read the port of a listening socket'))));
+    });
+  });
+}

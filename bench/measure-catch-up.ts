@@ -1,0 +1,106 @@
+import { performance } from 'node:perf_hooks';
+import type { Redis } from 'ioredis';
+import type { BenchChild } from './bench-child.js';
+import type { BenchContext } from './bench-context.js';
+import { currentWalInsertLsn, readSlotProgress, withPgClient } from './bench-sql.js';
+import { makeConsumerNames, startConsumer, waitForSlotAndCheckpoint } from './consumer-process.js';
+import { withFreshDatabase } from './fresh-database.js';
+import { jobId } from './jobs-csv.js';
+
+const SECOND = 1000;
+const MINUTE = 60 * SECOND;
+const POLL_INTERVAL_MS = 50;
+// Generous: the deadline only stops a consumer that is stuck, it is not a target.
+const SLOWEST_ROWS_PER_SECOND = 1000;
+const SCAN_COUNT = 10_000;
+
+/** One run of the consumer catching up with a committed load. */
+export interface CatchUpRun {
+  rows: number;
+  /** From the spawn of the consumer until the slot confirmed the end of the load: every key is in Redis. */
+  seconds: number;
+  /** From the spawn until the slot was active (the consumer streams): the start-up part of `seconds`. */
+  startupSeconds: number | undefined;
+  /** VmHWM of the consumer, read just before SIGTERM. */
+  peakRssBytes: number;
+}
+
+/** Options of `measureCatchUp`. */
+export interface CatchUpOptions {
+  /** Names the database, slot and key prefix. */
+  purpose: string;
+  rows: number;
+  /** Commits `rows` rows of `jobsCsv` into jobs, in one transaction, while the consumer is stopped. */
+  fill(databaseUrl: string): Promise<void>;
+}
+
+/**
+ * budget-cdc end to end on a committed load. In a fresh database the consumer creates its slot (with an empty
+ * snapshot) and its checkpoint, and is stopped; the load is committed; the consumer is started again and timed
+ * until the slot's confirmed_flush_lsn reaches the end of the load. The consumer acknowledges a position only
+ * after Redis confirmed every write up to it, so that is when every key is in Redis. Checked afterwards: one
+ * key per row under the prefix, with an expiry.
+ */
+export async function measureCatchUp(context: BenchContext, options: CatchUpOptions): Promise<CatchUpRun> {
+  const names = makeConsumerNames(options.purpose);
+  return withFreshDatabase(context.adminUrl, `bench_${options.purpose}`, { migrated: false }, (databaseUrl) =>
+    withPgClient(databaseUrl, async (client) => {
+      let consumer: BenchChild | undefined;
+      try {
+        consumer = await startConsumer(context, databaseUrl, names);
+        await waitForSlotAndCheckpoint(context, client, consumer, names);
+        await consumer.stop();
+
+        await options.fill(databaseUrl);
+        const endLsn = await currentWalInsertLsn(client);
+
+        const running = await startConsumer(context, databaseUrl, names);
+        consumer = running;
+        let activeAt: number | undefined;
+        const caughtUpAt = await running.waitWhileRunning(
+          async () => {
+            const progress = await readSlotProgress(client, names.slot, endLsn);
+            const now = performance.now();
+            if (progress.active) activeAt ??= now;
+            return progress.confirmedEnd ? now : undefined;
+          },
+          {
+            timeoutMs: 10 * MINUTE + (options.rows / SLOWEST_ROWS_PER_SECOND) * SECOND,
+            intervalMs: POLL_INTERVAL_MS,
+            message: `the consumer to confirm ${endLsn}, the end of the load`,
+          },
+        );
+        const peakRssBytes = running.peakRssBytes();
+        await running.stop();
+
+        const keys = await countKeys(context.redis, names.keyPrefix);
+        if (keys !== options.rows) throw new Error(`${keys} keys under ${names.keyPrefix} after a load of ${options.rows} rows`);
+        const sampleKey = names.keyPrefix + jobId(0);
+        const expiresAt = await context.redis.pexpiretime(sampleKey);
+        if (expiresAt <= Date.now()) throw new Error(`${sampleKey} has no expiry in the future (PEXPIRETIME ${expiresAt})`);
+
+        return {
+          rows: options.rows,
+          seconds: (caughtUpAt - running.spawnedAt) / SECOND,
+          startupSeconds: activeAt === undefined ? undefined : (activeAt - running.spawnedAt) / SECOND,
+          peakRssBytes,
+        };
+      } finally {
+        if (consumer !== undefined && consumer.exit === undefined) {
+          consumer.process.kill('SIGKILL');
+          await consumer.exited;
+        }
+        // Millions of keys per run: the next measurement starts with an empty Redis.
+        await context.redis.flushall();
+      }
+    }),
+  );
+}
+
+/** Keys under `prefix`, counted with SCAN. */
+async function countKeys(redis: Redis, prefix: string): Promise<number> {
+  let count = 0;
+  const match = prefix.replace(/[*?[\]\\]/g, '\\$&') + '*';
+  for await (const keys of redis.scanStream({ match, count: SCAN_COUNT })) count += (keys as string[]).length;
+  return count;
+}

@@ -1,0 +1,97 @@
+import type { BenchResults, RateSeries, TargetResult } from './bench-results.js';
+import { formatInteger, median } from './stats.js';
+
+const COLUMN_GAP = '   ';
+
+/** The figures of one run as an aligned plain-text table, targets marked PASS or FAIL. */
+export function formatResultsTable(results: BenchResults): string {
+  const [endToEnd, load, latency, peakRss, peakRssFiveTimes] = results.targets as [
+    TargetResult,
+    TargetResult,
+    TargetResult,
+    TargetResult,
+    TargetResult,
+  ];
+  const { latency: l, endToEnd: e, fiveTimes: f } = results;
+  const rows: string[][] = [
+    ['measure', 'median', 'samples', 'target', 'result'],
+    ['load: psql \\copy', rate(results.load.psqlCopy), samples(results.load.psqlCopy), '', ''],
+    [
+      'load: budget-cdc load',
+      rate(results.load.budgetCdcLoad),
+      samples(results.load.budgetCdcLoad),
+      '≥ 0.90× psql \\copy',
+      mark(load, '×'),
+    ],
+    ['reference: pg_recvlogical', rate(results.reference), samples(results.reference), '', ''],
+    ['end to end: budget-cdc run', rate(e), samples(e), '≥ 1.20× pg_recvlogical', mark(endToEnd, '×')],
+    [
+      '  of it, spawn → slot active',
+      seconds(e.startupSeconds),
+      e.startupSeconds.map((s) => (s === null ? '?' : s.toFixed(2))).join('  '),
+      '',
+      '',
+    ],
+    [
+      'latency: COMMIT → key in Redis',
+      `p99 ${l.p99Ms.toFixed(1)} ms`,
+      `p50 ${l.p50Ms.toFixed(1)} ms, max ${l.maxMs.toFixed(1)} ms, ${formatInteger(l.commits)} commits`,
+      'p99 ≤ 10 ms',
+      mark(latency, ' ms'),
+    ],
+    [
+      `peak RSS: ${formatInteger(results.rows)}-row transaction`,
+      `${e.medianPeakRssMiB.toFixed(1)} MiB`,
+      e.peakRssMiB.map((m) => m.toFixed(1)).join('  '),
+      '≤ 128 MiB',
+      mark(peakRss, ' MiB'),
+    ],
+    [
+      `peak RSS: ${formatInteger(f.rows)}-row transaction`,
+      `${f.peakRssMiB.toFixed(1)} MiB`,
+      `one run, ${formatInteger(f.rowsPerSecond)} rows/s`,
+      '≤ 128 MiB',
+      mark(peakRssFiveTimes, ' MiB'),
+    ],
+    [
+      'CLI start-up: budget-cdc --help',
+      seconds([results.cliStartup.medianSeconds]),
+      results.cliStartup.seconds.map((s) => s.toFixed(2)).join('  '),
+      '',
+      '',
+    ],
+  ];
+  const widths = rows[0]!.map((_, column) => Math.max(...rows.map((row) => row[column]!.length)));
+  const lines = rows.map((row) =>
+    row
+      .map((cell, column) => cell.padEnd(widths[column]!))
+      .join(COLUMN_GAP)
+      .trimEnd(),
+  );
+  lines.splice(1, 0, widths.map((width) => '-'.repeat(width)).join(COLUMN_GAP));
+  const commit = results.commit === undefined ? '' : `, commit ${results.commit.slice(0, 7)} (and the working tree)`;
+  const title =
+    `budget-cdc bench: ${formatInteger(results.rows)} rows, medians of ${results.samples}, ${results.date}, ` +
+    `node ${results.node}, ${results.cpus} CPUs (${results.cpuModel}), PostgreSQL ${results.postgres.version}, ` +
+    `Redis ${results.redis.version}${commit}`;
+  return [title, '', ...lines].join('\n');
+}
+
+function rate(series: RateSeries): string {
+  return `${formatInteger(series.medianRowsPerSecond)} rows/s`;
+}
+
+function samples(series: RateSeries): string {
+  return series.rowsPerSecond.map(formatInteger).join('  ');
+}
+
+/** The median of the known values, in seconds. */
+function seconds(values: (number | null)[]): string {
+  const known = values.filter((value): value is number => value !== null);
+  return known.length === 0 ? '?' : `${median(known).toFixed(2)} s`;
+}
+
+function mark(target: TargetResult, unit: string): string {
+  const value = unit === '×' ? target.value.toFixed(2) : target.value.toFixed(1);
+  return `${target.pass ? 'PASS' : 'FAIL'} (${value}${unit})`;
+}
