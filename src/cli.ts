@@ -1,14 +1,18 @@
 import { parseArgs } from 'node:util';
-import { loadConfig, type Config, type ConfigOptions } from './config.js';
-import { startConsumer } from './consumer/consumer.js';
+import { loadConfig, loadHealthConfig, loadLogLevel, loadRolePassword, redact, type Config, type ConfigOptions } from './config.js';
 import { requestResync } from './consumer/request-resync.js';
 import { SingleBar } from 'cli-progress';
 import { checkConnection } from './db/check-database.js';
+import { createConsumerRole } from './db/create-role.js';
 import { withDatabase } from './db/database.js';
 import { migrate } from './db/migrate.js';
 import { ConfigError, ConnectionError, SetupError } from './errors.js';
 import { loadCsv } from './load/load-csv.js';
+import { runQuickstart } from './local/quickstart.js';
+import { DEFAULT_DEMO_ROWS, runDemo } from './ops/demo.js';
+import { formatInspection, inspectJob } from './ops/inspect-job.js';
 import { makeLogger, makeSilentLogger } from './ops/logger.js';
+import { runPipeline } from './ops/run-pipeline.js';
 import { formatStatus, readStatus } from './ops/status.js';
 import { connectRedis } from './sink/redis-client.js';
 import { RedisSink } from './sink/redis-sink.js';
@@ -16,31 +20,53 @@ import { RedisSink } from './sink/redis-sink.js';
 const USAGE = `usage: budget-cdc <command> [options]
 
 commands:
-  migrate              create or upgrade the jobs table and the publication
+  start                the quickstart: without DATABASE_URL / REDIS_URL, start a local PostgreSQL and Redis
+                       (data kept in --data-dir), then run the pipeline like "run"; Ctrl-C stops all
+  demo                 load 100 000 generated jobs (--rows N) through "load" into the running pipeline, print
+                       the rate and a few keys with their TTLs
+  migrate              create or upgrade the jobs table and the publication; with --create-role NAME, also a
+                       role for the consumer: LOGIN REPLICATION and SELECT on jobs, nothing more
   run                  apply pending migrations, follow the replication slot (created when missing) and
-                       write budgets to Redis, until SIGINT or SIGTERM
+                       write budgets to Redis, until SIGINT or SIGTERM; serves /healthz, /readyz, /metrics
   load <file.csv | ->  COPY a CSV (header job_id,days_online,budget[,created_at]) into jobs, in one transaction
   resync               rebuild Redis from the table (alive rows), done by the running consumer; shows progress
-  status               the slot (exists, active, confirmed position, lag) and whether Redis answers
+  status               the slot (active, lag in bytes and seconds, wal_status, safe_wal_size, retained WAL),
+                       Redis (checkpoint, dead letters); exit 0 healthy, 1 PostgreSQL or Redis unreachable,
+                       3 lag over a threshold (or WAL at risk), 4 slot missing or lost
+  inspect <job_id>     the job's row and its Redis key side by side, and whether they agree (exit 0) or not (3)
   dead-letters         rows that could not be processed, newest first
 
 options (flag, then environment variable, then default):
-  --database-url URL   PostgreSQL, DATABASE_URL; required
-  --redis-url URL      Redis, REDIS_URL; default redis://127.0.0.1:6379
+  --database-url URL   PostgreSQL, DATABASE_URL; required (start: a local one when unset)
+  --redis-url URL      Redis, REDIS_URL; default redis://127.0.0.1:6379 (start: a local one when unset)
   --slot NAME          replication slot, BUDGET_CDC_SLOT; default budget_cdc
   --publication NAME   publication on jobs, BUDGET_CDC_PUBLICATION; default budget_cdc
   --key-prefix TEXT    prefix of the Redis keys, BUDGET_CDC_KEY_PREFIX; default job:
   --batch-size N       Redis commands per pipelined batch, BUDGET_CDC_BATCH_SIZE; default 1000
-  --log-level LEVEL    fatal, error, warn, info, debug, trace, LOG_LEVEL; default info
-  --json               status and dead-letters: print JSON
+  --log-level LEVEL    fatal, error, warn, info, debug, trace, silent, LOG_LEVEL; default info
+  --http-port N        port of /healthz, /readyz, /metrics, BUDGET_CDC_HTTP_PORT; default 9187; 0: off
+  --http-host ADDRESS  address they listen on, BUDGET_CDC_HTTP_HOST; default 127.0.0.1
+  --max-lag-bytes N    /readyz and status: unhealthy above this WAL lag, BUDGET_CDC_MAX_LAG_BYTES;
+                       default 1073741824 (1 GiB)
+  --max-lag-seconds N  /readyz and status: unhealthy above this lag, BUDGET_CDC_MAX_LAG_SECONDS; default 300
+  --data-dir PATH      start and demo: folder of the local servers' data, BUDGET_CDC_DATA_DIR; default .budget-cdc
+  --create-role NAME   migrate: create or update the consumer's role NAME
+  --role-password PW   migrate --create-role: its password, BUDGET_CDC_ROLE_PASSWORD; default none
+  --rows N             demo: how many jobs; default 100000
+  --json               status, inspect and dead-letters: print JSON
   --limit N            dead-letters: how many to print; default 100
   -h, --help           this text
+
+exit codes: 0 success, 1 failure (unreachable server, failed load, ...), 2 usage or configuration error;
+status and inspect add their own above.
 `;
 
-const COMMANDS = ['migrate', 'run', 'load', 'status', 'resync', 'dead-letters'];
+const COMMANDS = ['start', 'demo', 'migrate', 'run', 'load', 'status', 'inspect', 'resync', 'dead-letters'];
 const EXIT_OK = 0;
 const EXIT_FAILURE = 1;
 const EXIT_USAGE = 2;
+/** inspect: the key does not hold what the row implies. */
+const EXIT_DISAGREE = 3;
 
 /** Runs one command; returns the process exit code. Errors end as one line on stderr. */
 export async function main(argv: string[]): Promise<number> {
@@ -58,6 +84,14 @@ export async function main(argv: string[]): Promise<number> {
         'key-prefix': { type: 'string' },
         'batch-size': { type: 'string' },
         'log-level': { type: 'string' },
+        'http-port': { type: 'string' },
+        'http-host': { type: 'string' },
+        'max-lag-bytes': { type: 'string' },
+        'max-lag-seconds': { type: 'string' },
+        'data-dir': { type: 'string' },
+        'create-role': { type: 'string' },
+        'role-password': { type: 'string' },
+        rows: { type: 'string', default: String(DEFAULT_DEMO_ROWS) },
         json: { type: 'boolean', default: false },
         limit: { type: 'string', default: '100' },
         help: { type: 'boolean', short: 'h', default: false },
@@ -83,18 +117,29 @@ export async function main(argv: string[]): Promise<number> {
     keyPrefix: values['key-prefix'],
     batchSize: values['batch-size'],
     logLevel: values['log-level'],
+    httpPort: values['http-port'],
+    httpHost: values['http-host'],
+    maxLagBytes: values['max-lag-bytes'],
+    maxLagSeconds: values['max-lag-seconds'],
+    dataDir: values['data-dir'],
+    rolePassword: values['role-password'],
   };
   try {
+    // start and demo find their servers themselves: DATABASE_URL is not required.
+    if (command === 'start') return await runQuickstart(options, makeLogger(loadLogLevel(options)), process.stdout);
+    if (command === 'demo') return await demoCommand(options, values.rows);
     const config = loadConfig(options);
     switch (command) {
       case 'migrate':
-        return await migrateCommand(config);
+        return await migrateCommand(config, values['create-role'], loadRolePassword(options));
       case 'run':
-        return await runCommand(config);
+        return await runPipeline(config, loadHealthConfig(options), makeLogger(config.logLevel));
       case 'load':
         return await loadCommand(config, args);
       case 'status':
-        return await statusCommand(config, values.json);
+        return await statusCommand(config, options, values.json);
+      case 'inspect':
+        return await inspectCommand(config, args, values.json);
       case 'resync':
         return await resyncCommand(config);
       case 'dead-letters':
@@ -110,53 +155,50 @@ export async function main(argv: string[]): Promise<number> {
   }
 }
 
+async function demoCommand(options: ConfigOptions, rowsText: string): Promise<number> {
+  const rows = /^[1-9]\d{0,8}$/.test(rowsText) ? Number(rowsText) : NaN;
+  if (!Number.isSafeInteger(rows)) return fail(`--rows must be a positive integer up to 999999999, got "${rowsText}"`, EXIT_USAGE);
+  return runDemo(options, rows, process.stdout);
+}
+
+async function inspectCommand(config: Config, args: string[], json: boolean): Promise<number> {
+  const [jobId, ...extra] = args;
+  if (jobId === undefined || extra.length > 0) return fail('inspect takes one argument: a job_id', EXIT_USAGE);
+  const inspection = await inspectJob(config, jobId);
+  process.stdout.write(json ? JSON.stringify(inspection) + '\n' : formatInspection(inspection) + '\n');
+  return inspection.agree ? EXIT_OK : EXIT_DISAGREE;
+}
+
 function fail(message: string, code: number): number {
   process.stderr.write(`budget-cdc: ${message}\n`);
   return code;
 }
 
-async function migrateCommand(config: Config): Promise<number> {
-  const result = await withDatabase(config.databaseUrl, async (db) => {
+// Role names reach SQL (quoted anyway): the same rule as slot and publication names.
+const ROLE_NAME = /^[a-z_][a-z0-9_]{0,62}$/;
+
+async function migrateCommand(config: Config, roleName: string | undefined, rolePassword: string | undefined): Promise<number> {
+  if (roleName !== undefined && !ROLE_NAME.test(roleName)) {
+    return fail(`--create-role "${roleName}" is not a valid name: use 1 to 63 lower-case letters, digits and underscores`, EXIT_USAGE);
+  }
+  if (roleName === undefined && rolePassword !== undefined) return fail('--role-password goes with --create-role NAME', EXIT_USAGE);
+  const { result, role } = await withDatabase(config.databaseUrl, async (db) => {
     await checkConnection(db, config.databaseUrl);
-    return migrate(db, config.publicationName);
+    const migrated = await migrate(db, config.publicationName);
+    return { result: migrated, role: roleName === undefined ? undefined : await createConsumerRole(db, roleName, rolePassword) };
   });
   const applied = result.applied.length === 0 ? 'schema up to date' : `applied ${result.applied.join(', ')}`;
   const publication = result.publicationCreated ? `, publication ${config.publicationName} created` : '';
   process.stdout.write(`${applied}${publication}\n`);
-  return EXIT_OK;
-}
-
-async function runCommand(config: Config): Promise<number> {
-  const logger = makeLogger(config.logLevel);
-  // Applying pending migrations first makes `run` the only command a new deployment needs; it is
-  // idempotent and takes the migrator's lock, so several consumers starting at once are safe.
-  const migrated = await withDatabase(config.databaseUrl, async (db) => {
-    await checkConnection(db, config.databaseUrl);
-    return migrate(db, config.publicationName);
-  });
-  if (migrated.applied.length > 0 || migrated.publicationCreated) {
-    logger.info({ applied: migrated.applied, publicationCreated: migrated.publicationCreated }, 'schema migrated');
+  if (roleName !== undefined && role !== undefined) {
+    const url = new URL(config.databaseUrl);
+    url.username = roleName;
+    url.password = role.passwordSet ? '***' : '';
+    process.stdout.write(
+      `role ${roleName} ${role.created ? 'created' : 'updated'}: LOGIN REPLICATION, SELECT on jobs${role.passwordSet ? ', password set' : ', no password (set one with --role-password)'}; ` +
+        `run the consumer as ${redact(url.toString())}\n`,
+    );
   }
-  const consumer = await startConsumer(config, logger);
-  let signals = 0;
-  const onSignal = (signal: NodeJS.Signals): void => {
-    signals++;
-    if (signals > 1) {
-      logger.warn({ signal }, 'second signal: exiting without finishing the batch in flight');
-      process.exit(EXIT_FAILURE);
-    }
-    logger.info({ signal }, 'stopping: writing and acknowledging the batch in flight');
-    void consumer.stop();
-  };
-  process.on('SIGINT', onSignal);
-  process.on('SIGTERM', onSignal);
-  try {
-    await consumer.done;
-  } finally {
-    process.off('SIGINT', onSignal);
-    process.off('SIGTERM', onSignal);
-  }
-  logger.info('stopped');
   return EXIT_OK;
 }
 
@@ -170,10 +212,10 @@ async function loadCommand(config: Config, args: string[]): Promise<number> {
   return EXIT_OK;
 }
 
-async function statusCommand(config: Config, json: boolean): Promise<number> {
-  const report = await readStatus(config);
+async function statusCommand(config: Config, options: ConfigOptions, json: boolean): Promise<number> {
+  const report = await readStatus(config, loadHealthConfig(options));
   process.stdout.write(json ? JSON.stringify(report) + '\n' : formatStatus(report) + '\n');
-  return report.redis.reachable ? EXIT_OK : EXIT_FAILURE;
+  return report.health.exitCode;
 }
 
 async function deadLettersCommand(config: Config, json: boolean, limitText: string): Promise<number> {

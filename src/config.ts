@@ -9,6 +9,12 @@ export interface ConfigOptions {
   keyPrefix?: string | undefined;
   batchSize?: string | undefined;
   logLevel?: string | undefined;
+  httpPort?: string | undefined;
+  httpHost?: string | undefined;
+  maxLagBytes?: string | undefined;
+  maxLagSeconds?: string | undefined;
+  dataDir?: string | undefined;
+  rolePassword?: string | undefined;
 }
 
 /** Resolved, validated settings. The only place that reads the environment is `loadConfig`. */
@@ -65,9 +71,14 @@ export function loadConfig(options: ConfigOptions, env: NodeJS.ProcessEnv = proc
       '--batch-size',
       options.batchSize ?? env.BUDGET_CDC_BATCH_SIZE ?? String(DEFAULT_BATCH_SIZE),
     ),
-    logLevel: checkLogLevel(options.logLevel ?? env.LOG_LEVEL ?? 'info'),
+    logLevel: loadLogLevel(options, env),
   };
   return Object.freeze(config);
+}
+
+/** The log level alone (LOG_LEVEL, --log-level), for commands that start before the rest is known. */
+export function loadLogLevel(options: ConfigOptions, env: NodeJS.ProcessEnv = process.env): string {
+  return checkLogLevel(options.logLevel ?? env.LOG_LEVEL ?? 'info');
 }
 
 function checkUrl(variable: string, flag: string, value: string, protocols: string[]): string {
@@ -128,11 +139,126 @@ function checkLogLevel(value: string): string {
   return value;
 }
 
+/** Settings of the health and metrics endpoint and of the lag thresholds (`run`, `start`, `status`). */
+export interface HealthConfig {
+  /** Port of /healthz, /readyz and /metrics (BUDGET_CDC_HTTP_PORT, --http-port); 0 turns the endpoint off. Default 9187. */
+  readonly httpPort: number;
+  /** True when the port is the default, not chosen: then a busy port is a warning, not a failure. */
+  readonly httpPortIsDefault: boolean;
+  /** Address the endpoint listens on (BUDGET_CDC_HTTP_HOST, --http-host). Default 127.0.0.1. */
+  readonly httpHost: string;
+  /** Lag above this many bytes of WAL is unhealthy (BUDGET_CDC_MAX_LAG_BYTES, --max-lag-bytes). Default 1 GiB. */
+  readonly maxLagBytes: number;
+  /** Lag above this many seconds is unhealthy (BUDGET_CDC_MAX_LAG_SECONDS, --max-lag-seconds). Default 300 s. */
+  readonly maxLagSeconds: number;
+}
+
+export const DEFAULT_HTTP_PORT = 9187;
+export const DEFAULT_HTTP_HOST = '127.0.0.1';
+const GIB = 1024 * 1024 * 1024;
+export const DEFAULT_MAX_LAG_BYTES = 1 * GIB;
+export const DEFAULT_MAX_LAG_SECONDS = 300;
+const MAX_PORT = 65_535;
+
+/** Builds the HealthConfig from flags, then environment, then defaults; throws ConfigError saying what to set. */
+export function loadHealthConfig(options: ConfigOptions, env: NodeJS.ProcessEnv = process.env): HealthConfig {
+  const portText = options.httpPort ?? env.BUDGET_CDC_HTTP_PORT;
+  const httpPort = portText === undefined ? DEFAULT_HTTP_PORT : checkPort(portText);
+  const httpHost = options.httpHost ?? env.BUDGET_CDC_HTTP_HOST ?? DEFAULT_HTTP_HOST;
+  if (httpHost === '') {
+    throw new ConfigError(
+      'BUDGET_CDC_HTTP_HOST',
+      '--http-host / BUDGET_CDC_HTTP_HOST is empty: set an address such as 127.0.0.1 or 0.0.0.0',
+    );
+  }
+  return Object.freeze({
+    httpPort,
+    httpPortIsDefault: portText === undefined,
+    httpHost,
+    maxLagBytes: checkNonNegativeNumber(
+      'BUDGET_CDC_MAX_LAG_BYTES',
+      '--max-lag-bytes',
+      options.maxLagBytes ?? env.BUDGET_CDC_MAX_LAG_BYTES ?? String(DEFAULT_MAX_LAG_BYTES),
+      true,
+    ),
+    maxLagSeconds: checkNonNegativeNumber(
+      'BUDGET_CDC_MAX_LAG_SECONDS',
+      '--max-lag-seconds',
+      options.maxLagSeconds ?? env.BUDGET_CDC_MAX_LAG_SECONDS ?? String(DEFAULT_MAX_LAG_SECONDS),
+      false,
+    ),
+  });
+}
+
+/** Settings of `budget-cdc start` (the local quickstart). */
+export interface QuickstartConfig {
+  /** Folder of the local PostgreSQL and Redis data (BUDGET_CDC_DATA_DIR, --data-dir). Default .budget-cdc in the current directory. */
+  readonly dataDir: string;
+  /** DATABASE_URL when set: then no local PostgreSQL is started. */
+  readonly databaseUrl: string | undefined;
+  /** REDIS_URL when set: then no local Redis is started. */
+  readonly redisUrl: string | undefined;
+  /** Where initdb and postgres are (PG_BIN); default: searched on PATH and in the usual places. */
+  readonly postgresBinDir: string | undefined;
+  /** PATH, where postgres, initdb and redis-server are looked for first. */
+  readonly searchPath: string;
+}
+
+export const DEFAULT_DATA_DIR = '.budget-cdc';
+
+/** Builds the QuickstartConfig; the URLs are left undefined when not given, so that local servers are started. */
+export function loadQuickstartConfig(options: ConfigOptions, env: NodeJS.ProcessEnv = process.env): QuickstartConfig {
+  const databaseUrl = options.databaseUrl ?? (env.DATABASE_URL || undefined);
+  const redisUrl = options.redisUrl ?? (env.REDIS_URL || undefined);
+  const dataDir = options.dataDir ?? env.BUDGET_CDC_DATA_DIR ?? DEFAULT_DATA_DIR;
+  if (dataDir === '')
+    throw new ConfigError('BUDGET_CDC_DATA_DIR', '--data-dir / BUDGET_CDC_DATA_DIR is empty: set a folder, e.g. .budget-cdc');
+  return Object.freeze({
+    dataDir,
+    databaseUrl:
+      databaseUrl === undefined ? undefined : checkUrl('DATABASE_URL', '--database-url', databaseUrl, ['postgres:', 'postgresql:']),
+    redisUrl: redisUrl === undefined ? undefined : checkUrl('REDIS_URL', '--redis-url', redisUrl, ['redis:', 'rediss:']),
+    postgresBinDir: env.PG_BIN || undefined,
+    searchPath: env.PATH ?? '',
+  });
+}
+
+/** The password of the role `migrate --create-role` creates (--role-password, BUDGET_CDC_ROLE_PASSWORD); undefined when not given. */
+export function loadRolePassword(options: ConfigOptions, env: NodeJS.ProcessEnv = process.env): string | undefined {
+  const password = options.rolePassword ?? env.BUDGET_CDC_ROLE_PASSWORD;
+  return password === '' ? undefined : password;
+}
+
+function checkPort(value: string): number {
+  const n = /^\d{1,5}$/.test(value) ? Number(value) : NaN;
+  if (!(n >= 0 && n <= MAX_PORT)) {
+    throw new ConfigError(
+      'BUDGET_CDC_HTTP_PORT',
+      `--http-port / BUDGET_CDC_HTTP_PORT must be a port from 1 to ${MAX_PORT}, or 0 to turn the endpoint off; got "${value}"`,
+    );
+  }
+  return n;
+}
+
+function checkNonNegativeNumber(variable: string, flag: string, value: string, integer: boolean): number {
+  const pattern = integer ? /^\d+$/ : /^\d+(\.\d+)?$/;
+  const n = pattern.test(value) ? Number(value) : NaN;
+  if (!Number.isFinite(n) || (integer && !Number.isSafeInteger(n))) {
+    throw new ConfigError(
+      variable,
+      `${flag} / ${variable} must be a ${integer ? 'whole ' : ''}number of ${integer ? 'bytes' : 'seconds'} (0 or more), got "${value}"`,
+    );
+  }
+  return n;
+}
+
 /** Hides a password so that error messages and logs never print it. */
 export function redact(url: string): string {
   try {
     const parsed = new URL(url);
     if (parsed.password !== '') parsed.password = '***';
+    // libpq and pg also take the password as a query parameter.
+    if (parsed.searchParams.has('password')) parsed.searchParams.set('password', '***');
     return parsed.toString();
   } catch {
     return url.replace(/:[^:@/]*@/, ':***@');

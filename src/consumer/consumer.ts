@@ -1,8 +1,10 @@
 import type { Config } from '../config.js';
 import { checkConnection, checkReplicationReady } from '../db/check-database.js';
 import { makeDatabase } from '../db/database.js';
+import { observeConsumer } from '../ops/consumer-observer.js';
 import type { Logger } from '../ops/logger.js';
-import { formatLsn } from '../replication/lsn.js';
+import type { ConsumerHealth } from '../ops/readiness.js';
+import type { Registry } from 'prom-client';
 import { connectRedis } from '../sink/redis-client.js';
 import { RedisSink } from '../sink/redis-sink.js';
 import { makeConsumerEvents, type ConsumerEvents } from './consumer-events.js';
@@ -13,6 +15,10 @@ const RETRY_MAX_MS = 30_000;
 
 export interface Consumer {
   readonly events: ConsumerEvents;
+  /** This consumer's metrics (a registry of its own), fed by its events and the slot monitor. */
+  readonly metrics: Registry;
+  /** Redis connection, session and slot state, for /readyz. */
+  health(): ConsumerHealth;
   /** Resolves when the consumer has stopped (after stop()); rejects only on a bug, never on a lost connection. */
   readonly done: Promise<void>;
   /** Finishes and acknowledges the batch in flight, then ends the stream and closes connections. */
@@ -38,6 +44,7 @@ export async function startConsumer(config: Config, logger: Logger, events: Cons
 
   const sink = new RedisSink(redis, config.keyPrefix, config.slotName, config.redisUrl);
   const sessionLogger = logger.child({ component: 'consumer', slot: config.slotName });
+  const observer = observeConsumer(events, db, redis, config.slotName, sessionLogger);
   let stopping = false;
   let session: ConsumerSession | undefined;
   let wakeUp: (() => void) | undefined;
@@ -75,14 +82,16 @@ export async function startConsumer(config: Config, logger: Logger, events: Cons
   };
 
   const done = loop().finally(async () => {
+    observer.stop();
     sink.close();
     redis.disconnect();
     await db.destroy();
   });
-  events.on('acknowledged', ({ lsn }) => sessionLogger.debug({ lsn: formatLsn(lsn) }, 'acknowledged'));
 
   return {
     events,
+    metrics: observer.metrics,
+    health: () => observer.health(),
     done,
     async stop() {
       if (!stopping) {

@@ -1,14 +1,29 @@
-import type { Config } from '../config.js';
+import type { Redis } from 'ioredis';
+import { redact, type Config, type HealthConfig } from '../config.js';
 import { checkConnection } from '../db/check-database.js';
 import { withDatabase } from '../db/database.js';
 import { formatLsn } from '../replication/lsn.js';
-import { readSlot } from '../replication/slot.js';
-import type { Redis } from 'ioredis';
+import { checkpointKey, deadLetterKey } from '../sink/internal-keys.js';
 import { connectRedis } from '../sink/redis-client.js';
 import { makeSilentLogger } from './logger.js';
+import { readPublishedLag } from './published-lag.js';
+import { readSlotHealth } from './slot-health.js';
+
+/** Exit codes of `budget-cdc status`, for cron jobs and monitors. */
+export const STATUS_EXIT = {
+  /** The slot exists, its lag is under both thresholds, Redis answers. */
+  healthy: 0,
+  /** PostgreSQL or Redis does not answer. */
+  unreachable: 1,
+  /** Lag over --max-lag-bytes or --max-lag-seconds, or the slot's WAL is at risk (wal_status unreserved). */
+  lagging: 3,
+  /** The slot does not exist, or lost WAL it needed (wal_status lost): Redis must be rebuilt (run does it). */
+  slotLost: 4,
+} as const;
 
 /** What `budget-cdc status` reports; the --json output is this object. */
 export interface StatusReport {
+  database: { url: string };
   slot: {
     name: string;
     exists: boolean;
@@ -16,63 +31,162 @@ export interface StatusReport {
     confirmedLsn: string | null;
     /** Bytes of WAL written since the last position acknowledged by the consumer. */
     lagBytes: number | null;
+    /** Seconds since PostgreSQL wrote the oldest WAL not yet acknowledged, as measured by the running consumer; null when none runs. */
+    lagSeconds: number | null;
     /** Bytes of WAL PostgreSQL keeps for the slot. */
     retainedBytes: number | null;
+    /** reserved, extended, unreserved or lost (max_slot_wal_keep_size). */
     walStatus: string | null;
+    /** Bytes of WAL that can still be written before the slot is in danger; null when max_slot_wal_keep_size is unlimited. */
+    safeWalSizeBytes: number | null;
   };
-  redis: { url: string; reachable: boolean; error: string | null };
+  redis: {
+    url: string;
+    reachable: boolean;
+    error: string | null;
+    /** The checkpoint Redis holds for the key prefix ("16/B374D848#12"), or null (none yet, or lost: the consumer resyncs). */
+    checkpoint: string | null;
+    /** Entries in the dead-letter list of the slot. */
+    deadLetters: number | null;
+  };
+  health: {
+    exitCode: number;
+    /** Why the exit code is not 0; empty when healthy. */
+    problems: string[];
+    maxLagBytes: number;
+    maxLagSeconds: number;
+  };
 }
 
+/** The worst problem decides the exit code: unreachable, then a lost slot, then lag. */
+const SEVERITY: number[] = [STATUS_EXIT.healthy, STATUS_EXIT.lagging, STATUS_EXIT.slotLost, STATUS_EXIT.unreachable];
 const REDIS_PROBE_TIMEOUT_MS = 2_000;
 
-/** Reads the slot's state from PostgreSQL and pings Redis. PostgreSQL must be reachable; Redis may not be. */
-export async function readStatus(config: Config): Promise<StatusReport> {
+/** Reads the slot's state from PostgreSQL and probes Redis. PostgreSQL must be reachable (else ConnectionError); Redis may not be. */
+export async function readStatus(config: Config, thresholds: HealthConfig): Promise<StatusReport> {
   const slot = await withDatabase(config.databaseUrl, async (db) => {
     await checkConnection(db, config.databaseUrl);
-    return readSlot(db, config.slotName);
+    return readSlotHealth(db, config.slotName);
   });
+  const redis = await probeRedis(config);
+  const slotReport: StatusReport['slot'] = {
+    name: config.slotName,
+    exists: slot.exists,
+    active: slot.active,
+    confirmedLsn: slot.confirmedLsn === undefined ? null : formatLsn(slot.confirmedLsn),
+    lagBytes: slot.lagBytes === undefined ? null : Number(slot.lagBytes),
+    lagSeconds: redis.lagSeconds,
+    retainedBytes: slot.retainedBytes === undefined ? null : Number(slot.retainedBytes),
+    walStatus: slot.walStatus,
+    safeWalSizeBytes: slot.safeWalSizeBytes === undefined ? null : Number(slot.safeWalSizeBytes),
+  };
+  const redisReport: StatusReport['redis'] = {
+    url: redis.url,
+    reachable: redis.reachable,
+    error: redis.error,
+    checkpoint: redis.checkpoint,
+    deadLetters: redis.deadLetters,
+  };
   return {
-    slot: {
-      name: config.slotName,
-      exists: slot !== undefined,
-      active: slot?.active ?? false,
-      confirmedLsn: slot?.confirmedFlushLsn === undefined ? null : formatLsn(slot.confirmedFlushLsn),
-      lagBytes: slot?.lagBytes === undefined ? null : Number(slot.lagBytes),
-      retainedBytes: slot?.retainedBytes === undefined ? null : Number(slot.retainedBytes),
-      walStatus: slot?.walStatus ?? null,
-    },
-    redis: await probeRedis(config.redisUrl),
+    database: { url: redact(config.databaseUrl) },
+    slot: slotReport,
+    redis: redisReport,
+    health: judge(slotReport, redisReport, thresholds),
   };
 }
 
-async function probeRedis(redisUrl: string): Promise<StatusReport['redis']> {
-  const url = new URL(redisUrl);
-  url.password = url.password === '' ? '' : '***';
+function judge(slot: StatusReport['slot'], redis: StatusReport['redis'], thresholds: HealthConfig): StatusReport['health'] {
+  const problems: string[] = [];
+  let exitCode: number = STATUS_EXIT.healthy;
+  const raise = (code: number, problem: string): void => {
+    problems.push(problem);
+    if (SEVERITY.indexOf(code) > SEVERITY.indexOf(exitCode)) exitCode = code;
+  };
+  if (!redis.reachable) raise(STATUS_EXIT.unreachable, `Redis does not answer: ${redis.error}`);
+  if (!slot.exists)
+    raise(STATUS_EXIT.slotLost, `slot ${slot.name} does not exist: "budget-cdc run" creates it and loads Redis from the table`);
+  else if (slot.walStatus === 'lost') {
+    raise(STATUS_EXIT.slotLost, `slot ${slot.name} lost WAL it needed (wal_status lost): "budget-cdc run" recreates it and resyncs Redis`);
+  } else if (slot.walStatus === 'unreserved') {
+    raise(
+      STATUS_EXIT.lagging,
+      `slot ${slot.name} holds more WAL than max_wal_size (wal_status unreserved): it will be lost unless the consumer catches up`,
+    );
+  }
+  if (slot.lagBytes !== null && slot.lagBytes > thresholds.maxLagBytes) {
+    raise(STATUS_EXIT.lagging, `lag ${slot.lagBytes} bytes is over --max-lag-bytes ${thresholds.maxLagBytes}`);
+  }
+  if (slot.lagSeconds !== null && slot.lagSeconds > thresholds.maxLagSeconds) {
+    raise(STATUS_EXIT.lagging, `lag ${slot.lagSeconds.toFixed(1)} s is over --max-lag-seconds ${thresholds.maxLagSeconds}`);
+  }
+  return { exitCode, problems, maxLagBytes: thresholds.maxLagBytes, maxLagSeconds: thresholds.maxLagSeconds };
+}
+
+async function probeRedis(config: Config): Promise<StatusReport['redis'] & { lagSeconds: number | null }> {
+  const url = redact(config.redisUrl);
   let redis: Redis | undefined;
+  const unreachable = (error: string) => ({ url, reachable: false, error, checkpoint: null, deadLetters: null, lagSeconds: null });
   try {
-    const reply = await Promise.race([
-      connectRedis(redisUrl, makeSilentLogger()).then((connected) => {
-        redis = connected;
-        return connected.ping();
-      }),
-      new Promise<never>((_, reject) => setTimeout(() => reject(new Error('no answer within 2 s')), REDIS_PROBE_TIMEOUT_MS).unref()),
+    return await Promise.race([
+      (async () => {
+        redis = await connectRedis(config.redisUrl, makeSilentLogger());
+        const pong = await redis.ping();
+        if (pong !== 'PONG') return unreachable(`unexpected PING reply ${pong}`);
+        const checkpoint = await redis.get(checkpointKey(config.keyPrefix));
+        const deadLetters = await redis.llen(deadLetterKey(config.slotName));
+        if (typeof deadLetters !== 'number') throw new Error(`LLEN ${deadLetterKey(config.slotName)} answered ${String(deadLetters)}`);
+        const lag = await readPublishedLag(redis, config.slotName);
+        return { url, reachable: true, error: null, checkpoint, deadLetters, lagSeconds: lag?.lagSeconds ?? null };
+      })(),
+      new Promise<never>((_, reject) =>
+        setTimeout(() => reject(new Error(`no answer within ${REDIS_PROBE_TIMEOUT_MS / 1000} s`)), REDIS_PROBE_TIMEOUT_MS).unref(),
+      ),
     ]);
-    return { url: url.toString(), reachable: reply === 'PONG', error: reply === 'PONG' ? null : `unexpected PING reply ${reply}` };
   } catch (error) {
-    return { url: url.toString(), reachable: false, error: error instanceof Error ? error.message : String(error) };
+    return unreachable(redactMessage(error instanceof Error ? error.message : String(error), config.redisUrl));
   } finally {
     redis?.disconnect();
   }
 }
 
+/** An error message that might quote the URL, with its password hidden. */
+function redactMessage(message: string, url: string): string {
+  const password = passwordOf(url);
+  return password === '' ? message : message.split(password).join('***');
+}
+
+function passwordOf(url: string): string {
+  try {
+    return decodeURIComponent(new URL(url).password);
+  } catch {
+    return '';
+  }
+}
+
 /** The human-readable form of the report. */
 export function formatStatus(report: StatusReport): string {
-  const { slot, redis } = report;
-  const lines = [
-    slot.exists
-      ? `slot ${slot.name}: ${slot.active ? 'active' : 'inactive'}, confirmed ${slot.confirmedLsn}, lag ${slot.lagBytes} bytes, retained ${slot.retainedBytes} bytes, wal_status ${slot.walStatus}`
-      : `slot ${slot.name}: does not exist (created by "budget-cdc run")`,
-    `redis ${redis.url}: ${redis.reachable ? 'reachable' : `unreachable (${redis.error})`}`,
-  ];
+  const { slot, redis, health } = report;
+  const lines = [`postgres ${report.database.url}`];
+  if (slot.exists) {
+    lines.push(
+      `slot ${slot.name}: ${slot.active ? 'active' : 'inactive (no consumer streams from it)'}, confirmed ${slot.confirmedLsn}, wal_status ${slot.walStatus}`,
+      `  lag ${formatBytes(slot.lagBytes)}, ${slot.lagSeconds === null ? 'seconds unknown (measured by a running consumer)' : `${slot.lagSeconds.toFixed(1)} s`}` +
+        `; retained WAL ${formatBytes(slot.retainedBytes)}; safe_wal_size ${slot.safeWalSizeBytes === null ? 'unlimited' : formatBytes(slot.safeWalSizeBytes)}`,
+    );
+  } else {
+    lines.push(`slot ${slot.name}: does not exist (created by "budget-cdc run")`);
+  }
+  lines.push(
+    redis.reachable
+      ? `redis ${redis.url}: reachable; checkpoint ${redis.checkpoint ?? 'none (the consumer loads Redis from the table)'}; dead letters ${redis.deadLetters}`
+      : `redis ${redis.url}: unreachable (${redis.error})`,
+  );
+  lines.push(health.exitCode === 0 ? 'healthy' : `unhealthy (exit ${health.exitCode}): ${health.problems.join('; ')}`);
   return lines.join('\n');
+}
+
+function formatBytes(bytes: number | null): string {
+  if (bytes === null) return 'unknown';
+  const MIB = 1024 * 1024;
+  return bytes < MIB ? `${bytes} bytes` : `${(bytes / MIB).toFixed(1)} MiB (${bytes} bytes)`;
 }

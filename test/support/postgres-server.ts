@@ -1,10 +1,11 @@
-import { execFileSync, spawn, type ChildProcess, type SpawnOptions } from 'node:child_process';
-import { chownSync, closeSync, existsSync, openSync, readdirSync, rmSync } from 'node:fs';
+import { execFileSync, spawn, type ChildProcess } from 'node:child_process';
+import { closeSync, existsSync, openSync, rmSync } from 'node:fs';
 import { mkdir, mkdtemp, readFile, rm } from 'node:fs/promises';
 import { createServer } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import pg from 'pg';
+import { chownTree, postgresOwner, spawnAs as spawnOptions, type ProcessOwner as Owner } from '../../src/local/process-owner.js';
 import { waitFor } from './wait-for.js';
 
 const SECOND = 1000;
@@ -64,7 +65,7 @@ export async function startPostgres(options: PostgresServerOptions = {}): Promis
     await mkdir(dataDir, { mode: 0o700 });
     await mkdir(socketDir, { mode: 0o700 });
     // initdb and postgres refuse to run as root, so as root they run as the postgres user, who must own the files.
-    if (owner) chownTree(rootDir, owner.uid, owner.gid);
+    if (owner) chownTree(rootDir, owner);
 
     await initdb(binDir, dataDir, rootDir, owner);
     const port = await findFreePort();
@@ -95,27 +96,6 @@ export async function startPostgres(options: PostgresServerOptions = {}): Promis
     await rm(rootDir, { recursive: true, force: true });
     temporaryDirs.delete(rootDir);
     throw error;
-  }
-}
-
-interface Owner {
-  uid: number;
-  gid: number;
-}
-
-/** The postgres user when we are root, because PostgreSQL will not run as root; undefined otherwise. */
-function postgresOwner(): Owner | undefined {
-  if (process.getuid?.() !== 0) return undefined;
-  try {
-    const uid = Number(execFileSync('id', ['-u', 'postgres'], { encoding: 'utf8' }).trim());
-    const gid = Number(execFileSync('id', ['-g', 'postgres'], { encoding: 'utf8' }).trim());
-    return { uid, gid };
-  } catch (error) {
-    throw new Error(
-      'running as root, and PostgreSQL refuses to run as root, but there is no "postgres" user to run it as: ' +
-        'install postgresql-15 (which creates that user) or run the tests as another user',
-      { cause: error },
-    );
   }
 }
 
@@ -216,19 +196,6 @@ async function servesDataDir(url: string, dataDir: string): Promise<boolean> {
     return false;
   } finally {
     await client.end().catch(() => {});
-  }
-}
-
-function spawnOptions(cwd: string, owner: Owner | undefined): SpawnOptions {
-  // cwd inside our own directory: the postgres user may not be allowed into the caller's working directory.
-  return owner ? { cwd, uid: owner.uid, gid: owner.gid } : { cwd };
-}
-
-function chownTree(path: string, uid: number, gid: number): void {
-  chownSync(path, uid, gid);
-  for (const entry of readdirSync(path, { withFileTypes: true })) {
-    if (entry.isDirectory()) chownTree(join(path, entry.name), uid, gid);
-    else chownSync(join(path, entry.name), uid, gid);
   }
 }
 

@@ -1,0 +1,106 @@
+import type { EventEmitter } from 'node:events';
+import { Counter, Gauge, Histogram, Registry } from 'prom-client';
+import type { ConsumerEvents } from '../consumer/consumer-events.js';
+import { RedisWriteError } from '../errors.js';
+import type { SlotMonitor } from './slot-monitor.js';
+
+const PREFIX = 'budget_cdc_';
+const SECOND_MS = 1000;
+/** From 1 ms to about 16 s: a small batch to a large, slow one. */
+const DURATION_BUCKETS_SECONDS = [0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 16];
+
+/**
+ * A Prometheus registry of one consumer, fed only by subscribing to its events, the slot monitor's
+ * readings and the Redis client's 'error' event: nothing on the hot path calls a metric.
+ */
+export function makeConsumerMetrics(events: ConsumerEvents, monitor: SlotMonitor, redisClient: EventEmitter): Registry {
+  const registry = new Registry();
+  const registers = [registry];
+  const counter = (name: string, help: string): Counter => new Counter({ name: PREFIX + name, help, registers });
+  const gauge = (name: string, help: string): Gauge => new Gauge({ name: PREFIX + name, help, registers });
+
+  const batches = counter('batches_written_total', 'Batches Redis confirmed (one MULTI/EXEC each).');
+  const writes = counter(
+    'redis_writes_total',
+    'Writes Redis confirmed: a SET or DEL per applied change (two for a renamed job), and dead letters.',
+  );
+  const stageDuration = new Histogram({
+    name: PREFIX + 'stage_duration_seconds',
+    help: 'Time spent per pipeline stage and batch. stage="write": from sending a batch to Redis to its confirmation.',
+    labelNames: ['stage'],
+    buckets: DURATION_BUCKETS_SECONDS,
+    registers,
+  });
+  const acknowledgements = counter(
+    'acknowledgements_total',
+    'Positions acknowledged to PostgreSQL after Redis confirmed everything before them.',
+  );
+  const acknowledgedLsn = gauge(
+    'acknowledged_lsn',
+    'The last WAL position acknowledged to PostgreSQL, as a number (precision is lost beyond 2^53).',
+  );
+  const deadLetters = counter('dead_letters_total', 'Rows set aside as dead letters because they cannot be processed.');
+  const sessions = counter('sessions_started_total', 'Replication sessions that started streaming.');
+  const reconnects = counter('reconnects_total', 'Replication sessions that failed; each is followed by a reconnect after a delay.');
+  const redisErrors = counter(
+    'redis_errors_total',
+    'Redis connection errors, and sessions that failed because Redis refused or lost a write.',
+  );
+  const resyncs = counter('resyncs_total', 'Rebuilds of Redis from the table (new slot, lost state, resync requested).');
+  const resyncRows = counter('resync_rows_written_total', 'Rows written by resyncs.');
+  const truncates = counter('truncates_total', 'TRUNCATEs applied (every key under the prefix removed).');
+  const backpressure = gauge('backpressure', '1 while reading from PostgreSQL is paused because Redis writes are behind.');
+  // Absent rather than 0 while unknown: 0 bytes of safe WAL would read as "about to be lost".
+  const optionalGauge = (name: string, help: string): ((value: bigint | number | undefined) => void) => {
+    let metric: Gauge | undefined;
+    return (value) => {
+      if (value === undefined) {
+        if (metric !== undefined) registry.removeSingleMetric(PREFIX + name);
+        metric = undefined;
+        return;
+      }
+      metric ??= gauge(name, help);
+      metric.set(Number(value));
+    };
+  };
+  const lagBytes = optionalGauge('lag_bytes', "WAL written since the slot's confirmed position.");
+  const lagSeconds = optionalGauge(
+    'lag_seconds',
+    'Seconds since PostgreSQL wrote the oldest WAL the slot has not confirmed (sampled every second).',
+  );
+  const retainedBytes = optionalGauge('retained_wal_bytes', 'WAL PostgreSQL keeps for the slot.');
+  const safeWalSize = optionalGauge(
+    'safe_wal_size_bytes',
+    'WAL that can be written before the slot is in danger of being lost (absent when max_slot_wal_keep_size is unlimited).',
+  );
+  const slotActive = gauge('slot_active', '1 when a walsender streams from the slot.');
+
+  events.on('batch-written', ({ writes: count, durationMs }) => {
+    batches.inc();
+    writes.inc(count);
+    stageDuration.observe({ stage: 'write' }, durationMs / SECOND_MS);
+  });
+  events.on('acknowledged', ({ lsn }) => {
+    acknowledgements.inc();
+    acknowledgedLsn.set(Number(lsn));
+  });
+  events.on('dead-letter', () => deadLetters.inc());
+  events.on('session-started', () => sessions.inc());
+  events.on('session-failed', ({ error }) => {
+    reconnects.inc();
+    if (error instanceof RedisWriteError) redisErrors.inc();
+  });
+  events.on('resync-started', () => resyncs.inc());
+  events.on('resync-finished', ({ rowsWritten }) => resyncRows.inc(rowsWritten));
+  events.on('truncated', () => truncates.inc());
+  events.on('backpressure', ({ paused }) => backpressure.set(paused ? 1 : 0));
+  redisClient.on('error', () => redisErrors.inc());
+  monitor.onReading(({ slot, lagSeconds: seconds }) => {
+    slotActive.set(slot.active ? 1 : 0);
+    lagBytes(slot.lagBytes);
+    retainedBytes(slot.retainedBytes);
+    safeWalSize(slot.safeWalSizeBytes);
+    lagSeconds(seconds);
+  });
+  return registry;
+}

@@ -1,0 +1,55 @@
+import type { Redis } from 'ioredis';
+import type { Kysely } from 'kysely';
+import type { Registry } from 'prom-client';
+import type { ConsumerEvents } from '../consumer/consumer-events.js';
+import type { Database } from '../db/database.js';
+import { logConsumerEvents } from './consumer-event-log.js';
+import { makeConsumerMetrics } from './consumer-metrics.js';
+import type { Logger } from './logger.js';
+import { publishLag } from './published-lag.js';
+import type { ConsumerHealth } from './readiness.js';
+import { startSlotMonitor } from './slot-monitor.js';
+
+/** What watches a consumer from outside its hot path: slot monitor, metrics, event logs, lag for `status`. */
+export interface ConsumerObserver {
+  /** The consumer's own Prometheus registry (not prom-client's global one). */
+  readonly metrics: Registry;
+  health(): ConsumerHealth;
+  stop(): void;
+}
+
+export function observeConsumer(
+  events: ConsumerEvents,
+  db: Kysely<Database>,
+  redis: Redis,
+  slotName: string,
+  logger: Logger,
+): ConsumerObserver {
+  const monitor = startSlotMonitor(db, slotName, logger);
+  const metrics = makeConsumerMetrics(events, monitor, redis);
+  logConsumerEvents(events, logger);
+  let streaming = false;
+  events.on('session-started', () => {
+    streaming = true;
+    monitor.refresh();
+  });
+  events.on('session-failed', () => (streaming = false));
+  events.on('resync-started', () => (streaming = false));
+  let lastPublishError = '';
+  monitor.onReading((reading) => {
+    publishLag(redis, slotName, reading).then(
+      () => (lastPublishError = ''),
+      (error: unknown) => {
+        // Redis down: the consumer reports that itself; say it here once at debug.
+        const message = error instanceof Error ? error.message : String(error);
+        if (message !== lastPublishError) logger.debug({ err: message }, 'cannot publish the lag to Redis');
+        lastPublishError = message;
+      },
+    );
+  });
+  return {
+    metrics,
+    health: () => ({ redisConnected: redis.status === 'ready', streaming, reading: monitor.latest() }),
+    stop: () => monitor.stop(),
+  };
+}

@@ -1,0 +1,64 @@
+import type { SlotReading } from './slot-monitor.js';
+
+/** A consumer's state as the health endpoint sees it. */
+export interface ConsumerHealth {
+  /** The consumer's Redis connection is up. */
+  redisConnected: boolean;
+  /** A replication session streams (false while starting, resyncing or waiting to reconnect). */
+  streaming: boolean;
+  /** The slot monitor's newest reading. */
+  reading: SlotReading | undefined;
+}
+
+export interface LagThresholds {
+  maxLagBytes: number;
+  maxLagSeconds: number;
+}
+
+/** The answer of /readyz: ready, or the reasons it is not. */
+export interface Readiness {
+  ready: boolean;
+  reasons: string[];
+  slotActive: boolean | null;
+  lagBytes: number | null;
+  lagSeconds: number | null;
+}
+
+/** A slot reading older than this (PostgreSQL not answering) does not count. */
+export const READING_MAX_AGE_MS = 5_000;
+
+/** Ready when Redis is connected, a session streams, the slot is active and its lag is under both thresholds. */
+export function evaluateReadiness(health: ConsumerHealth, thresholds: LagThresholds, nowMs: number): Readiness {
+  const reasons: string[] = [];
+  if (!health.redisConnected) reasons.push('Redis is not connected');
+  if (!health.streaming) reasons.push('no replication session is streaming (starting, resyncing, or waiting to reconnect)');
+  const reading = health.reading;
+  const fresh = reading !== undefined && nowMs - reading.atMs <= READING_MAX_AGE_MS;
+  if (!fresh) {
+    reasons.push(
+      reading === undefined
+        ? 'the slot has not been read from PostgreSQL yet'
+        : `the slot could not be read from PostgreSQL for ${Math.round((nowMs - reading.atMs) / 1000)} s`,
+    );
+  }
+  const slot = fresh ? reading.slot : undefined;
+  if (slot !== undefined) {
+    if (!slot.exists) reasons.push('the replication slot does not exist');
+    else if (!slot.active) reasons.push('the replication slot is not active');
+    if (slot.walStatus === 'lost') reasons.push('the replication slot lost WAL it needed (wal_status lost)');
+    if (slot.lagBytes !== undefined && slot.lagBytes > BigInt(thresholds.maxLagBytes)) {
+      reasons.push(`lag ${slot.lagBytes} bytes is over --max-lag-bytes ${thresholds.maxLagBytes}`);
+    }
+  }
+  const lagSeconds = fresh ? reading.lagSeconds : undefined;
+  if (lagSeconds !== undefined && lagSeconds > thresholds.maxLagSeconds) {
+    reasons.push(`lag ${lagSeconds.toFixed(1)} s is over --max-lag-seconds ${thresholds.maxLagSeconds}`);
+  }
+  return {
+    ready: reasons.length === 0,
+    reasons,
+    slotActive: slot === undefined ? null : slot.active,
+    lagBytes: slot?.lagBytes === undefined ? null : Number(slot.lagBytes),
+    lagSeconds: lagSeconds ?? null,
+  };
+}
