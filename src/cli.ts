@@ -1,21 +1,11 @@
 import { parseArgs } from 'node:util';
 import { loadConfig, loadHealthConfig, loadLogLevel, loadRolePassword, redact, type Config, type ConfigOptions } from './config.js';
-import { requestResync } from './consumer/request-resync.js';
-import { SingleBar } from 'cli-progress';
-import { checkConnection } from './db/check-database.js';
-import { createConsumerRole } from './db/create-role.js';
-import { withDatabase } from './db/database.js';
-import { migrate } from './db/migrate.js';
+import type { SingleBar } from 'cli-progress';
 import { ConfigError, ConnectionError, SetupError } from './errors.js';
-import { loadCsv } from './load/load-csv.js';
-import { runQuickstart } from './local/quickstart.js';
-import { DEFAULT_DEMO_ROWS, runDemo } from './ops/demo.js';
-import { formatInspection, inspectJob } from './ops/inspect-job.js';
-import { makeLogger, makeSilentLogger } from './ops/logger.js';
-import { runPipeline } from './ops/run-pipeline.js';
-import { formatStatus, readStatus } from './ops/status.js';
-import { connectRedis } from './sink/redis-client.js';
-import { RedisSink } from './sink/redis-sink.js';
+import { DEFAULT_DEMO_ROWS } from './ops/demo-rows.js';
+
+// Each command imports what it needs when it runs: `load` or `--help` must not pay for loading the
+// consumer, the HTTP server and the quickstart (start-up time counts in every short command).
 
 const USAGE = `usage: budget-cdc <command> [options]
 
@@ -126,14 +116,19 @@ export async function main(argv: string[]): Promise<number> {
   };
   try {
     // start and demo find their servers themselves: DATABASE_URL is not required.
-    if (command === 'start') return await runQuickstart(options, makeLogger(loadLogLevel(options)), process.stdout);
+    if (command === 'start') {
+      const [{ runQuickstart }, { makeLogger }] = await Promise.all([import('./local/quickstart.js'), import('./ops/logger.js')]);
+      return await runQuickstart(options, makeLogger(loadLogLevel(options)), process.stdout);
+    }
     if (command === 'demo') return await demoCommand(options, values.rows);
     const config = loadConfig(options);
     switch (command) {
       case 'migrate':
         return await migrateCommand(config, values['create-role'], loadRolePassword(options));
-      case 'run':
+      case 'run': {
+        const [{ runPipeline }, { makeLogger }] = await Promise.all([import('./ops/run-pipeline.js'), import('./ops/logger.js')]);
         return await runPipeline(config, loadHealthConfig(options), makeLogger(config.logLevel));
+      }
       case 'load':
         return await loadCommand(config, args);
       case 'status':
@@ -158,12 +153,14 @@ export async function main(argv: string[]): Promise<number> {
 async function demoCommand(options: ConfigOptions, rowsText: string): Promise<number> {
   const rows = /^[1-9]\d{0,8}$/.test(rowsText) ? Number(rowsText) : NaN;
   if (!Number.isSafeInteger(rows)) return fail(`--rows must be a positive integer up to 999999999, got "${rowsText}"`, EXIT_USAGE);
+  const { runDemo } = await import('./ops/demo.js');
   return runDemo(options, rows, process.stdout);
 }
 
 async function inspectCommand(config: Config, args: string[], json: boolean): Promise<number> {
   const [jobId, ...extra] = args;
   if (jobId === undefined || extra.length > 0) return fail('inspect takes one argument: a job_id', EXIT_USAGE);
+  const { inspectJob, formatInspection } = await import('./ops/inspect-job.js');
   const inspection = await inspectJob(config, jobId);
   process.stdout.write(json ? JSON.stringify(inspection) + '\n' : formatInspection(inspection) + '\n');
   return inspection.agree ? EXIT_OK : EXIT_DISAGREE;
@@ -182,6 +179,12 @@ async function migrateCommand(config: Config, roleName: string | undefined, role
     return fail(`--create-role "${roleName}" is not a valid name: use 1 to 63 lower-case letters, digits and underscores`, EXIT_USAGE);
   }
   if (roleName === undefined && rolePassword !== undefined) return fail('--role-password goes with --create-role NAME', EXIT_USAGE);
+  const [{ withDatabase }, { checkConnection }, { migrate }, { createConsumerRole }] = await Promise.all([
+    import('./db/database.js'),
+    import('./db/check-database.js'),
+    import('./db/migrate.js'),
+    import('./db/create-role.js'),
+  ]);
   const { result, role } = await withDatabase(config.databaseUrl, async (db) => {
     await checkConnection(db, config.databaseUrl);
     const migrated = await migrate(db, config.publicationName);
@@ -207,12 +210,14 @@ async function loadCommand(config: Config, args: string[]): Promise<number> {
   if (source === undefined || extra.length > 0) {
     return fail('load takes one argument: a CSV file, or - for standard input', EXIT_USAGE);
   }
+  const { loadCsv } = await import('./load/load-csv.js');
   const { rows } = await loadCsv(config.databaseUrl, source, { progress: process.stderr.isTTY === true });
   process.stdout.write(`loaded ${rows} rows\n`);
   return EXIT_OK;
 }
 
 async function statusCommand(config: Config, options: ConfigOptions, json: boolean): Promise<number> {
+  const { readStatus, formatStatus } = await import('./ops/status.js');
   const report = await readStatus(config, loadHealthConfig(options));
   process.stdout.write(json ? JSON.stringify(report) + '\n' : formatStatus(report) + '\n');
   return report.health.exitCode;
@@ -221,6 +226,11 @@ async function statusCommand(config: Config, options: ConfigOptions, json: boole
 async function deadLettersCommand(config: Config, json: boolean, limitText: string): Promise<number> {
   const limit = /^[1-9]\d*$/.test(limitText) ? Number(limitText) : NaN;
   if (!Number.isSafeInteger(limit)) return fail(`--limit must be a positive integer, got "${limitText}"`, EXIT_USAGE);
+  const [{ connectRedis }, { makeSilentLogger }, { RedisSink }] = await Promise.all([
+    import('./sink/redis-client.js'),
+    import('./ops/logger.js'),
+    import('./sink/redis-sink.js'),
+  ]);
   const redis = await connectRedis(config.redisUrl, makeSilentLogger());
   try {
     const entries = await new RedisSink(redis, config.keyPrefix, config.slotName).readDeadLetters(limit);
@@ -233,13 +243,17 @@ async function deadLettersCommand(config: Config, json: boolean, limitText: stri
 }
 
 async function resyncCommand(config: Config): Promise<number> {
+  const [{ requestResync }, { SingleBar: ProgressBar }] = await Promise.all([
+    import('./consumer/request-resync.js'),
+    import('cli-progress'),
+  ]);
   const terminal = process.stderr.isTTY === true;
   let bar: SingleBar | undefined;
   let lastLine = 0;
   const outcome = await requestResync(config, ({ totalRows, rowsDone }) => {
     if (terminal) {
       if (bar === undefined) {
-        bar = new SingleBar({ format: 'resync [{bar}] {percentage}% | {value}/{total} rows | ETA {eta}s', stream: process.stderr });
+        bar = new ProgressBar({ format: 'resync [{bar}] {percentage}% | {value}/{total} rows | ETA {eta}s', stream: process.stderr });
         bar.start(totalRows, rowsDone);
       }
       bar.setTotal(totalRows);

@@ -14,7 +14,6 @@ import { readSlot } from '../replication/slot.js';
 import { connectRedis } from '../sink/redis-client.js';
 import { makeSilentLogger } from './logger.js';
 
-export const DEFAULT_DEMO_ROWS = 100_000;
 const SAMPLE_KEYS = 3;
 const CATCH_UP_TIMEOUT_MS = 10 * 60_000;
 const POLL_INTERVAL_MS = 200;

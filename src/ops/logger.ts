@@ -1,5 +1,9 @@
+import { createRequire } from 'node:module';
 import { pino, type Logger } from 'pino';
-import pretty from 'pino-pretty';
+import type PinoPretty from 'pino-pretty';
+
+// pino-pretty is loaded only for a terminal: a consumer logging JSON (the usual case) saves its memory.
+const require = createRequire(import.meta.url);
 
 export type { Logger } from 'pino';
 
@@ -9,7 +13,10 @@ export type { Logger } from 'pino';
  */
 export function makeLogger(level: string, terminal = process.stderr.isTTY === true): Logger {
   const options = { level, base: { pid: process.pid }, timestamp: pino.stdTimeFunctions.isoTime };
-  if (terminal) return pino(options, pretty({ destination: 2, sync: true, colorize: true, ignore: 'pid' }));
+  if (terminal) {
+    const pretty = require('pino-pretty') as typeof PinoPretty;
+    return pino(options, pretty({ destination: 2, sync: true, colorize: true, ignore: 'pid' }));
+  }
   return pino(options, pino.destination({ dest: 2, sync: true }));
 }
 
