@@ -7,8 +7,11 @@ export interface ConsumerEventMap {
   'session-started': [{ slotName: string; confirmedLsn: Lsn; slotCreated: boolean }];
   /** A session ended with an error; the consumer reconnects after `retryInMs`. */
   'session-failed': [{ error: Error; retryInMs: number }];
-  /** A pipelined batch was confirmed by Redis. */
-  'batch-written': [{ writes: number; durationMs: number }];
+  /**
+   * A batch was confirmed by Redis: `writes` commands, for `rows` changes applied (inserts, updates and
+   * deletes; not replayed ones the checkpoint skipped) and `transactions` commits ending in it.
+   */
+  'batch-written': [{ writes: number; rows: number; transactions: number; durationMs: number }];
   /** PostgreSQL was told that everything up to `lsn` is safely in Redis. */
   acknowledged: [{ lsn: Lsn }];
   /** TRUNCATE removed every key under the prefix. */

@@ -48,6 +48,9 @@ export class ConsumerSession {
   private batch: WriteBatch;
   /** End of the last transaction whose writes are all in `batch` or earlier; undefined if none since the last flush. */
   private batchAckLsn: Lsn | undefined;
+  /** Changes applied and commits seen since the last flush, for the 'batch-written' event. */
+  private batchRows = 0;
+  private batchTransactions = 0;
   /** The checkpoint of the last change in `batch`. */
   private batchCheckpoint: Checkpoint | undefined;
   private flushScheduled = false;
@@ -220,6 +223,7 @@ export class ConsumerSession {
         this.skipThrough = undefined; // the stream is in commit order: nothing after this is covered
       }
       position = { commitLsn: this.transactionLsn, index: this.changeIndex };
+      this.batchRows++;
       // A TRUNCATE writes its checkpoint itself, after the batch before it.
       if (change.tag !== 'truncate') this.batchCheckpoint = position;
     }
@@ -267,6 +271,7 @@ export class ConsumerSession {
         break;
       case 'commit':
         this.inTransaction = false;
+        this.batchTransactions++;
         this.batchAckLsn = change.endLsn;
         this.scheduleFlush();
         break;
@@ -298,6 +303,10 @@ export class ConsumerSession {
     const writes = this.batch;
     const ackLsn = this.batchAckLsn;
     const checkpoint = this.batchCheckpoint;
+    const rows = this.batchRows;
+    const transactions = this.batchTransactions;
+    this.batchRows = 0;
+    this.batchTransactions = 0;
     this.batch = this.sink.newBatch();
     this.batchAckLsn = undefined;
     this.batchCheckpoint = undefined;
@@ -309,7 +318,7 @@ export class ConsumerSession {
         const started = performance.now();
         const previous = await this.sink.write(writes, checkpoint);
         if (previous === null) throw new RedisStateLostError();
-        this.events.emit('batch-written', { writes: writes.commands, durationMs: performance.now() - started });
+        this.events.emit('batch-written', { writes: writes.commands, rows, transactions, durationMs: performance.now() - started });
       },
     });
   }

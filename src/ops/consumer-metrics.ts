@@ -20,6 +20,11 @@ export function makeConsumerMetrics(events: ConsumerEvents, monitor: SlotMonitor
   const gauge = (name: string, help: string): Gauge => new Gauge({ name: PREFIX + name, help, registers });
 
   const batches = counter('batches_written_total', 'Batches Redis confirmed (one MULTI/EXEC each).');
+  const rowsApplied = counter(
+    'rows_applied_total',
+    'Inserts, updates and deletes of jobs written to Redis (replays skipped by the checkpoint excluded).',
+  );
+  const transactionsApplied = counter('transactions_applied_total', 'Transactions whose last change Redis confirmed.');
   const writes = counter(
     'redis_writes_total',
     'Writes Redis confirmed: a SET or DEL per applied change (two for a renamed job), and dead letters.',
@@ -75,8 +80,10 @@ export function makeConsumerMetrics(events: ConsumerEvents, monitor: SlotMonitor
   );
   const slotActive = gauge('slot_active', '1 when a walsender streams from the slot.');
 
-  events.on('batch-written', ({ writes: count, durationMs }) => {
+  events.on('batch-written', ({ writes: count, rows, transactions, durationMs }) => {
     batches.inc();
+    rowsApplied.inc(rows);
+    transactionsApplied.inc(transactions);
     writes.inc(count);
     stageDuration.observe({ stage: 'write' }, durationMs / SECOND_MS);
   });

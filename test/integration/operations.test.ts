@@ -160,6 +160,8 @@ describe('operations: health endpoint, status, inspect, masked passwords', () =>
     expect(response.status).toBe(200);
     expect(response.contentType).toContain('text/plain');
     expect(sample(metrics, 'budget_cdc_batches_written_total')).toBeGreaterThanOrEqual(1);
+    expect(sample(metrics, 'budget_cdc_rows_applied_total')).toBeGreaterThanOrEqual(2);
+    expect(sample(metrics, 'budget_cdc_transactions_applied_total')).toBeGreaterThanOrEqual(2);
     expect(sample(metrics, 'budget_cdc_stage_duration_seconds_count{stage="write"}')).toBeGreaterThanOrEqual(1);
     expect(sample(metrics, 'budget_cdc_acknowledgements_total')).toBeGreaterThanOrEqual(1);
     expect(sample(metrics, 'budget_cdc_acknowledged_lsn')).toBeGreaterThan(0);
