@@ -34,36 +34,39 @@ export function jobValue(job: Job): string {
  * arithmetic. Years outside 0000-9999 never reach here (parseJob sets such rows aside).
  */
 class IsoFormatter {
-  private day = NaN;
-  private datePart = '';
+  // Rows of a bulk load share few instants (a default now(), plus days_online for the expiry) and fewer
+  // days: both are remembered, in maps bounded by clearing them when full.
+  private readonly texts = new Map<number, string>();
+  private readonly dateParts = new Map<number, string>();
 
   format(ms: number): string {
+    let text = this.texts.get(ms);
+    if (text !== undefined) return text;
     const day = Math.floor(ms / DAY_MS);
-    if (day !== this.day) {
-      this.day = day;
-      this.datePart = new Date(day * DAY_MS).toISOString().slice(0, 11);
+    let datePart = this.dateParts.get(day);
+    if (datePart === undefined) {
+      if (this.dateParts.size >= FORMAT_CACHE_SIZE) this.dateParts.clear();
+      datePart = new Date(day * DAY_MS).toISOString().slice(0, 11);
+      this.dateParts.set(day, datePart);
     }
-    let rest = ms - day * DAY_MS;
-    const millis = rest % 1000;
-    rest = (rest - millis) / 1000;
-    const seconds = rest % 60;
-    rest = (rest - seconds) / 60;
-    const minutes = rest % 60;
-    const hours = (rest - minutes) / 60;
-    return (
-      this.datePart +
-      (hours < 10 ? '0' : '') +
-      hours +
-      (minutes < 10 ? ':0' : ':') +
-      minutes +
-      (seconds < 10 ? ':0' : ':') +
-      seconds +
-      (millis < 10 ? '.00' : millis < 100 ? '.0' : '.') +
-      millis +
-      'Z'
-    );
+    // Milliseconds into the day fit in a small integer, so the arithmetic below stays in fast integers.
+    const msOfDay = ms - day * DAY_MS;
+    const millis = msOfDay % 1000;
+    const secondsOfDay = (msOfDay - millis) / 1000;
+    const seconds = secondsOfDay % 60;
+    const minutesOfDay = (secondsOfDay - seconds) / 60;
+    const minutes = minutesOfDay % 60;
+    const hours = (minutesOfDay - minutes) / 60;
+    text = datePart + TWO_DIGITS[hours] + ':' + TWO_DIGITS[minutes] + ':' + TWO_DIGITS[seconds] + '.' + THREE_DIGITS[millis] + 'Z';
+    if (this.texts.size >= FORMAT_CACHE_SIZE) this.texts.clear();
+    this.texts.set(ms, text);
+    return text;
   }
 }
+
+const FORMAT_CACHE_SIZE = 4096;
+const TWO_DIGITS = Array.from({ length: 60 }, (_, i) => String(i).padStart(2, '0'));
+const THREE_DIGITS = Array.from({ length: 1000 }, (_, i) => String(i).padStart(3, '0'));
 
 const createdAtIso = new IsoFormatter();
 const expiresAtIso = new IsoFormatter();
