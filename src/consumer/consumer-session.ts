@@ -314,7 +314,10 @@ export class ConsumerSession {
       exclusive: false,
       ackLsn,
       run: async () => {
-        if (writes.commands === 0 || checkpoint === undefined) return;
+        if (writes.commands === 0 || checkpoint === undefined) {
+          writes.release(); // never sent
+          return;
+        }
         const started = performance.now();
         const previous = await this.sink.write(writes, checkpoint);
         if (previous === null) throw new RedisStateLostError();

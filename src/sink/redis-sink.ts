@@ -62,7 +62,13 @@ export class RedisSink {
     // stays visible: the reply is null and the consumer resyncs.
     const tail = respCommand(['SET', this.checkpointKey, formatCheckpoint(checkpoint), 'XX', 'GET']) + EXEC;
     const queued = batch.commands + 1;
-    const replies = await (await this.connectWriter()).send([MULTI, batch.bytes, tail], queued + 2);
+    const writer = await this.connectWriter();
+    let replies: RespReply[];
+    try {
+      replies = await writer.send([MULTI, batch.bytes, tail], queued + 2);
+    } finally {
+      batch.release(); // answered, or the connection is closed: the socket is done with the buffer
+    }
     for (let i = 0; i <= queued; i++) {
       const reply = replies[i];
       if (reply instanceof RespError) throw new RedisWriteError(`redis refused command ${i} of the batch: ${reply.message}`);
@@ -80,7 +86,12 @@ export class RedisSink {
   /** Sends a batch with no checkpoint (a resync, before its checkpoint exists); rejects unless every reply succeeds. */
   async writeWithoutCheckpoint(batch: WriteBatch): Promise<void> {
     if (batch.commands === 0) return;
-    checkResults(await (await this.connectWriter()).send(batch.bytes, batch.commands));
+    const writer = await this.connectWriter();
+    try {
+      checkResults(await writer.send(batch.bytes, batch.commands));
+    } finally {
+      batch.release();
+    }
   }
 
   /** The writer connection, (re)connected when needed: after Redis restarted, the next session gets a new one. */
