@@ -1,25 +1,20 @@
-import { spawn, type ChildProcess } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
 import { mkdtemp, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { fileURLToPath } from 'node:url';
 import { Redis } from 'ioredis';
 import pg from 'pg';
 import { afterAll, beforeAll, describe, expect, inject, it } from 'vitest';
 import { createTestDatabase, type TestDatabase } from '../support/test-database.js';
 import { compareRedisWithTable } from '../support/table-oracle.js';
 import { waitFor } from '../support/wait-for.js';
+import { killLiveCliProcesses, linesOf, runCli, startCli, type CliProcess } from '../support/cli-process.js';
 
 // budget-cdc as a user runs it: `node bin/budget-cdc.js <args>` from the repository root, configured by
 // DATABASE_URL and REDIS_URL, judged by its exit code, its stdout and its stderr.
 
 const SECOND = 1000;
 const DAY_MS = 86_400_000;
-const REPO_ROOT = fileURLToPath(new URL('../../', import.meta.url));
-const BIN = 'bin/budget-cdc.js';
-/** Short commands (migrate, load, status) must end well within this. */
-const COMMAND_TIMEOUT_MS = 60 * SECOND;
 /** The graceful stop of `run` must end within this after SIGTERM. */
 const STOP_TIMEOUT_MS = 10 * SECOND;
 const ROWS = 50_000;
@@ -27,75 +22,6 @@ const UNREACHABLE_DATABASE_URL = 'postgres://budget:s3cret@127.0.0.1:1/x';
 const UNREACHABLE_REDIS_URL = 'redis://127.0.0.1:1';
 /** How much of a process's stderr a failure message shows. */
 const LOG_TAIL_CHARS = 4000;
-/** Settings the parent's environment might hold; the CLI gets only what each test gives it. */
-const INHERITED_SETTING = /^(DATABASE_URL|REDIS_URL|LOG_LEVEL|BUDGET_CDC_.*)$/;
-
-interface CliOutcome {
-  code: number | null;
-  signal: NodeJS.Signals | null;
-  stdout: string;
-  stderr: string;
-}
-
-interface CliProcess {
-  readonly child: ChildProcess;
-  /** Output so far. */
-  output(): { stdout: string; stderr: string };
-  /** Settles once the process has exited and its output is read. */
-  readonly closed: Promise<CliOutcome>;
-  /** Waits for the exit; kills the process (SIGKILL) and fails when it has not exited within `timeoutMs`. */
-  exit(timeoutMs: number): Promise<CliOutcome>;
-}
-
-/** Every CLI process started and not yet closed, so that afterAll can kill what a failed test left behind. */
-const liveProcesses = new Set<CliProcess>();
-
-function startCli(args: string[], env: Record<string, string | undefined>): CliProcess {
-  const childEnv: NodeJS.ProcessEnv = {};
-  for (const [name, value] of Object.entries(process.env)) if (!INHERITED_SETTING.test(name)) childEnv[name] = value;
-  for (const [name, value] of Object.entries(env)) if (value !== undefined) childEnv[name] = value;
-  const child = spawn(process.execPath, [BIN, ...args], { cwd: REPO_ROOT, env: childEnv, stdio: ['ignore', 'pipe', 'pipe'] });
-  let stdout = '';
-  let stderr = '';
-  // Read both pipes all the time: a child blocks once a pipe it writes to is full.
-  child.stdout!.setEncoding('utf8').on('data', (chunk: string) => (stdout += chunk));
-  child.stderr!.setEncoding('utf8').on('data', (chunk: string) => (stderr += chunk));
-  const closed = new Promise<CliOutcome>((resolve, reject) => {
-    child.once('error', reject);
-    child.once('close', (code, signal) => resolve({ code, signal, stdout, stderr }));
-  });
-  const cli: CliProcess = {
-    child,
-    output: () => ({ stdout, stderr }),
-    closed,
-    async exit(timeoutMs) {
-      let timer: NodeJS.Timeout | undefined;
-      const deadline = new Promise<'timeout'>((resolve) => {
-        timer = setTimeout(() => resolve('timeout'), timeoutMs);
-      });
-      const outcome = await Promise.race([closed, deadline]).finally(() => clearTimeout(timer));
-      if (outcome === 'timeout') {
-        child.kill('SIGKILL');
-        await closed.catch(() => undefined);
-        throw new Error(`budget-cdc ${args.join(' ')} did not exit within ${timeoutMs} ms; stdout: ${stdout}; stderr: ${stderr}`);
-      }
-      return outcome;
-    },
-  };
-  liveProcesses.add(cli);
-  void closed.finally(() => liveProcesses.delete(cli)).catch(() => undefined);
-  return cli;
-}
-
-/** Runs one command to its end. */
-function runCli(args: string[], env: Record<string, string | undefined>, timeoutMs = COMMAND_TIMEOUT_MS): Promise<CliOutcome> {
-  return startCli(args, env).exit(timeoutMs);
-}
-
-/** The lines of an output, without the final newline. */
-function linesOf(text: string): string[] {
-  return text === '' ? [] : text.replace(/\n$/, '').split('\n');
-}
 
 // The expected Redis value is computed here, apart from src/: amounts with BigInt, instants from the
 // numbers the CSV was generated from.
@@ -186,8 +112,7 @@ describe('budget-cdc CLI', () => {
 
   afterAll(async () => {
     // A test that failed half-way may leave `run` behind; nothing started here may outlive the file.
-    for (const cli of liveProcesses) cli.child.kill('SIGKILL');
-    await Promise.all([...liveProcesses].map((cli) => cli.closed.catch(() => undefined)));
+    await killLiveCliProcesses();
     await sql?.end();
     if (redis !== undefined) {
       const keys = await scanKeys(redis, keyPrefix);
