@@ -1,10 +1,10 @@
 import { randomBytes } from 'node:crypto';
-import { createServer } from 'node:net';
 import type pg from 'pg';
 import { checkpointKey } from '../src/sink/internal-keys.js';
 import { BenchChild } from './bench-child.js';
 import { CLI, type BenchContext } from './bench-context.js';
 import { readSlotProgress } from './bench-sql.js';
+import { findFreePort } from '../src/local/free-port.js';
 
 const SECOND = 1000;
 const READY_TIMEOUT_MS = 60 * SECOND;
@@ -47,16 +47,4 @@ export async function waitForSlotAndCheckpoint(
     },
     { timeoutMs: READY_TIMEOUT_MS, message: `${consumer.name} to create slot ${names.slot} and write its checkpoint` },
   );
-}
-
-async function findFreePort(): Promise<number> {
-  return new Promise((resolve, reject) => {
-    const server = createServer();
-    server.once('error', reject);
-    server.listen(0, '127.0.0.1', () => {
-      const address = server.address();
-      const port = typeof address === 'object' && address ? address.port : 0;
-      server.close(() => (port ? resolve(port) : reject(new Error('could not read the port of a listening socket'))));
-    });
-  });
 }

@@ -3,6 +3,7 @@ import { createServer } from 'node:net';
 import { join } from 'node:path';
 import { SetupError } from '../errors.js';
 import { isAlive } from './server-process.js';
+import { findFreePort } from './free-port.js';
 
 /** What the quickstart remembers in its folder between runs, so that the URLs stay the same. */
 export interface QuickstartState {
@@ -68,7 +69,7 @@ export async function lockQuickstartFolder(dataDir: string): Promise<() => Promi
 export async function choosePort(remembered: number | undefined, preferred: number, heldByLeftover: boolean): Promise<number> {
   if (remembered !== undefined && (heldByLeftover || (await isPortFree(remembered)))) return remembered;
   if (await isPortFree(preferred)) return preferred;
-  return freePort();
+  return findFreePort();
 }
 
 function isPortFree(port: number): Promise<boolean> {
@@ -76,17 +77,5 @@ function isPortFree(port: number): Promise<boolean> {
     const server = createServer();
     server.once('error', () => resolve(false));
     server.listen(port, '127.0.0.1', () => server.close(() => resolve(true)));
-  });
-}
-
-function freePort(): Promise<number> {
-  return new Promise((resolve, reject) => {
-    const server = createServer();
-    server.once('error', reject);
-    server.listen(0, '127.0.0.1', () => {
-      const address = server.address();
-      const port = typeof address === 'object' && address !== null ? address.port : 0;
-      server.close(() => (port > 0 ? resolve(port) : reject(new Error('could not read the port of a listening socket'))));
-    });
   });
 }

@@ -1,6 +1,6 @@
 import { spawn, type ChildProcess } from 'node:child_process';
-import { createServer } from 'node:net';
 import { fileURLToPath } from 'node:url';
+import { findFreePort } from '../../src/local/free-port.js';
 
 // budget-cdc as a user runs it: `node bin/budget-cdc.js <args>` from the repository root, with only the
 // settings a test gives it. Every process started here is killed by `killLiveCliProcesses` (afterAll).
@@ -80,20 +80,10 @@ export async function killLiveCliProcesses(): Promise<void> {
   await Promise.all(live.map((cli) => cli.closed.catch(() => undefined)));
 }
 
-/** A port that was free a moment ago, picked by the kernel. */
-export function freePort(): Promise<number> {
-  return new Promise((resolve, reject) => {
-    const server = createServer();
-    server.once('error', reject);
-    server.listen(0, '127.0.0.1', () => {
-      const address = server.address();
-      const port = typeof address === 'object' && address !== null ? address.port : 0;
-      server.close(() => (port > 0 ? resolve(port) : reject(new Error('could not read the port of a listening socket'))));
-    });
-  });
-}
-
 /** The lines of an output, without the final newline. */
 export function linesOf(text: string): string[] {
   return text === '' ? [] : text.replace(/\n$/, '').split('\n');
 }
+
+/** A port that was free a moment ago, picked by the kernel. */
+export const freePort = findFreePort;

@@ -1,12 +1,12 @@
 import { execFileSync, spawn, type ChildProcess } from 'node:child_process';
 import { closeSync, existsSync, openSync, rmSync } from 'node:fs';
 import { mkdir, mkdtemp, readFile, rm } from 'node:fs/promises';
-import { createServer } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import pg from 'pg';
 import { chownTree, postgresOwner, spawnAs as spawnOptions, type ProcessOwner as Owner } from '../../src/local/process-owner.js';
 import { waitFor } from './wait-for.js';
+import { findFreePort } from '../../src/local/free-port.js';
 
 const SECOND = 1000;
 const DEFAULT_PG_BIN = '/usr/lib/postgresql/15/bin';
@@ -224,19 +224,6 @@ const IMMEDIATE_SHUTDOWN_TIMEOUT_MS = 5_000;
 async function logTail(logPath: string): Promise<string> {
   const text = await readFile(logPath, 'utf8').catch(() => '(no log)');
   return text.slice(-LOG_TAIL_CHARS);
-}
-
-/** A port that was free a moment ago; the kernel picks it, so parallel test workers do not collide. */
-async function findFreePort(): Promise<number> {
-  return new Promise((resolve, reject) => {
-    const server = createServer();
-    server.once('error', reject);
-    server.listen(0, '127.0.0.1', () => {
-      const address = server.address();
-      const port = typeof address === 'object' && address ? address.port : 0;
-      server.close(() => (port ? resolve(port) : reject(new Error('could not read the port of a listening socket'))));
-    });
-  });
 }
 
 // Servers a test forgot to stop, or that a crashing run left behind, must not outlive the run.
