@@ -1,5 +1,5 @@
 import { execFileSync, spawn, type ChildProcess } from 'node:child_process';
-import { closeSync, existsSync, openSync, rmSync } from 'node:fs';
+import { existsSync } from 'node:fs';
 import { mkdir, mkdtemp, readFile, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -7,6 +7,7 @@ import pg from 'pg';
 import { chownTree, postgresOwner, spawnAs as spawnOptions, type ProcessOwner as Owner } from '../../src/local/process-owner.js';
 import { waitFor } from './wait-for.js';
 import { findFreePort } from '../../src/local/free-port.js';
+import { spawnServer, trackTemporaryDir, untrackTemporaryDir } from './server-process.js';
 
 const SECOND = 1000;
 const DEFAULT_PG_BIN = '/usr/lib/postgresql/15/bin';
@@ -57,7 +58,7 @@ export async function startPostgres(options: PostgresServerOptions = {}): Promis
   const settings = serverSettings(options);
   const owner = postgresOwner();
   const rootDir = await mkdtemp(join(tmpdir(), 'budget-cdc-pg-'));
-  temporaryDirs.add(rootDir);
+  trackTemporaryDir(rootDir);
   try {
     const dataDir = join(rootDir, 'data');
     const socketDir = join(rootDir, 'socket');
@@ -84,7 +85,7 @@ export async function startPostgres(options: PostgresServerOptions = {}): Promis
         stopped = true;
         await stopChild(child);
         await rm(rootDir, { recursive: true, force: true });
-        temporaryDirs.delete(rootDir);
+        untrackTemporaryDir(rootDir);
       },
       async restart() {
         if (stopped) throw new Error('restart() after stop(): this PostgreSQL server and its files are gone');
@@ -94,7 +95,7 @@ export async function startPostgres(options: PostgresServerOptions = {}): Promis
     };
   } catch (error) {
     await rm(rootDir, { recursive: true, force: true });
-    temporaryDirs.delete(rootDir);
+    untrackTemporaryDir(rootDir);
     throw error;
   }
 }
@@ -147,28 +148,13 @@ async function launchPostgres(
   args: string[],
   { rootDir, dataDir, logPath, url, owner }: LaunchOptions,
 ): Promise<ChildProcess> {
-  // The parent opens the log, so the postgres user needs no write access to it and restarts append to it.
-  const logFd = openSync(logPath, 'a');
-  let child: ChildProcess;
-  try {
-    child = spawn(program, args, { ...spawnOptions(rootDir, owner), stdio: ['ignore', logFd, logFd] });
-  } finally {
-    closeSync(logFd);
-  }
-  liveChildren.add(child);
-  let exit: { code: number | null; signal: NodeJS.Signals | null } | { error: Error } | undefined;
-  child.once('error', (error) => {
-    exit = { error };
-    liveChildren.delete(child);
-  });
-  child.once('exit', (code, signal) => {
-    exit = { code, signal };
-    liveChildren.delete(child);
-  });
+  // Restarts append to the same log.
+  const server = spawnServer(program, args, spawnOptions(rootDir, owner), logPath);
+  const child = server.child;
 
   const outcome = await waitFor(
     async () => {
-      if (exit) return 'exited' as const;
+      if (server.exit()) return 'exited' as const;
       return (await servesDataDir(url, dataDir)) ? ('ready' as const) : undefined;
     },
     { timeoutMs: READY_TIMEOUT_MS, intervalMs: 100, message: `PostgreSQL to accept connections at ${url}` },
@@ -177,6 +163,7 @@ async function launchPostgres(
     throw new Error(`${(error as Error).message}\n--- ${logPath} ---\n${await logTail(logPath)}`, { cause: error });
   });
   if (outcome === 'exited') {
+    const exit = server.exit();
     const how = exit && 'error' in exit ? exit.error.message : `code ${exit?.code}, signal ${exit?.signal}`;
     throw new Error(`PostgreSQL exited during startup (${how})\n--- ${logPath} ---\n${await logTail(logPath)}`);
   }
@@ -225,17 +212,3 @@ async function logTail(logPath: string): Promise<string> {
   const text = await readFile(logPath, 'utf8').catch(() => '(no log)');
   return text.slice(-LOG_TAIL_CHARS);
 }
-
-// Servers a test forgot to stop, or that a crashing run left behind, must not outlive the run.
-const liveChildren = new Set<ChildProcess>();
-const temporaryDirs = new Set<string>();
-process.once('exit', () => {
-  for (const child of liveChildren) child.kill('SIGKILL');
-  for (const dir of temporaryDirs) {
-    try {
-      rmSync(dir, { recursive: true, force: true, maxRetries: 3 });
-    } catch {
-      // A killed server may still be writing; a leftover directory in the temp dir is harmless.
-    }
-  }
-});

@@ -1,11 +1,11 @@
-import { spawn, type ChildProcess } from 'node:child_process';
-import { closeSync, openSync, rmSync } from 'node:fs';
+import { type ChildProcess } from 'node:child_process';
 import { mkdtemp, readFile, rm } from 'node:fs/promises';
 import { connect, createServer } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { waitFor } from './wait-for.js';
 import { findFreePort } from '../../src/local/free-port.js';
+import { spawnServer, trackTemporaryDir, untrackTemporaryDir } from './server-process.js';
 
 const SECOND = 1000;
 const READY_TIMEOUT_MS = 30 * SECOND;
@@ -56,37 +56,23 @@ interface RunningRedis {
 
 async function launchRedis(port: number): Promise<RunningRedis> {
   const dir = await mkdtemp(join(tmpdir(), 'budget-cdc-redis-'));
-  temporaryDirs.add(dir);
+  trackTemporaryDir(dir);
   const logPath = join(dir, 'redis.log');
-  const logFd = openSync(logPath, 'a');
-  let child: ChildProcess;
-  try {
-    const args = ['--port', String(port), '--bind', '127.0.0.1', '--save', '', '--appendonly', 'no', '--dir', dir];
-    child = spawn('redis-server', args, { cwd: dir, stdio: ['ignore', logFd, logFd] });
-  } finally {
-    closeSync(logFd);
-  }
-  liveChildren.add(child);
-  let exit: { code: number | null; signal: NodeJS.Signals | null } | { error: Error } | undefined;
-  child.once('error', (error) => {
-    exit = { error };
-    liveChildren.delete(child);
-  });
-  child.once('exit', (code, signal) => {
-    exit = { code, signal };
-    liveChildren.delete(child);
-  });
+  const args = ['--port', String(port), '--bind', '127.0.0.1', '--save', '', '--appendonly', 'no', '--dir', dir];
+  const server = spawnServer('redis-server', args, { cwd: dir }, logPath);
+  const child = server.child;
 
   const running = { child, dir };
   try {
     const outcome = await waitFor(
       async () => {
-        if (exit) return 'exited' as const;
+        if (server.exit()) return 'exited' as const;
         return (await answersAsProcess(port, child.pid)) ? ('ready' as const) : undefined;
       },
       { timeoutMs: READY_TIMEOUT_MS, message: `redis-server to answer on port ${port}` },
     );
     if (outcome === 'exited') {
+      const exit = server.exit();
       const how =
         exit && 'error' in exit
           ? `${exit.error.message}; install redis-server (version 7) or set TEST_REDIS_URL`
@@ -98,7 +84,7 @@ async function launchRedis(port: number): Promise<RunningRedis> {
     // No waiting for the port here: when redis-server could not bind it, someone else holds it.
     await killChild(child);
     await rm(dir, { recursive: true, force: true });
-    temporaryDirs.delete(dir);
+    untrackTemporaryDir(dir);
     throw error;
   }
 }
@@ -108,7 +94,7 @@ async function stopRedis({ child, dir }: RunningRedis, port: number): Promise<vo
   await killChild(child);
   await waitFor(() => isPortFree(port), { timeoutMs: SHUTDOWN_TIMEOUT_MS, message: `port ${port} to be free` });
   await rm(dir, { recursive: true, force: true });
-  temporaryDirs.delete(dir);
+  untrackTemporaryDir(dir);
 }
 
 async function killChild(child: ChildProcess): Promise<void> {
@@ -161,17 +147,3 @@ async function logTail(logPath: string): Promise<string> {
   const text = await readFile(logPath, 'utf8').catch(() => '(no log)');
   return `--- ${logPath} ---\n${text.slice(-LOG_TAIL_CHARS)}`;
 }
-
-// Servers a test forgot to stop, or that a crashing run left behind, must not outlive the run.
-const liveChildren = new Set<ChildProcess>();
-const temporaryDirs = new Set<string>();
-process.once('exit', () => {
-  for (const child of liveChildren) child.kill('SIGKILL');
-  for (const dir of temporaryDirs) {
-    try {
-      rmSync(dir, { recursive: true, force: true, maxRetries: 3 });
-    } catch {
-      // A leftover directory in the temp dir is harmless.
-    }
-  }
-});
