@@ -47,6 +47,9 @@ export async function makePipelineFixture(adminUrl: string, redisUrl: string, na
   );
   await withDatabase(config.databaseUrl, (db) => migrate(db, config.publicationName));
   const sql = new pg.Client({ connectionString: database.url });
+  // A server restart (reconnect tests) breaks this idle connection: its 'error' event must not crash the
+  // test process; a query on it then fails and says so.
+  sql.on('error', () => undefined);
   await sql.connect();
   const redis = new Redis(redisUrl);
   const consumers: Consumer[] = [];
