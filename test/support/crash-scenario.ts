@@ -6,7 +6,7 @@ import { fileURLToPath } from 'node:url';
 import { Redis } from 'ioredis';
 import pg from 'pg';
 import { from as copyFrom } from 'pg-copy-streams';
-import { expectedFromTable } from './table-oracle.js';
+import { findDifferences, type DifferenceKind } from './table-oracle.js';
 import { createTestDatabase } from './test-database.js';
 import { waitFor } from './wait-for.js';
 
@@ -169,38 +169,13 @@ async function changeSingleRows(databaseUrl: string, running: () => boolean): Pr
 }
 
 async function compare(sql: pg.Client, redis: Redis, prefix: string): Promise<Omit<CrashScenarioResult, 'kills' | 'rows' | 'seconds'>> {
-  const { alive, expired } = await expectedFromTable(sql);
-  let missing = 0;
-  let wrong = 0;
-  let laterExpiry = 0;
-  let earlierExpiry = 0;
-  const ids = [...alive.keys()];
-  for (let i = 0; i < ids.length; i += 1000) {
-    const chunk = ids.slice(i, i + 1000);
-    const batch = redis.pipeline();
-    for (const id of chunk) batch.get(prefix + id).pexpiretime(prefix + id);
-    const replies = (await batch.exec())!;
-    chunk.forEach((id, k) => {
-      const expected = alive.get(id)!;
-      const value = replies[2 * k]![1] as string | null;
-      const pexpiretime = replies[2 * k + 1]![1] as number;
-      if (value === null) missing++;
-      else if (JSON.stringify(JSON.parse(value)) !== JSON.stringify(expected.value)) wrong++;
-      else if (pexpiretime > expected.pexpiretime) laterExpiry++;
-      else if (pexpiretime < expected.pexpiretime) earlierExpiry++;
-    });
-  }
-  let extra = 0;
-  for await (const keys of redis.scanStream({ match: prefix.replace(/[*?[\]\\]/g, '\\$&') + '*', count: 1000 })) {
-    for (const key of keys as string[]) {
-      const id = key.slice(prefix.length);
-      if (!alive.has(id) && (expired.has(id) || !(await jobExists(sql, id)))) extra++;
-    }
-  }
-  return { missing, wrong, laterExpiry, earlierExpiry, extra };
-}
-
-async function jobExists(sql: pg.Client, jobId: string): Promise<boolean> {
-  const { rowCount } = await sql.query('select 1 from jobs where job_id = $1', [jobId]);
-  return rowCount === 1;
+  const differences = await findDifferences(sql, redis, prefix);
+  const count = (kind: DifferenceKind): number => differences.filter((d) => d.kind === kind).length;
+  return {
+    missing: count('missing'),
+    wrong: count('wrong'),
+    laterExpiry: count('later-expiry'),
+    earlierExpiry: count('earlier-expiry'),
+    extra: count('extra'),
+  };
 }

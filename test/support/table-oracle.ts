@@ -61,38 +61,53 @@ export async function expectedFromTable(sql: pg.Client): Promise<{ alive: Map<st
   return { alive, expired };
 }
 
-/** Differences between Redis (keys under `prefix`) and the table; empty when they agree. */
-export async function compareRedisWithTable(sql: pg.Client, redis: Redis, prefix: string): Promise<string[]> {
+export type DifferenceKind = 'missing' | 'wrong' | 'later-expiry' | 'earlier-expiry' | 'extra';
+
+export interface Difference {
+  kind: DifferenceKind;
+  jobId: string;
+  detail: string;
+}
+
+/** Every difference between Redis (keys under `prefix`) and what the table implies; empty when they agree. */
+export async function findDifferences(sql: pg.Client, redis: Redis, prefix: string): Promise<Difference[]> {
   const { alive, expired } = await expectedFromTable(sql);
-  const problems: string[] = [];
-  const present = new Set<string>();
-  const pattern = prefix.replace(/[*?[\]\\]/g, '\\$&') + '*';
-  let cursor = '0';
-  do {
-    const [next, keys] = await redis.scan(cursor, 'MATCH', pattern, 'COUNT', 1000);
-    cursor = next;
-    for (const key of keys) present.add(key.slice(prefix.length));
-  } while (cursor !== '0');
+  const differences: Difference[] = [];
   const ids = [...alive.keys()];
-  for (let i = 0; i < ids.length; i += 500) {
-    const chunk = ids.slice(i, i + 500);
+  for (let i = 0; i < ids.length; i += 1000) {
+    const chunk = ids.slice(i, i + 1000);
     const pipeline = redis.pipeline();
     for (const id of chunk) pipeline.get(prefix + id).pexpiretime(prefix + id);
     const replies = (await pipeline.exec())!;
-    chunk.forEach((id, k) => {
-      const expected = alive.get(id)!;
+    chunk.forEach((jobId, k) => {
+      const expected = alive.get(jobId)!;
       const value = replies[2 * k]![1] as string | null;
       const pexpiretime = replies[2 * k + 1]![1] as number;
-      if (value === null) problems.push(`${id}: missing`);
+      if (value === null) differences.push({ kind: 'missing', jobId, detail: 'missing' });
       else if (JSON.stringify(JSON.parse(value)) !== JSON.stringify(expected.value))
-        problems.push(`${id}: value ${value} != ${JSON.stringify(expected.value)}`);
-      else if (pexpiretime !== expected.pexpiretime) problems.push(`${id}: PEXPIRETIME ${pexpiretime} != ${expected.pexpiretime}`);
+        differences.push({ kind: 'wrong', jobId, detail: `value ${value} != ${JSON.stringify(expected.value)}` });
+      else if (pexpiretime !== expected.pexpiretime)
+        differences.push({
+          kind: pexpiretime > expected.pexpiretime ? 'later-expiry' : 'earlier-expiry',
+          jobId,
+          detail: `PEXPIRETIME ${pexpiretime} != ${expected.pexpiretime}`,
+        });
     });
   }
-  for (const id of present) {
-    if (!alive.has(id) && (expired.has(id) || !(await isJobRow(sql, id)))) problems.push(`${id}: key should not exist`);
+  for await (const keys of redis.scanStream({ match: prefix.replace(/[*?[\]\\]/g, '\\$&') + '*', count: 1000 })) {
+    for (const key of keys as string[]) {
+      const jobId = key.slice(prefix.length);
+      if (!alive.has(jobId) && (expired.has(jobId) || !(await isJobRow(sql, jobId)))) {
+        differences.push({ kind: 'extra', jobId, detail: 'key should not exist' });
+      }
+    }
   }
-  return problems;
+  return differences;
+}
+
+/** The differences as readable lines ("<job_id>: <what>"); empty when Redis and the table agree. */
+export async function compareRedisWithTable(sql: pg.Client, redis: Redis, prefix: string): Promise<string[]> {
+  return (await findDifferences(sql, redis, prefix)).map((d) => `${d.jobId}: ${d.detail}`);
 }
 
 async function isJobRow(sql: pg.Client, jobId: string): Promise<boolean> {
