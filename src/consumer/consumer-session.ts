@@ -1,15 +1,15 @@
 import type { Kysely } from 'kysely';
-import { parseJob } from '../budget/job.js';
+import { parseJob, readJobFigures, type JobFigures } from '../budget/job.js';
 import type { Database } from '../db/database.js';
 import { RowError } from '../errors.js';
 import type { Logger } from '../ops/logger.js';
-import { JobChangeDecoder, type JobChange } from '../replication/job-changes.js';
+import { JobChangeDecoder, makeJobColumnRanges, type JobChange } from '../replication/job-changes.js';
 import { formatLsn, type Lsn } from '../replication/lsn.js';
 import { decodePgoutput } from '../replication/pgoutput-decoder.js';
 import { openReplicationConnection, type ReplicationConnection } from '../replication/replication-connection.js';
 import { createSlot, dropSlot, readSlot, type CreatedSlot } from '../replication/slot.js';
 import { isCovered, type Checkpoint } from '../sink/checkpoint.js';
-import { jobValue } from '../sink/job-value.js';
+import { isPlainJobId, jobValue } from '../sink/job-value.js';
 import type { RedisSink } from '../sink/redis-sink.js';
 import type { WriteBatch } from '../sink/write-batch.js';
 import type { ConsumerEvents } from './consumer-events.js';
@@ -51,8 +51,9 @@ export class ConsumerSession {
   /** Changes applied and commits seen since the last flush, for the 'batch-written' event. */
   private batchRows = 0;
   private batchTransactions = 0;
-  /** The checkpoint of the last change in `batch`. */
-  private batchCheckpoint: Checkpoint | undefined;
+  /** The checkpoint of the last change in `batch` (its transaction's commit LSN and its index), if any. */
+  private batchCheckpointLsn: Lsn | undefined;
+  private batchCheckpointIndex = -1;
   private flushScheduled = false;
   private inTransaction = false;
   /** Current transaction: its commit position and the index of its last change. */
@@ -63,6 +64,10 @@ export class ConsumerSession {
   private paused = false;
   private stopping = false;
   private confirmedLsn: Lsn = 0n;
+  /** Scratch space of the bulk-load path (applyInsertFromBytes), reused for every row. */
+  private readonly insertRanges = makeJobColumnRanges();
+  private readonly insertFigures: JobFigures = { budgetCents: 0, daysOnline: 0, createdAtMs: 0, expiresAtMs: 0 };
+  private readonly keyPrefixBytes: Buffer;
   private readonly failed: Promise<never>;
   private rejectFailed!: (error: Error) => void;
 
@@ -78,6 +83,7 @@ export class ConsumerSession {
     });
     this.failed.catch(() => undefined); // observed by run(); avoids an unhandled rejection before that
     this.batch = sink.newBatch();
+    this.keyPrefixBytes = Buffer.from(settings.keyPrefix);
     this.queue = new WriteQueue(
       (lsn) => this.confirm(lsn),
       (error) => this.rejectFailed(error),
@@ -210,22 +216,50 @@ export class ConsumerSession {
 
   private onXLogData(data: Buffer, offset: number, lsn: Lsn): void {
     if (this.stopping) return; // not applied, so not acknowledged: the next session receives it again
+    if (this.applyInsertFromBytes(data, offset)) return;
     const change = this.decoder.toJobChange(decodePgoutput(data, offset, lsn), lsn);
     if (change !== undefined) this.apply(change, lsn);
   }
 
+  /**
+   * The path of bulk loads: an Insert into jobs goes from the message bytes into the batch as one SET,
+   * with no strings or objects per row. Returns false, having done nothing, for every other message and
+   * for a row not in the plain form PostgreSQL prints (a job_id JSON must escape, a row to set aside, a
+   * job already offline): apply() handles those, with the same result.
+   */
+  private applyInsertFromBytes(data: Buffer, offset: number): boolean {
+    const ranges = this.insertRanges;
+    const figures = this.insertFigures;
+    if (!this.decoder.locateInsert(data, offset, ranges)) return false;
+    if (!isPlainJobId(data, ranges.jobIdStart, ranges.jobIdEnd)) return false;
+    if (!readJobFigures(data, ranges, figures) || figures.expiresAtMs <= Date.now()) return false;
+    if (!this.countChange()) return true;
+    this.batchCheckpointLsn = this.transactionLsn;
+    this.batchCheckpointIndex = this.changeIndex;
+    this.batch.setJob(this.keyPrefixBytes, data, ranges.jobIdStart, ranges.jobIdEnd, figures);
+    this.flushIfFull();
+    return true;
+  }
+
+  /** Counts a change of the current transaction; false when the checkpoint covers it (a replay): skip it. */
+  private countChange(): boolean {
+    this.changeIndex++;
+    if (this.skipThrough !== undefined) {
+      if (isCovered(this.skipThrough, this.transactionLsn, this.changeIndex)) return false;
+      this.skipThrough = undefined; // the stream is in commit order: nothing after this is covered
+    }
+    this.batchRows++;
+    return true;
+  }
+
   private apply(change: JobChange, lsn: Lsn): void {
-    let position: Checkpoint | undefined;
     if (change.tag === 'upsert' || change.tag === 'delete' || change.tag === 'truncate') {
-      this.changeIndex++;
-      if (this.skipThrough !== undefined) {
-        if (isCovered(this.skipThrough, this.transactionLsn, this.changeIndex)) return;
-        this.skipThrough = undefined; // the stream is in commit order: nothing after this is covered
-      }
-      position = { commitLsn: this.transactionLsn, index: this.changeIndex };
-      this.batchRows++;
+      if (!this.countChange()) return;
       // A TRUNCATE writes its checkpoint itself, after the batch before it.
-      if (change.tag !== 'truncate') this.batchCheckpoint = position;
+      if (change.tag !== 'truncate') {
+        this.batchCheckpointLsn = this.transactionLsn;
+        this.batchCheckpointIndex = this.changeIndex;
+      }
     }
     switch (change.tag) {
       case 'upsert': {
@@ -251,7 +285,7 @@ export class ConsumerSession {
         this.batch.del(this.settings.keyPrefix + change.jobId);
         break;
       case 'truncate': {
-        const checkpoint = position!;
+        const checkpoint: Checkpoint = { commitLsn: this.transactionLsn, index: this.changeIndex };
         this.flush();
         this.queue.push({
           exclusive: true,
@@ -278,6 +312,10 @@ export class ConsumerSession {
       case 'message':
         break;
     }
+    this.flushIfFull();
+  }
+
+  private flushIfFull(): void {
     if (this.batch.commands >= this.settings.batchSize || this.batch.length >= MAX_BATCH_BYTES) this.flush();
   }
 
@@ -302,14 +340,15 @@ export class ConsumerSession {
     if (this.batch.commands === 0 && this.batchAckLsn === undefined) return;
     const writes = this.batch;
     const ackLsn = this.batchAckLsn;
-    const checkpoint = this.batchCheckpoint;
+    const checkpoint: Checkpoint | undefined =
+      this.batchCheckpointLsn === undefined ? undefined : { commitLsn: this.batchCheckpointLsn, index: this.batchCheckpointIndex };
     const rows = this.batchRows;
     const transactions = this.batchTransactions;
     this.batchRows = 0;
     this.batchTransactions = 0;
     this.batch = this.sink.newBatch();
     this.batchAckLsn = undefined;
-    this.batchCheckpoint = undefined;
+    this.batchCheckpointLsn = undefined;
     this.queue.push({
       exclusive: false,
       ackLsn,

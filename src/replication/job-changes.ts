@@ -20,11 +20,50 @@ export type JobChange =
   | { tag: 'commit'; endLsn: Lsn }
   | { tag: 'message'; prefix: string; content: Buffer };
 
+/**
+ * Where the jobs columns of one Insert message lie in its buffer, as [start, end) byte ranges of their
+ * text: filled by JobChangeDecoder#locateInsert, one object reused for every message.
+ */
+export interface JobColumnRanges {
+  jobIdStart: number;
+  jobIdEnd: number;
+  daysOnlineStart: number;
+  daysOnlineEnd: number;
+  budgetStart: number;
+  budgetEnd: number;
+  createdAtStart: number;
+  createdAtEnd: number;
+}
+
+/** A JobColumnRanges to fill. */
+export function makeJobColumnRanges(): JobColumnRanges {
+  return {
+    jobIdStart: 0,
+    jobIdEnd: 0,
+    daysOnlineStart: 0,
+    daysOnlineEnd: 0,
+    budgetStart: 0,
+    budgetEnd: 0,
+    createdAtStart: 0,
+    createdAtEnd: 0,
+  };
+}
+
+const INSERT = 0x49; // I
+const NEW_TUPLE = 0x4e; // N
+const TEXT_VALUE = 0x74; // t
+const NULL_VALUE = 0x6e; // n
+const UNCHANGED_VALUE = 0x75; // u
+/** Insert header: kind (1), relation id (4), 'N' (1), column count (2). */
+const INSERT_HEADER_BYTES = 8;
+
 interface ColumnPositions {
   jobId: number;
   daysOnline: number;
   budget: number;
   createdAt: number;
+  /** The highest of the four positions. */
+  last: number;
 }
 
 const TABLE_NAME = 'jobs';
@@ -72,6 +111,49 @@ export class JobChangeDecoder {
     }
   }
 
+  /**
+   * For an Insert into jobs whose four columns came as text, records in `ranges` where they lie in
+   * `buffer` and returns true. Returns false for any other message, and for one that is not well formed:
+   * decodePgoutput and toJobChange then handle it, or say what is wrong. This is the path of every row
+   * of a bulk load, so it reads the message in place and allocates nothing.
+   */
+  locateInsert(buffer: Buffer, offset: number, ranges: JobColumnRanges): boolean {
+    const end = buffer.length;
+    if (end - offset < INSERT_HEADER_BYTES || buffer[offset] !== INSERT || buffer[offset + 5] !== NEW_TUPLE) return false;
+    const columns = this.jobRelations.get(buffer.readUInt32BE(offset + 1));
+    if (columns === undefined) return false;
+    const count = buffer.readUInt16BE(offset + 6);
+    if (count <= columns.last) return false;
+    let at = offset + INSERT_HEADER_BYTES;
+    for (let i = 0; i < count; i++) {
+      if (at >= end) return false;
+      const kind = buffer[at++];
+      if (kind === NULL_VALUE || kind === UNCHANGED_VALUE) {
+        if (i === columns.jobId || i === columns.daysOnline || i === columns.budget || i === columns.createdAt) return false;
+        continue;
+      }
+      if (kind !== TEXT_VALUE || end - at < 4) return false;
+      const length = buffer.readUInt32BE(at);
+      at += 4;
+      if (end - at < length) return false;
+      if (i === columns.jobId) {
+        ranges.jobIdStart = at;
+        ranges.jobIdEnd = at + length;
+      } else if (i === columns.daysOnline) {
+        ranges.daysOnlineStart = at;
+        ranges.daysOnlineEnd = at + length;
+      } else if (i === columns.budget) {
+        ranges.budgetStart = at;
+        ranges.budgetEnd = at + length;
+      } else if (i === columns.createdAt) {
+        ranges.createdAtStart = at;
+        ranges.createdAtEnd = at + length;
+      }
+      at += length;
+    }
+    return at === end;
+  }
+
   private columnsOf(relationId: number): ColumnPositions | undefined {
     // The publication may hold other tables an operator added; only jobs matters here.
     return this.jobRelations.get(relationId);
@@ -85,7 +167,8 @@ export class JobChangeDecoder {
       }
       return index;
     };
-    return { jobId: find('job_id'), daysOnline: find('days_online'), budget: find('budget'), createdAt: find('created_at') };
+    const positions = { jobId: find('job_id'), daysOnline: find('days_online'), budget: find('budget'), createdAt: find('created_at') };
+    return { ...positions, last: Math.max(positions.jobId, positions.daysOnline, positions.budget, positions.createdAt) };
   }
 
   private row(columns: ColumnPositions, tuple: TupleValue[], oldTuple: TupleValue[] | undefined, lsn: Lsn): JobRow {

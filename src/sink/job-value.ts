@@ -1,73 +1,160 @@
-import { DAY_MS, type Job } from '../budget/job.js';
-import { formatCents } from '../budget/money.js';
-import { dailyAmounts } from '../budget/split-budget.js';
+import { civilFromDays } from '../budget/civil-days.js';
+import { DAY_MS, type Job, type JobFigures } from '../budget/job.js';
+import { decimalDigits, writeAscii, writeBytes, writeDecimal, writePadded } from './ascii-bytes.js';
 
-/**
- * The JSON string stored at a job's key, with the fields in the contract's order:
- * {"job_id","budget","days_online","created_at","expires_at","daily":[…]}.
- * Built by concatenation: it is on the hot path, and only job_id needs escaping.
- */
+// The JSON value stored at a job's key, fields in the contract's order:
+// {"job_id","budget","days_online","created_at","expires_at","daily":[…]}.
+// It is written byte by byte into the batch buffer (see WriteBatch#setJob): on the hot path a value built
+// as a string cost more than decoding, splitting and sending together, in string pieces and their garbage.
+
+const JOB_ID_OPEN = '{"job_id":"';
+const BUDGET_OPEN = '","budget":"';
+const DAYS_OPEN = '","days_online":';
+const CREATED_AT_OPEN = ',"created_at":"';
+const EXPIRES_AT_OPEN = '","expires_at":"';
+const DAILY_OPEN = '","daily":[';
+const CLOSE = ']}';
+/** "YYYY-MM-DDTHH:mm:ss.sssZ", as Date#toISOString gives it for years 0000-9999. */
+const ISO_LENGTH = 24;
+const FIXED_LENGTH =
+  JOB_ID_OPEN.length +
+  BUDGET_OPEN.length +
+  DAYS_OPEN.length +
+  CREATED_AT_OPEN.length +
+  ISO_LENGTH +
+  EXPIRES_AT_OPEN.length +
+  ISO_LENGTH +
+  DAILY_OPEN.length +
+  CLOSE.length;
+const QUOTE = 0x22;
+const COMMA = 0x2c;
+const CLOSE_BRACKET = 0x5d;
+const CLOSE_BRACE = 0x7d;
+const BACKSLASH = 0x5c;
+
+/** The JSON value of `job`, as a string (inspect, tests); the stream writes it with writeJobValue. */
 export function jobValue(job: Job): string {
-  const { base, higher, higherDays } = dailyAmounts(job.budgetCents, job.daysOnline);
-  // The daily array holds at most two distinct amounts: built with repeat(), not element by element.
-  const daily = ('"' + higher + '",').repeat(higherDays) + ('"' + base + '",').repeat(job.daysOnline - higherDays);
-  return (
-    '{"job_id":' +
-    JSON.stringify(job.jobId) +
-    ',"budget":"' +
-    formatCents(job.budgetCents) +
-    '","days_online":' +
-    job.daysOnline +
-    ',"created_at":"' +
-    createdAtIso.format(job.createdAtMs) +
-    '","expires_at":"' +
-    expiresAtIso.format(job.expiresAtMs) +
-    '","daily":[' +
-    daily.slice(0, -1) +
-    ']}'
-  );
+  const jobIdJson = jsonStringBody(job.jobId);
+  const target = Buffer.allocUnsafe(jobValueLength(job, jobIdJson.length));
+  const end = writeJobValue(target, 0, job, jobIdJson, 0, jobIdJson.length);
+  return target.toString('utf8', 0, end);
+}
+
+/** The UTF-8 bytes of `text` escaped as the inside of a JSON string, as JSON.stringify escapes it. */
+export function jsonStringBody(text: string): Buffer {
+  return Buffer.from(JSON.stringify(text).slice(1, -1));
+}
+
+/** The longest job_id written from its message bytes; a longer one (TOASTed, megabytes) takes the general path. */
+export const MAX_PLAIN_JOB_ID_BYTES = 1024;
+
+/**
+ * Whether `bytes[start, end)` is a job_id that JSON carries as it is: printable ASCII without `"` or `\`,
+ * and short. Then the same bytes serve the key and the value's job_id.
+ */
+export function isPlainJobId(bytes: Buffer, start: number, end: number): boolean {
+  if (end - start > MAX_PLAIN_JOB_ID_BYTES) return false;
+  for (let i = start; i < end; i++) {
+    const byte = bytes[i]!;
+    if (byte < 0x20 || byte > 0x7e || byte === QUOTE || byte === BACKSLASH) return false;
+  }
+  return true;
+}
+
+/** Bytes of the value of `job` when its job_id, escaped for JSON, is `jobIdJsonLength` bytes. */
+export function jobValueLength(job: JobFigures, jobIdJsonLength: number): number {
+  const { budgetCents, daysOnline } = job;
+  const higherDays = budgetCents % daysOnline;
+  const base = (budgetCents - higherDays) / daysOnline;
+  // Each amount is written "units.cc" between quotes, and all but the last are followed by a comma.
+  const daily = higherDays * (centsLength(base + 1) + 3) + (daysOnline - higherDays) * (centsLength(base) + 3) - 1;
+  return FIXED_LENGTH + jobIdJsonLength + centsLength(budgetCents) + decimalDigits(daysOnline) + daily;
 }
 
 /**
- * ISO text ("YYYY-MM-DDTHH:mm:ss.sssZ") of an instant, as Date#toISOString gives it, without a Date per
- * call: the date part is kept for the last day seen (rows of a load share a few days), the time part is
- * arithmetic. Years outside 0000-9999 never reach here (parseJob sets such rows aside).
+ * Writes the value of `job` at `at`; its job_id comes escaped for JSON, as `source[start, end)`. Returns
+ * the position after it, which is `at + jobValueLength(job, end - start)`. The instants must lie in years
+ * 0000-9999 (parseJob sets later ones aside; earlier ones are long expired and get no value).
  */
-class IsoFormatter {
-  // The last instant is remembered (rows of a bulk load often share created_at, a default now()), and
-  // the date part of each day seen, in a map bounded by clearing it when full. A map of every instant
-  // would keep millions of strings alive long enough to reach the old generation: garbage that the
-  // collector frees late, which showed as 50 MB more peak memory.
-  private lastMs = NaN;
-  private lastText = '';
-  private readonly dateParts = new Map<number, string>();
-
-  format(ms: number): string {
-    if (ms === this.lastMs) return this.lastText;
-    const day = Math.floor(ms / DAY_MS);
-    let datePart = this.dateParts.get(day);
-    if (datePart === undefined) {
-      if (this.dateParts.size >= FORMAT_CACHE_SIZE) this.dateParts.clear();
-      datePart = new Date(day * DAY_MS).toISOString().slice(0, 11);
-      this.dateParts.set(day, datePart);
-    }
-    // Milliseconds into the day fit in a small integer, so the arithmetic below stays in fast integers.
-    const msOfDay = ms - day * DAY_MS;
-    const millis = msOfDay % 1000;
-    const secondsOfDay = (msOfDay - millis) / 1000;
-    const seconds = secondsOfDay % 60;
-    const minutesOfDay = (secondsOfDay - seconds) / 60;
-    const minutes = minutesOfDay % 60;
-    const hours = (minutesOfDay - minutes) / 60;
-    this.lastMs = ms;
-    this.lastText = datePart + TWO_DIGITS[hours] + ':' + TWO_DIGITS[minutes] + ':' + TWO_DIGITS[seconds] + '.' + THREE_DIGITS[millis] + 'Z';
-    return this.lastText;
-  }
+export function writeJobValue(target: Buffer, at: number, job: JobFigures, source: Buffer, start: number, end: number): number {
+  const { budgetCents, daysOnline } = job;
+  at = writeAscii(target, at, JOB_ID_OPEN);
+  at = writeBytes(target, at, source, start, end);
+  at = writeAscii(target, at, BUDGET_OPEN);
+  at = writeCents(target, at, budgetCents);
+  at = writeAscii(target, at, DAYS_OPEN);
+  at = writeDecimal(target, at, daysOnline);
+  at = writeAscii(target, at, CREATED_AT_OPEN);
+  at = writeIso(target, at, job.createdAtMs);
+  at = writeAscii(target, at, EXPIRES_AT_OPEN);
+  at = writeIso(target, at, job.expiresAtMs);
+  at = writeAscii(target, at, DAILY_OPEN);
+  // The split (see splitBudget): the first `higherDays` days get one cent more than the others. Each
+  // distinct amount is formatted once, then its bytes are repeated.
+  const higherDays = budgetCents % daysOnline;
+  const base = (budgetCents - higherDays) / daysOnline;
+  at = writeRepeatedAmount(target, at, base + 1, higherDays);
+  at = writeRepeatedAmount(target, at, base, daysOnline - higherDays);
+  target[at - 1] = CLOSE_BRACKET; // over the last comma
+  target[at++] = CLOSE_BRACE;
+  return at;
 }
 
-const FORMAT_CACHE_SIZE = 4096;
-const TWO_DIGITS = Array.from({ length: 60 }, (_, i) => String(i).padStart(2, '0'));
-const THREE_DIGITS = Array.from({ length: 1000 }, (_, i) => String(i).padStart(3, '0'));
+/** Writes `"units.cc",` `count` times. */
+function writeRepeatedAmount(target: Buffer, at: number, cents: number, count: number): number {
+  if (count === 0) return at;
+  const first = at;
+  target[at++] = QUOTE;
+  at = writeCents(target, at, cents);
+  target[at++] = QUOTE;
+  target[at++] = COMMA;
+  const length = at - first;
+  for (let i = 1; i < count; i++) {
+    for (let j = 0; j < length; j++) target[at + j] = target[first + j]!;
+    at += length;
+  }
+  return at;
+}
 
-const createdAtIso = new IsoFormatter();
-const expiresAtIso = new IsoFormatter();
+/** Bytes of `cents` written as "units.cc". */
+function centsLength(cents: number): number {
+  return decimalDigits(Math.floor(cents / 100)) + 3;
+}
+
+/** Writes cents as "units.cc" (12345 -> "123.45", 5 -> "0.05"), as formatCents does. */
+function writeCents(target: Buffer, at: number, cents: number): number {
+  const remainder = cents % 100;
+  at = writeDecimal(target, at, (cents - remainder) / 100);
+  target[at++] = 0x2e; // .
+  return writePadded(target, at, remainder, 2);
+}
+
+const civil: [number, number, number] = [0, 0, 0];
+
+/** Writes the instant `ms` as "YYYY-MM-DDTHH:mm:ss.sssZ", as Date#toISOString does for years 0000-9999. */
+function writeIso(target: Buffer, at: number, ms: number): number {
+  const days = Math.floor(ms / DAY_MS);
+  civilFromDays(days, civil);
+  let rest = ms - days * DAY_MS;
+  const millis = rest % 1000;
+  rest = (rest - millis) / 1000;
+  const seconds = rest % 60;
+  rest = (rest - seconds) / 60;
+  const minutes = rest % 60;
+  const hours = (rest - minutes) / 60;
+  at = writePadded(target, at, civil[0], 4);
+  target[at++] = 0x2d; // -
+  at = writePadded(target, at, civil[1], 2);
+  target[at++] = 0x2d;
+  at = writePadded(target, at, civil[2], 2);
+  target[at++] = 0x54; // T
+  at = writePadded(target, at, hours, 2);
+  target[at++] = 0x3a; // :
+  at = writePadded(target, at, minutes, 2);
+  target[at++] = 0x3a;
+  at = writePadded(target, at, seconds, 2);
+  target[at++] = 0x2e; // .
+  at = writePadded(target, at, millis, 3);
+  target[at++] = 0x5a; // Z
+  return at;
+}

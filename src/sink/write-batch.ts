@@ -1,3 +1,6 @@
+import type { JobFigures } from '../budget/job.js';
+import { decimalDigits, writeAscii, writeBytes, writeDecimal } from './ascii-bytes.js';
+import { jobValueLength, writeJobValue } from './job-value.js';
 import { respCommand } from './resp-connection.js';
 
 /** How many dead letters are kept; older ones are trimmed so the list stays bounded. */
@@ -63,6 +66,33 @@ export class WriteBatch {
         expiry +
         '\r\n',
     );
+    this.commands++;
+  }
+
+  /**
+   * SET <keyPrefix><job_id> <value of job> PXAT <expiry>, written straight into the buffer: the job_id is
+   * `source[start, end)`, which must be a plain job_id (isPlainJobId), so that the same bytes serve the
+   * key and the JSON. The same command as set(key, jobValue(job), job.expiresAtMs), without its strings.
+   */
+  setJob(keyPrefix: Buffer, source: Buffer, start: number, end: number, job: JobFigures): void {
+    const keyBytes = keyPrefix.length + end - start;
+    const valueBytes = jobValueLength(job, end - start);
+    this.reserve(keyBytes + valueBytes + 64);
+    const buffer = this.buffer;
+    let at = writeAscii(buffer, this.length, SET_HEAD);
+    at = writeDecimal(buffer, at, keyBytes);
+    at = writeAscii(buffer, at, '\r\n');
+    at = writeBytes(buffer, at, keyPrefix, 0, keyPrefix.length);
+    at = writeBytes(buffer, at, source, start, end);
+    at = writeAscii(buffer, at, '\r\n$');
+    at = writeDecimal(buffer, at, valueBytes);
+    at = writeAscii(buffer, at, '\r\n');
+    at = writeJobValue(buffer, at, job, source, start, end);
+    at = writeAscii(buffer, at, '\r\n$4\r\nPXAT\r\n$');
+    at = writeDecimal(buffer, at, decimalDigits(job.expiresAtMs));
+    at = writeAscii(buffer, at, '\r\n');
+    at = writeDecimal(buffer, at, job.expiresAtMs);
+    this.length = writeAscii(buffer, at, '\r\n');
     this.commands++;
   }
 

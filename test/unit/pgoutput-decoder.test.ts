@@ -1,7 +1,7 @@
 import fc from 'fast-check';
 import { describe, expect, it } from 'vitest';
 import { DecodeError } from '../../src/errors.js';
-import { JobChangeDecoder } from '../../src/replication/job-changes.js';
+import { JobChangeDecoder, makeJobColumnRanges, type JobColumnRanges, type JobRow } from '../../src/replication/job-changes.js';
 import { formatLsn, parseLsn, type Lsn } from '../../src/replication/lsn.js';
 import { decodePgoutput, type PgoutputMessage, type TupleValue } from '../../src/replication/pgoutput-decoder.js';
 
@@ -391,6 +391,90 @@ describe('JobChangeDecoder', () => {
     );
     expect(() => decoder.toJobChange(withoutBudget, LSN)).toThrow(DecodeError);
     expect(() => decoder.toJobChange(withoutBudget, LSN)).toThrow(/no column budget.*migrate/);
+  });
+});
+
+describe('JobChangeDecoder#locateInsert (the bulk-load path)', () => {
+  function decoderWith(columns: ColumnSpec[]): JobChangeDecoder {
+    const decoder = new JobChangeDecoder();
+    decoder.toJobChange(decode(relationMessage(JOBS_RELATION_ID, 'public', 'jobs', columns)), LSN);
+    return decoder;
+  }
+
+  function textsOf(buffer: Buffer, ranges: JobColumnRanges): JobRow {
+    return {
+      jobId: buffer.toString('utf8', ranges.jobIdStart, ranges.jobIdEnd),
+      daysOnline: buffer.toString('utf8', ranges.daysOnlineStart, ranges.daysOnlineEnd),
+      budget: buffer.toString('utf8', ranges.budgetStart, ranges.budgetEnd),
+      createdAt: buffer.toString('utf8', ranges.createdAtStart, ranges.createdAtEnd),
+    };
+  }
+
+  it('locates exactly the texts toJobChange reads, whatever the column order and extra columns', () => {
+    const orders: ColumnSpec[][] = [
+      JOBS_COLUMNS,
+      [
+        { name: 'created_at', typeOid: TIMESTAMPTZ_OID },
+        { name: 'note', typeOid: TEXT_OID },
+        { name: 'budget', typeOid: NUMERIC_OID },
+        { name: 'job_id', typeOid: TEXT_OID },
+        { name: 'days_online', typeOid: INT4_OID },
+      ],
+    ];
+    for (const columns of orders) {
+      fc.assert(
+        fc.property(
+          fc.array(fc.option(fc.string({ unit: 'grapheme', maxLength: 30 }), { nil: null }), {
+            minLength: columns.length,
+            maxLength: columns.length,
+          }),
+          (values) => {
+            const decoder = decoderWith(columns);
+            const buffer = insertMessage(JOBS_RELATION_ID, values);
+            const ranges = makeJobColumnRanges();
+            const located = decoder.locateInsert(buffer, 0, ranges);
+            const jobColumnIsNull = ['job_id', 'days_online', 'budget', 'created_at'].some(
+              (name) => values[columns.findIndex((c) => c.name === name)] === null,
+            );
+            expect(located).toBe(!jobColumnIsNull);
+            if (located) {
+              const change = decoder.toJobChange(decode(buffer), LSN);
+              expect(change).toEqual({ tag: 'upsert', row: textsOf(buffer, ranges), previousJobId: undefined });
+            }
+          },
+        ),
+      );
+    }
+  });
+
+  it('declines, without throwing, what the general decoder must handle or report', () => {
+    const decoder = decoderWith(JOBS_COLUMNS);
+    const ranges = makeJobColumnRanges();
+    const row: TupleValue[] = ['1', 'job-1', '3', '100.00', '2026-11-29 10:00:00+00'];
+    const insert = insertMessage(JOBS_RELATION_ID, row);
+    expect(decoder.locateInsert(insert, 0, ranges)).toBe(true);
+    // Another table, an unchanged (TOASTed) job column, a message cut short or with bytes left over.
+    expect(decoder.locateInsert(insertMessage(OTHER_RELATION_ID, row), 0, ranges)).toBe(false);
+    expect(
+      decoder.locateInsert(insertMessage(JOBS_RELATION_ID, ['1', undefined, '3', '100.00', '2026-11-29 10:00:00+00']), 0, ranges),
+    ).toBe(false);
+    for (let length = 0; length < insert.length; length++) expect(decoder.locateInsert(insert.subarray(0, length), 0, ranges)).toBe(false);
+    expect(decoder.locateInsert(Buffer.concat([insert, Buffer.from([0])]), 0, ranges)).toBe(false);
+    // A row with fewer columns than the relation described.
+    expect(decoder.locateInsert(insertMessage(JOBS_RELATION_ID, ['1', 'job-1', '3']), 0, ranges)).toBe(false);
+    // Not an insert at all.
+    expect(decoder.locateInsert(message().char('D').int32(JOBS_RELATION_ID).char('O').tuple(row).build(), 0, ranges)).toBe(false);
+  });
+
+  it('reads at an offset, as XLogData carries the message after a 25-byte header', () => {
+    const decoder = decoderWith(JOBS_COLUMNS);
+    const ranges = makeJobColumnRanges();
+    const buffer = Buffer.concat([
+      Buffer.alloc(25, 0xff),
+      insertMessage(JOBS_RELATION_ID, ['1', 'job-7', '3', '100.00', '2026-11-29 10:00:00+00']),
+    ]);
+    expect(decoder.locateInsert(buffer, 25, ranges)).toBe(true);
+    expect(textsOf(buffer, ranges).jobId).toBe('job-7');
   });
 });
 
