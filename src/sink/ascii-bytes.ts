@@ -4,10 +4,24 @@
 
 const DIGIT_0 = 0x30;
 
-/** Writes `text`, which must be ASCII (constants of the protocol and the value format). */
-export function writeAscii(target: Buffer, at: number, text: string): number {
-  for (let i = 0; i < text.length; i++) target[at + i] = text.charCodeAt(i);
-  return at + text.length;
+/** A constant of the protocol or the value format, encoded once; write it with writeConstant. */
+export function asciiConstant(text: string): Buffer {
+  const bytes = Buffer.from(text, 'latin1');
+  if (bytes.some((byte) => byte > 0x7f) || bytes.length !== Buffer.byteLength(text)) throw new Error(`not ASCII: ${JSON.stringify(text)}`);
+  return bytes;
+}
+
+/** Writes a constant made by asciiConstant (TypedArray#set: faster than a loop over a string's characters). */
+export function writeConstant(target: Buffer, at: number, constant: Buffer): number {
+  target.set(constant, at);
+  return at + constant.length;
+}
+
+/** Writes "\r\n", the end of every RESP line. */
+export function writeCrlf(target: Buffer, at: number): number {
+  target[at] = 0x0d;
+  target[at + 1] = 0x0a;
+  return at + 2;
 }
 
 /** Copies `source[start, end)`; a loop beats Buffer#copy's native call for the short runs written here. */

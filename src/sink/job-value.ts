@@ -1,19 +1,19 @@
 import { civilFromDays } from '../budget/civil-days.js';
 import { DAY_MS, type Job, type JobFigures } from '../budget/job.js';
-import { decimalDigits, writeAscii, writeBytes, writeDecimal, writePadded } from './ascii-bytes.js';
+import { asciiConstant, decimalDigits, writeBytes, writeConstant, writeDecimal, writePadded } from './ascii-bytes.js';
 
 // The JSON value stored at a job's key, fields in the contract's order:
 // {"job_id","budget","days_online","created_at","expires_at","daily":[…]}.
 // It is written byte by byte into the batch buffer (see WriteBatch#setJob): on the hot path a value built
 // as a string cost more than decoding, splitting and sending together, in string pieces and their garbage.
 
-const JOB_ID_OPEN = '{"job_id":"';
-const BUDGET_OPEN = '","budget":"';
-const DAYS_OPEN = '","days_online":';
-const CREATED_AT_OPEN = ',"created_at":"';
-const EXPIRES_AT_OPEN = '","expires_at":"';
-const DAILY_OPEN = '","daily":[';
-const CLOSE = ']}';
+const JOB_ID_OPEN = asciiConstant('{"job_id":"');
+const BUDGET_OPEN = asciiConstant('","budget":"');
+const DAYS_OPEN = asciiConstant('","days_online":');
+const CREATED_AT_OPEN = asciiConstant(',"created_at":"');
+const EXPIRES_AT_OPEN = asciiConstant('","expires_at":"');
+const DAILY_OPEN = asciiConstant('","daily":[');
+const CLOSE = asciiConstant(']}');
 /** "YYYY-MM-DDTHH:mm:ss.sssZ", as Date#toISOString gives it for years 0000-9999. */
 const ISO_LENGTH = 24;
 const FIXED_LENGTH =
@@ -78,17 +78,17 @@ export function jobValueLength(job: JobFigures, jobIdJsonLength: number): number
  */
 export function writeJobValue(target: Buffer, at: number, job: JobFigures, source: Buffer, start: number, end: number): number {
   const { budgetCents, daysOnline } = job;
-  at = writeAscii(target, at, JOB_ID_OPEN);
+  at = writeConstant(target, at, JOB_ID_OPEN);
   at = writeBytes(target, at, source, start, end);
-  at = writeAscii(target, at, BUDGET_OPEN);
+  at = writeConstant(target, at, BUDGET_OPEN);
   at = writeCents(target, at, budgetCents);
-  at = writeAscii(target, at, DAYS_OPEN);
+  at = writeConstant(target, at, DAYS_OPEN);
   at = writeDecimal(target, at, daysOnline);
-  at = writeAscii(target, at, CREATED_AT_OPEN);
+  at = writeConstant(target, at, CREATED_AT_OPEN);
   at = writeIso(target, at, job.createdAtMs);
-  at = writeAscii(target, at, EXPIRES_AT_OPEN);
+  at = writeConstant(target, at, EXPIRES_AT_OPEN);
   at = writeIso(target, at, job.expiresAtMs);
-  at = writeAscii(target, at, DAILY_OPEN);
+  at = writeConstant(target, at, DAILY_OPEN);
   // The split (see splitBudget): the first `higherDays` days get one cent more than the others. Each
   // distinct amount is formatted once, then its bytes are repeated.
   const higherDays = budgetCents % daysOnline;

@@ -124,18 +124,19 @@ export class RespConnection {
   /** Parses one reply at `offset`, or returns INCOMPLETE when the buffer ends first. */
   private parse(): RespReply | typeof INCOMPLETE {
     const buffer = this.buffer;
-    const lineEnd = buffer.indexOf(CRLF, this.offset);
-    if (lineEnd < 0) return INCOMPLETE;
     const type = buffer[this.offset];
-    // "+OK" and "+QUEUED" are nearly every reply: no string is made for them.
-    if (type === 0x2b && lineEnd - this.offset === 3 && buffer[this.offset + 1] === 0x4f && buffer[this.offset + 2] === 0x4b) {
-      this.offset = lineEnd + 2;
+    // "+OK" and "+QUEUED" are nearly every reply (two per row of a batch): matched byte by byte, with no
+    // search for the line's end and no string. (A read past the end gives undefined, which matches nothing.)
+    if (type === 0x2b && matchesAt(buffer, this.offset + 1, OK_LINE)) {
+      this.offset += 1 + OK_LINE.length;
       return 'OK';
     }
-    if (type === 0x2b && lineEnd - this.offset === 7 && buffer[this.offset + 1] === 0x51 && buffer[this.offset + 6] === 0x44) {
-      this.offset = lineEnd + 2;
+    if (type === 0x2b && matchesAt(buffer, this.offset + 1, QUEUED_LINE)) {
+      this.offset += 1 + QUEUED_LINE.length;
       return 'QUEUED';
     }
+    const lineEnd = buffer.indexOf(CRLF, this.offset);
+    if (lineEnd < 0) return INCOMPLETE;
     const line = buffer.toString('utf8', this.offset + 1, lineEnd);
     this.offset = lineEnd + 2;
     switch (type) {
@@ -172,4 +173,11 @@ export class RespConnection {
 }
 
 const CRLF = Buffer.from('\r\n');
+const OK_LINE = Buffer.from('OK\r\n');
+const QUEUED_LINE = Buffer.from('QUEUED\r\n');
+
+function matchesAt(buffer: Buffer, at: number, expected: Buffer): boolean {
+  for (let i = 0; i < expected.length; i++) if (buffer[at + i] !== expected[i]) return false;
+  return true;
+}
 const INCOMPLETE = Symbol('incomplete');

@@ -1,5 +1,5 @@
 import type { JobFigures } from '../budget/job.js';
-import { decimalDigits, writeAscii, writeBytes, writeDecimal } from './ascii-bytes.js';
+import { asciiConstant, decimalDigits, writeBytes, writeConstant, writeCrlf, writeDecimal } from './ascii-bytes.js';
 import { jobValueLength, writeJobValue } from './job-value.js';
 import { respCommand } from './resp-connection.js';
 
@@ -15,6 +15,8 @@ const FREE_BUFFERS: Buffer[] = [];
 const FREE_BUFFERS_KEPT = 8;
 const SET_HEAD = '*5\r\n$3\r\nSET\r\n$';
 const DEL_HEAD = '*2\r\n$3\r\nDEL\r\n$';
+const SET_HEAD_BYTES = asciiConstant(SET_HEAD);
+const PXAT_HEAD_BYTES = asciiConstant('\r\n$4\r\nPXAT\r\n$');
 
 /**
  * The Redis commands of one batch, encoded as RESP straight into a buffer as they are added. The buffer
@@ -79,20 +81,21 @@ export class WriteBatch {
     const valueBytes = jobValueLength(job, end - start);
     this.reserve(keyBytes + valueBytes + 64);
     const buffer = this.buffer;
-    let at = writeAscii(buffer, this.length, SET_HEAD);
+    let at = writeConstant(buffer, this.length, SET_HEAD_BYTES);
     at = writeDecimal(buffer, at, keyBytes);
-    at = writeAscii(buffer, at, '\r\n');
-    at = writeBytes(buffer, at, keyPrefix, 0, keyPrefix.length);
+    at = writeCrlf(buffer, at);
+    at = writeConstant(buffer, at, keyPrefix);
     at = writeBytes(buffer, at, source, start, end);
-    at = writeAscii(buffer, at, '\r\n$');
+    at = writeCrlf(buffer, at);
+    buffer[at++] = 0x24; // $
     at = writeDecimal(buffer, at, valueBytes);
-    at = writeAscii(buffer, at, '\r\n');
+    at = writeCrlf(buffer, at);
     at = writeJobValue(buffer, at, job, source, start, end);
-    at = writeAscii(buffer, at, '\r\n$4\r\nPXAT\r\n$');
+    at = writeConstant(buffer, at, PXAT_HEAD_BYTES);
     at = writeDecimal(buffer, at, decimalDigits(job.expiresAtMs));
-    at = writeAscii(buffer, at, '\r\n');
+    at = writeCrlf(buffer, at);
     at = writeDecimal(buffer, at, job.expiresAtMs);
-    this.length = writeAscii(buffer, at, '\r\n');
+    this.length = writeCrlf(buffer, at);
     this.commands++;
   }
 
