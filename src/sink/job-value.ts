@@ -85,9 +85,9 @@ export function writeJobValue(target: Buffer, at: number, job: JobFigures, sourc
   at = writeConstant(target, at, DAYS_OPEN);
   at = writeDecimal(target, at, daysOnline);
   at = writeConstant(target, at, CREATED_AT_OPEN);
-  at = writeIso(target, at, job.createdAtMs);
+  at = writeIso(target, at, job.createdAtMs, createdAtDays);
   at = writeConstant(target, at, EXPIRES_AT_OPEN);
-  at = writeIso(target, at, job.expiresAtMs);
+  at = writeIso(target, at, job.expiresAtMs, expiresAtDays);
   at = writeConstant(target, at, DAILY_OPEN);
   // The split (see splitBudget): the first `higherDays` days get one cent more than the others. Each
   // distinct amount is formatted once, then its bytes are repeated.
@@ -129,12 +129,30 @@ function writeCents(target: Buffer, at: number, cents: number): number {
   return writePadded(target, at, remainder, 2);
 }
 
-const civil: [number, number, number] = [0, 0, 0];
+/**
+ * The calendar date of the last day an instant was written for. Rows of a load mostly share their
+ * created_at day and, given days_online, a few expires_at days: the date is computed once per day seen.
+ */
+class DayCache {
+  days = Number.NaN;
+  readonly date: [number, number, number] = [0, 0, 0];
+
+  dateOf(days: number): [number, number, number] {
+    if (days !== this.days) {
+      civilFromDays(days, this.date);
+      this.days = days;
+    }
+    return this.date;
+  }
+}
+
+const createdAtDays = new DayCache();
+const expiresAtDays = new DayCache();
 
 /** Writes the instant `ms` as "YYYY-MM-DDTHH:mm:ss.sssZ", as Date#toISOString does for years 0000-9999. */
-function writeIso(target: Buffer, at: number, ms: number): number {
+function writeIso(target: Buffer, at: number, ms: number, cache: DayCache): number {
   const days = Math.floor(ms / DAY_MS);
-  civilFromDays(days, civil);
+  const [year, month, day] = cache.dateOf(days);
   let rest = ms - days * DAY_MS;
   const millis = rest % 1000;
   rest = (rest - millis) / 1000;
@@ -142,11 +160,11 @@ function writeIso(target: Buffer, at: number, ms: number): number {
   rest = (rest - seconds) / 60;
   const minutes = rest % 60;
   const hours = (rest - minutes) / 60;
-  at = writePadded(target, at, civil[0], 4);
+  at = writePadded(target, at, year, 4);
   target[at++] = 0x2d; // -
-  at = writePadded(target, at, civil[1], 2);
+  at = writePadded(target, at, month, 2);
   target[at++] = 0x2d;
-  at = writePadded(target, at, civil[2], 2);
+  at = writePadded(target, at, day, 2);
   target[at++] = 0x54; // T
   at = writePadded(target, at, hours, 2);
   target[at++] = 0x3a; // :
