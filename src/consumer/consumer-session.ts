@@ -9,7 +9,7 @@ import { decodePgoutput } from '../replication/pgoutput-decoder.js';
 import { openReplicationConnection, type ReplicationConnection } from '../replication/replication-connection.js';
 import { createSlot, dropSlot, readSlot, type CreatedSlot } from '../replication/slot.js';
 import { isCovered, type Checkpoint } from '../sink/checkpoint.js';
-import { isPlainJobId, jobValue } from '../sink/job-value.js';
+import { isPlainJobId } from '../sink/job-value.js';
 import type { RedisSink } from '../sink/redis-sink.js';
 import type { WriteBatch } from '../sink/write-batch.js';
 import type { ConsumerEvents } from './consumer-events.js';
@@ -275,10 +275,9 @@ export class ConsumerSession {
           this.deadLetter(error, lsn);
           break;
         }
-        const key = prefix + job.jobId;
         // A job already offline gets no key; an older key of it goes.
-        if (job.expiresAtMs <= Date.now()) this.batch.del(key);
-        else this.batch.set(key, jobValue(job), job.expiresAtMs);
+        if (job.expiresAtMs <= Date.now()) this.batch.del(prefix + job.jobId);
+        else this.batch.setJobOf(this.keyPrefixBytes, job);
         break;
       }
       case 'delete':

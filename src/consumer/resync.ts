@@ -3,7 +3,6 @@ import { parseJob } from '../budget/job.js';
 import { RowError } from '../errors.js';
 import type { JobRow } from '../replication/job-changes.js';
 import { formatLsn, type Lsn } from '../replication/lsn.js';
-import { jobValue } from '../sink/job-value.js';
 import type { RedisSink } from '../sink/redis-sink.js';
 
 /** Rows read from the table per round trip: bounds memory whatever the table's size. */
@@ -56,6 +55,7 @@ export async function resyncFromSnapshot(options: {
     let rowsWritten = 0;
     let deadLetters = 0;
     const now = Date.now();
+    const keyPrefix = Buffer.from(sink.keyPrefix);
     for (;;) {
       const { rows } = await client.query<{ job_id: string; days_online: string; budget: string; created_at: string }>(
         `fetch ${RESYNC_FETCH_ROWS} from alive_jobs`,
@@ -67,7 +67,7 @@ export async function resyncFromSnapshot(options: {
         try {
           const job = parseJob(jobRow);
           if (job.expiresAtMs <= now) continue;
-          batch.set(sink.keyPrefix + job.jobId, jobValue(job), job.expiresAtMs);
+          batch.setJobOf(keyPrefix, job);
           rowsWritten++;
         } catch (error) {
           if (!(error instanceof RowError)) throw error;

@@ -1,6 +1,6 @@
-import type { JobFigures } from '../budget/job.js';
+import type { Job, JobFigures } from '../budget/job.js';
 import { asciiConstant, decimalDigits, writeBytes, writeConstant, writeCrlf, writeDecimal } from './ascii-bytes.js';
-import { jobValueLength, writeJobValue } from './job-value.js';
+import { isPlainJobId, jobValue, jobValueLength, writeJobValue } from './job-value.js';
 import { respCommand } from './resp-connection.js';
 
 /** How many dead letters are kept; older ones are trimmed so the list stays bounded. */
@@ -97,6 +97,13 @@ export class WriteBatch {
     at = writeDecimal(buffer, at, job.expiresAtMs);
     this.length = writeCrlf(buffer, at);
     this.commands++;
+  }
+
+  /** The SET of a job read as text (a resync, the general path of the stream): the same command as setJob. */
+  setJobOf(keyPrefix: Buffer, job: Job): void {
+    const jobId = Buffer.from(job.jobId);
+    if (isPlainJobId(jobId, 0, jobId.length)) this.setJob(keyPrefix, jobId, 0, jobId.length, job);
+    else this.set(keyPrefix.toString() + job.jobId, jobValue(job), job.expiresAtMs);
   }
 
   del(key: string): void {

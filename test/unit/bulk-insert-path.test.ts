@@ -139,6 +139,26 @@ describe('WriteBatch#setJob', () => {
     );
   });
 
+  it('setJobOf, for a job read as text, writes what set(key, jobValue(job), expiresAtMs) writes, for any job_id', () => {
+    fc.assert(
+      fc.property(
+        fc.string({ unit: 'grapheme', maxLength: 30 }),
+        fc.integer({ min: 0, max: 99_999_999 }),
+        fc.integer({ min: 1, max: 3650 }),
+        (jobId, budgetCents, daysOnline) => {
+          const createdAtMs = Date.UTC(2026, 10, 29, 10);
+          const job = { jobId, budgetCents, daysOnline, createdAtMs, expiresAtMs: createdAtMs + daysOnline * DAY_MS };
+          const viaJob = new WriteBatch('dead-letters');
+          viaJob.setJobOf(Buffer.from('jöb:'), job);
+          const viaText = new WriteBatch('dead-letters');
+          viaText.set('jöb:' + jobId, jobValue(job), job.expiresAtMs);
+          expect(viaJob.bytes.equals(viaText.bytes)).toBe(true);
+        },
+      ),
+      { numRuns: 1000 },
+    );
+  });
+
   it('grows the buffer for a value larger than it (a 3650-day job)', () => {
     const batch = new WriteBatch('dead-letters');
     const job = {
