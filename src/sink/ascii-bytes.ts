@@ -60,3 +60,13 @@ export function writePadded(target: Buffer, at: number, value: number, width: nu
   }
   return at + width;
 }
+
+/** "00" to "99", two bytes each: writeTwoDigits copies from it instead of dividing. */
+const TWO_DIGITS = Buffer.from(Array.from({ length: 100 }, (_, i) => String(i).padStart(2, '0')).join(''), 'latin1');
+
+/** Writes an integer 0-99 as two digits, zero first. */
+export function writeTwoDigits(target: Buffer, at: number, value: number): number {
+  target[at] = TWO_DIGITS[2 * value]!;
+  target[at + 1] = TWO_DIGITS[2 * value + 1]!;
+  return at + 2;
+}

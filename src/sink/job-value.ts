@@ -1,6 +1,6 @@
 import { civilFromDays } from '../budget/civil-days.js';
 import { DAY_MS, type Job, type JobFigures } from '../budget/job.js';
-import { asciiConstant, decimalDigits, writeBytes, writeConstant, writeDecimal, writePadded } from './ascii-bytes.js';
+import { asciiConstant, decimalDigits, writeBytes, writeConstant, writeDecimal, writePadded, writeTwoDigits } from './ascii-bytes.js';
 
 // The JSON value stored at a job's key, fields in the contract's order:
 // {"job_id","budget","days_online","created_at","expires_at","daily":[…]}.
@@ -85,9 +85,9 @@ export function writeJobValue(target: Buffer, at: number, job: JobFigures, sourc
   at = writeConstant(target, at, DAYS_OPEN);
   at = writeDecimal(target, at, daysOnline);
   at = writeConstant(target, at, CREATED_AT_OPEN);
-  at = writeIso(target, at, job.createdAtMs, createdAtDays);
+  at = writeIso(target, at, job.createdAtMs);
   at = writeConstant(target, at, EXPIRES_AT_OPEN);
-  at = writeIso(target, at, job.expiresAtMs, expiresAtDays);
+  at = writeIso(target, at, job.expiresAtMs);
   at = writeConstant(target, at, DAILY_OPEN);
   // The split (see splitBudget): the first `higherDays` days get one cent more than the others. Each
   // distinct amount is formatted once, then its bytes are repeated.
@@ -126,33 +126,54 @@ function writeCents(target: Buffer, at: number, cents: number): number {
   const remainder = cents % 100;
   at = writeDecimal(target, at, (cents - remainder) / 100);
   target[at++] = 0x2e; // .
-  return writePadded(target, at, remainder, 2);
+  return writeTwoDigits(target, at, remainder);
 }
 
 /**
- * The calendar date of the last day an instant was written for. Rows of a load mostly share their
- * created_at day and, given days_online, a few expires_at days: the date is computed once per day seen.
+ * Calendar dates of the days instants were written for, in a small direct-mapped cache: rows of a load
+ * share a few created_at days, and their expires_at days cycle through their days_online, so the same
+ * few dates come back row after row. No object per entry: typed arrays indexed by day.
  */
 class DayCache {
-  days = Number.NaN;
-  readonly date: [number, number, number] = [0, 0, 0];
+  private static readonly SLOTS = 64; // a power of two: the slot is the day's low bits
+  private readonly days = new Float64Array(DayCache.SLOTS).fill(Number.NaN);
+  private readonly years = new Int32Array(DayCache.SLOTS);
+  private readonly months = new Uint8Array(DayCache.SLOTS);
+  private readonly daysOfMonth = new Uint8Array(DayCache.SLOTS);
+  private readonly scratch: [number, number, number] = [0, 0, 0];
 
-  dateOf(days: number): [number, number, number] {
-    if (days !== this.days) {
-      civilFromDays(days, this.date);
-      this.days = days;
+  /** The slot holding the date of `days`, computed if it held another day. */
+  slotOf(days: number): number {
+    const slot = days & (DayCache.SLOTS - 1);
+    if (this.days[slot] !== days) {
+      civilFromDays(days, this.scratch);
+      this.days[slot] = days;
+      this.years[slot] = this.scratch[0];
+      this.months[slot] = this.scratch[1];
+      this.daysOfMonth[slot] = this.scratch[2];
     }
-    return this.date;
+    return slot;
+  }
+
+  year(slot: number): number {
+    return this.years[slot]!;
+  }
+
+  month(slot: number): number {
+    return this.months[slot]!;
+  }
+
+  dayOfMonth(slot: number): number {
+    return this.daysOfMonth[slot]!;
   }
 }
 
-const createdAtDays = new DayCache();
-const expiresAtDays = new DayCache();
+const dayCache = new DayCache();
 
 /** Writes the instant `ms` as "YYYY-MM-DDTHH:mm:ss.sssZ", as Date#toISOString does for years 0000-9999. */
-function writeIso(target: Buffer, at: number, ms: number, cache: DayCache): number {
+function writeIso(target: Buffer, at: number, ms: number): number {
   const days = Math.floor(ms / DAY_MS);
-  const [year, month, day] = cache.dateOf(days);
+  const slot = dayCache.slotOf(days);
   let rest = ms - days * DAY_MS;
   const millis = rest % 1000;
   rest = (rest - millis) / 1000;
@@ -160,17 +181,17 @@ function writeIso(target: Buffer, at: number, ms: number, cache: DayCache): numb
   rest = (rest - seconds) / 60;
   const minutes = rest % 60;
   const hours = (rest - minutes) / 60;
-  at = writePadded(target, at, year, 4);
+  at = writePadded(target, at, dayCache.year(slot), 4);
   target[at++] = 0x2d; // -
-  at = writePadded(target, at, month, 2);
+  at = writeTwoDigits(target, at, dayCache.month(slot));
   target[at++] = 0x2d;
-  at = writePadded(target, at, day, 2);
+  at = writeTwoDigits(target, at, dayCache.dayOfMonth(slot));
   target[at++] = 0x54; // T
-  at = writePadded(target, at, hours, 2);
+  at = writeTwoDigits(target, at, hours);
   target[at++] = 0x3a; // :
-  at = writePadded(target, at, minutes, 2);
+  at = writeTwoDigits(target, at, minutes);
   target[at++] = 0x3a;
-  at = writePadded(target, at, seconds, 2);
+  at = writeTwoDigits(target, at, seconds);
   target[at++] = 0x2e; // .
   at = writePadded(target, at, millis, 3);
   target[at++] = 0x5a; // Z
