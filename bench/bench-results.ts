@@ -23,8 +23,10 @@ export interface BenchResults {
   node: string;
   cpus: number;
   cpuModel: string;
-  /** The checked-out commit; the working tree may hold changes beyond it. */
+  /** The checked-out commit. */
   commit: string | undefined;
+  /** Whether tracked files differed from that commit (the figures are then of uncommitted code). */
+  modified: boolean | undefined;
   rows: number;
   samples: number;
   postgres: { version: string; settings: Record<string, string> };

@@ -195,7 +195,7 @@ async function runBench(context: BenchContext): Promise<BenchResults> {
     node: process.version,
     cpus: cpus().length,
     cpuModel: cpus()[0]?.model ?? 'unknown',
-    commit: gitCommit(),
+    ...gitCommit(),
     rows,
     samples: SAMPLES,
     postgres: { version: postgresVersion, settings: POSTGRES_SETTINGS },
@@ -230,11 +230,12 @@ function describeCatchUp(run: CatchUpRun): string {
   return `${run.seconds.toFixed(2)} s${startup}, ${rowsPerSecond(run.rows, run.seconds)}, peak RSS ${toMiB(run.peakRssBytes)} MiB`;
 }
 
-/** The checked-out commit, read only; undefined outside a git checkout. */
-function gitCommit(): string | undefined {
+/** The checked-out commit, read only, and whether tracked files differ from it; undefined outside a git checkout. */
+function gitCommit(): { commit: string | undefined; modified: boolean | undefined } {
+  const git = (...args: string[]): string => execFileSync('git', args, { encoding: 'utf8', stdio: ['ignore', 'pipe', 'ignore'] }).trim();
   try {
-    return execFileSync('git', ['rev-parse', 'HEAD'], { encoding: 'utf8', stdio: ['ignore', 'pipe', 'ignore'] }).trim();
+    return { commit: git('rev-parse', 'HEAD'), modified: git('status', '--porcelain', '--untracked-files=no') !== '' };
   } catch {
-    return undefined;
+    return { commit: undefined, modified: undefined };
   }
 }

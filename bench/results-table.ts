@@ -69,7 +69,10 @@ export function formatResultsTable(results: BenchResults): string {
       .trimEnd(),
   );
   lines.splice(1, 0, widths.map((width) => '-'.repeat(width)).join(COLUMN_GAP));
-  const commit = results.commit === undefined ? '' : `, commit ${results.commit.slice(0, 7)} (and the working tree)`;
+  const commit =
+    results.commit === undefined
+      ? ''
+      : `, commit ${results.commit.slice(0, 7)}${results.modified === true ? ' with uncommitted changes' : ''}`;
   const title =
     `budget-cdc bench: ${formatInteger(results.rows)} rows, medians of ${results.samples}, ${results.date}, ` +
     `node ${results.node}, ${results.cpus} CPUs (${results.cpuModel}), PostgreSQL ${results.postgres.version}, ` +
