@@ -34,6 +34,13 @@ export interface BenchResults {
   cliStartup: { seconds: number[]; medianSeconds: number };
   load: { psqlCopy: RateSeries; budgetCdcLoad: RateSeries; ratio: number };
   reference: RateSeries;
+  /** budget-cdc's reader alone, no Redis (bench/drain-slot.ts): the ceiling of a consumer built on it. */
+  readerAlone: RateSeries & {
+    /** To pg_recvlogical's median rate. */
+    ratio: number;
+    /** From START_REPLICATION to the first row, per sample: the walsender decoding the whole transaction first. */
+    firstRowSeconds: number[];
+  };
   endToEnd: RateSeries & {
     /** To pg_recvlogical's median rate. */
     ratio: number;

@@ -20,6 +20,7 @@ import { measureCatchUp, type CatchUpRun } from './measure-catch-up.js';
 import { measureCliStartup } from './measure-cli-startup.js';
 import { measureLatency } from './measure-latency.js';
 import { measureLoad } from './measure-load.js';
+import { measureReaderAlone } from './measure-reader-alone.js';
 import { measureRecvlogical } from './measure-recvlogical.js';
 import { startPsqlCopy, psqlCopyGenerated } from './postgres-programs.js';
 import { formatResultsTable } from './results-table.js';
@@ -145,6 +146,15 @@ async function runBench(context: BenchContext): Promise<BenchResults> {
     log(`pg_recvlogical ${sample}/${SAMPLES}: ${seconds.toFixed(2)} s, ${rowsPerSecond(rows, seconds)}`);
   }
 
+  const readerAlone: Awaited<ReturnType<typeof measureReaderAlone>>[] = [];
+  for (let sample = 1; sample <= SAMPLES; sample++) {
+    const run = await measureReaderAlone(context);
+    readerAlone.push(run);
+    log(
+      `reader alone ${sample}/${SAMPLES}: ${run.seconds.toFixed(2)} s, ${rowsPerSecond(rows, run.seconds)}, first row after ${(run.firstRowMs / SECOND).toFixed(2)} s`,
+    );
+  }
+
   const endToEnd: CatchUpRun[] = [];
   for (let sample = 1; sample <= SAMPLES; sample++) {
     const run = await measureCatchUp(context, {
@@ -185,6 +195,10 @@ async function runBench(context: BenchContext): Promise<BenchResults> {
   const [postgresVersion, redisInfo] = await Promise.all([withPgClient(context.adminUrl, serverVersion), redis.info('server')]);
   const loadSeries = { psqlCopy: makeRateSeries(rows, load['psql \\copy']), budgetCdcLoad: makeRateSeries(rows, load['budget-cdc load']) };
   const referenceSeries = makeRateSeries(rows, reference);
+  const readerAloneSeries = makeRateSeries(
+    rows,
+    readerAlone.map((run) => run.seconds),
+  );
   const endToEndSeries = makeRateSeries(
     rows,
     endToEnd.map((run) => run.seconds),
@@ -206,6 +220,11 @@ async function runBench(context: BenchContext): Promise<BenchResults> {
       ratio: round(loadSeries.budgetCdcLoad.medianRowsPerSecond / loadSeries.psqlCopy.medianRowsPerSecond, 3),
     },
     reference: referenceSeries,
+    readerAlone: {
+      ...readerAloneSeries,
+      ratio: round(readerAloneSeries.medianRowsPerSecond / referenceSeries.medianRowsPerSecond, 3),
+      firstRowSeconds: readerAlone.map((run) => round(run.firstRowMs / SECOND, 3)),
+    },
     endToEnd: {
       ...endToEndSeries,
       ratio: round(endToEndSeries.medianRowsPerSecond / referenceSeries.medianRowsPerSecond, 3),

@@ -12,7 +12,7 @@ export function formatResultsTable(results: BenchResults): string {
     TargetResult,
     TargetResult,
   ];
-  const { latency: l, endToEnd: e, fiveTimes: f } = results;
+  const { latency: l, endToEnd: e, fiveTimes: f, readerAlone: r } = results;
   const rows: string[][] = [
     ['measure', 'median', 'samples', 'target', 'result'],
     ['load: psql \\copy', rate(results.load.psqlCopy), samples(results.load.psqlCopy), '', ''],
@@ -24,6 +24,8 @@ export function formatResultsTable(results: BenchResults): string {
       mark(load, '×'),
     ],
     ['reference: pg_recvlogical', rate(results.reference), samples(results.reference), '', ''],
+    ['ceiling: our reader alone, no Redis', rate(r), samples(r), '', `${r.ratio.toFixed(2)}× pg_recvlogical`],
+    ['  of it, START → first row', seconds(r.firstRowSeconds), r.firstRowSeconds.map((s) => s.toFixed(2)).join('  '), '', ''],
     ['end to end: budget-cdc run', rate(e), samples(e), '≥ 1.20× pg_recvlogical', mark(endToEnd, '×')],
     [
       '  of it, spawn → slot active',
