@@ -6,6 +6,7 @@ import { RowError } from '../../src/errors.js';
 import type { JobColumnRanges, JobRow } from '../../src/replication/job-changes.js';
 import { isPlainJobId, jobValue } from '../../src/sink/job-value.js';
 import { WriteBatch } from '../../src/sink/write-batch.js';
+import { decimalDigits, writeDecimal } from '../../src/sink/ascii-bytes.js';
 
 // The bulk-load path reads rows and writes SETs straight from the message bytes. Each of its parts must give
 // what the general path (text → parseJob → jobValue → set) gives, or decline so that the general path decides.
@@ -172,5 +173,22 @@ describe('WriteBatch#setJob', () => {
     const reference = new WriteBatch('dead-letters');
     reference.set('job:long', jobValue(job), job.expiresAtMs);
     expect(batch.bytes.toString()).toBe(reference.bytes.toString().repeat(20));
+  });
+});
+
+describe('ascii-bytes', () => {
+  it('writes and counts the digits of every safe integer as String() does', () => {
+    fc.assert(
+      fc.property(fc.oneof(fc.integer({ min: 0, max: 1_000_000_000 }), fc.maxSafeNat()), (value) => {
+        const target = Buffer.alloc(20);
+        const end = writeDecimal(target, 1, value);
+        expect(target.toString('latin1', 1, end)).toBe(String(value));
+        expect(decimalDigits(value)).toBe(String(value).length);
+      }),
+      { numRuns: 5000 },
+    );
+    for (const value of [0, 9, 10, 99_999_999, 100_000_000, 100_000_001, 10 ** 15, Number.MAX_SAFE_INTEGER]) {
+      expect(decimalDigits(value)).toBe(String(value).length);
+    }
   });
 });
