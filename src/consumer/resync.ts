@@ -22,8 +22,8 @@ export interface ResyncResult {
 }
 
 /**
- * Rebuilds the job keys from the table as of an exported snapshot (see createSlot): writes every row still
- * alive, then deletes keys under the prefix whose job is gone or offline. Only alive rows are read: the
+ * Rebuilds the job keys from the table as of an exported snapshot (see createSlot): deletes keys under the
+ * prefix whose job is gone or offline, then writes every row still alive. Only alive rows are read: the
  * backfill is bounded by the TTL. The caller then sets the checkpoint to the snapshot's position, so the
  * stream skips every transaction the snapshot already holds.
  */
@@ -47,6 +47,9 @@ export async function resyncFromSnapshot(options: {
   try {
     await client.query('begin isolation level repeatable read read only');
     await client.query(`set transaction snapshot '${snapshotName}'`);
+    // Stale keys first: every key written below is alive in the snapshot, so only keys that were there
+    // before need checking, and on a first start or after Redis lost its state there are none.
+    const staleKeysDeleted = await deleteStaleKeys(client, sink);
     const alive = `from jobs where created_at + days_online * interval '1 day' > clock_timestamp()`;
     const count = await client.query<{ n: string }>(`select count(*)::text as n ${alive}`);
     const progress: ResyncProgress = { totalRows: Number(count.rows[0]!.n), rowsDone: 0 };
@@ -56,6 +59,8 @@ export async function resyncFromSnapshot(options: {
     let deadLetters = 0;
     const now = Date.now();
     const keyPrefix = Buffer.from(sink.keyPrefix);
+    // One batch is written while the next is read: the table and Redis work at the same time.
+    let writing: Promise<void> | undefined;
     for (;;) {
       const { rows } = await client.query<{ job_id: string; days_online: string; budget: string; created_at: string }>(
         `fetch ${RESYNC_FETCH_ROWS} from alive_jobs`,
@@ -76,12 +81,17 @@ export async function resyncFromSnapshot(options: {
           batch.deadLetter(JSON.stringify(entry));
         }
       }
-      await sink.writeWithoutCheckpoint(batch);
-      progress.rowsDone += rows.length;
-      await options.onProgress?.(progress);
+      await writing;
+      writing = sink.writeWithoutCheckpoint(batch).then(async () => {
+        progress.rowsDone += rows.length;
+        await options.onProgress?.(progress);
+      });
+      // Observed here so that a failure while the next rows are read is not an unhandled rejection;
+      // the next `await writing` still throws it.
+      writing.catch(() => undefined);
     }
+    await writing;
     await client.query('close alive_jobs');
-    const staleKeysDeleted = await deleteStaleKeys(client, sink);
     await client.query('commit');
     return { rowsWritten, deadLetters, staleKeysDeleted };
   } finally {
@@ -89,10 +99,22 @@ export async function resyncFromSnapshot(options: {
   }
 }
 
-/** Deletes keys under the prefix whose job is not alive in the snapshot; memory stays bounded (one SCAN page). */
+/**
+ * Deletes keys under the prefix whose job is not alive in the snapshot; memory stays bounded (one SCAN page
+ * checked while the next is read).
+ */
 async function deleteStaleKeys(client: pg.Client, sink: RedisSink): Promise<number> {
   let deleted = 0;
-  for await (const keys of sink.scanKeysUnderPrefix()) {
+  const pages = sink.scanKeysUnderPrefix();
+  let nextPage = pages.next();
+  for (;;) {
+    const page = await nextPage;
+    if (page.done === true) break;
+    nextPage = pages.next();
+    // Observed at once so that a SCAN failing while this page is checked is not an unhandled rejection;
+    // the next `await nextPage` still throws it.
+    nextPage.catch(() => undefined);
+    const keys = page.value;
     const jobIds = keys.map((key) => key.slice(sink.keyPrefix.length));
     const { rows } = await client.query<{ job_id: string }>(
       `select job_id from jobs where job_id = any($1) and created_at + days_online * interval '1 day' > clock_timestamp()`,
