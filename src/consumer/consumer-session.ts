@@ -234,8 +234,7 @@ export class ConsumerSession {
     if (!isPlainJobId(data, ranges.jobIdStart, ranges.jobIdEnd)) return false;
     if (!readJobFigures(data, ranges, figures) || figures.expiresAtMs <= Date.now()) return false;
     if (!this.countChange()) return true;
-    this.batchCheckpointLsn = this.transactionLsn;
-    this.batchCheckpointIndex = this.changeIndex;
+    this.moveBatchCheckpoint();
     this.batch.setJob(this.keyPrefixBytes, data, ranges.jobIdStart, ranges.jobIdEnd, figures);
     this.flushIfFull();
     return true;
@@ -252,14 +251,17 @@ export class ConsumerSession {
     return true;
   }
 
+  /** The batch now holds the current change: its checkpoint is that change's. */
+  private moveBatchCheckpoint(): void {
+    this.batchCheckpointLsn = this.transactionLsn;
+    this.batchCheckpointIndex = this.changeIndex;
+  }
+
   private apply(change: JobChange, lsn: Lsn): void {
     if (change.tag === 'upsert' || change.tag === 'delete' || change.tag === 'truncate') {
       if (!this.countChange()) return;
       // A TRUNCATE writes its checkpoint itself, after the batch before it.
-      if (change.tag !== 'truncate') {
-        this.batchCheckpointLsn = this.transactionLsn;
-        this.batchCheckpointIndex = this.changeIndex;
-      }
+      if (change.tag !== 'truncate') this.moveBatchCheckpoint();
     }
     switch (change.tag) {
       case 'upsert': {
