@@ -19,8 +19,18 @@ export function splitBudget(cents: number, days: number): string[] {
 export function dailyAmounts(cents: number, days: number): { base: string; higher: string; higherDays: number } {
   if (!Number.isSafeInteger(cents) || cents < 0) throw new RangeError(`budget must be a non-negative whole number of cents, got ${cents}`);
   if (!Number.isSafeInteger(days) || days < 1) throw new RangeError(`days must be a positive integer, got ${days}`);
-  const remainder = cents % days;
-  const base = (cents - remainder) / days;
+  const base = baseDailyCents(cents, days);
+  const higherDays = daysWithExtraCent(cents, days);
   const baseText = formatCents(base);
-  return { base: baseText, higher: remainder > 0 ? formatCents(base + 1) : baseText, higherDays: remainder };
+  return { base: baseText, higher: higherDays > 0 ? formatCents(base + 1) : baseText, higherDays };
+}
+
+/** What every day gets at least, in cents: floor(cents / days). Arguments as dailyAmounts checks them. */
+export function baseDailyCents(cents: number, days: number): number {
+  return (cents - (cents % days)) / days;
+}
+
+/** How many days, the earliest, get one cent more than baseDailyCents: the remainder of the division. */
+export function daysWithExtraCent(cents: number, days: number): number {
+  return cents % days;
 }

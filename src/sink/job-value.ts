@@ -1,5 +1,6 @@
 import { civilFromDays } from '../budget/civil-days.js';
 import { DAY_MS, type Job, type JobFigures } from '../budget/job.js';
+import { baseDailyCents, daysWithExtraCent } from '../budget/split-budget.js';
 import { asciiConstant, decimalDigits, writeBytes, writeConstant, writeDecimal, writePadded, writeTwoDigits } from './ascii-bytes.js';
 
 // The JSON value stored at a job's key, fields in the contract's order:
@@ -64,8 +65,8 @@ export function isPlainJobId(bytes: Buffer, start: number, end: number): boolean
 /** Bytes of the value of `job` when its job_id, escaped for JSON, is `jobIdJsonLength` bytes. */
 export function jobValueLength(job: JobFigures, jobIdJsonLength: number): number {
   const { budgetCents, daysOnline } = job;
-  const higherDays = budgetCents % daysOnline;
-  const base = (budgetCents - higherDays) / daysOnline;
+  const higherDays = daysWithExtraCent(budgetCents, daysOnline);
+  const base = baseDailyCents(budgetCents, daysOnline);
   // Each amount is written "units.cc" between quotes, and all but the last are followed by a comma.
   const daily = higherDays * (centsLength(base + 1) + 3) + (daysOnline - higherDays) * (centsLength(base) + 3) - 1;
   return FIXED_LENGTH + jobIdJsonLength + centsLength(budgetCents) + decimalDigits(daysOnline) + daily;
@@ -89,10 +90,10 @@ export function writeJobValue(target: Buffer, at: number, job: JobFigures, sourc
   at = writeConstant(target, at, EXPIRES_AT_OPEN);
   at = writeIso(target, at, job.expiresAtMs);
   at = writeConstant(target, at, DAILY_OPEN);
-  // The split (see splitBudget): the first `higherDays` days get one cent more than the others. Each
-  // distinct amount is formatted once, then its bytes are repeated.
-  const higherDays = budgetCents % daysOnline;
-  const base = (budgetCents - higherDays) / daysOnline;
+  // The split (see splitBudget): the first days get one cent more than the others. Each distinct amount
+  // is formatted once, then its bytes are repeated.
+  const higherDays = daysWithExtraCent(budgetCents, daysOnline);
+  const base = baseDailyCents(budgetCents, daysOnline);
   at = writeRepeatedAmount(target, at, base + 1, higherDays);
   at = writeRepeatedAmount(target, at, base, daysOnline - higherDays);
   target[at - 1] = CLOSE_BRACKET; // over the last comma
