@@ -39,7 +39,7 @@ export function parseJob(row: JobRow): Job {
   } catch (error) {
     throw new RowError((error as Error).message, row.jobId);
   }
-  const expiresAtMs = createdAtMs + daysOnline * DAY_MS;
+  const expiresAtMs = expiryOf(createdAtMs, daysOnline);
   if (expiresAtMs > LAST_EXPIRY_MS) {
     throw new RowError(
       `created_at ${row.createdAt} + ${daysOnline} days is after the year 9999, which the value's timestamps cannot hold`,
@@ -62,13 +62,18 @@ export function readJobFigures(bytes: Buffer, ranges: JobColumnRanges, into: Job
   if (Number.isNaN(budgetCents)) return false;
   const createdAtMs = readTimestamptzMs(bytes, ranges.createdAtStart, ranges.createdAtEnd);
   if (!Number.isFinite(createdAtMs)) return false;
-  const expiresAtMs = createdAtMs + daysOnline * DAY_MS;
+  const expiresAtMs = expiryOf(createdAtMs, daysOnline);
   if (expiresAtMs > LAST_EXPIRY_MS) return false;
   into.budgetCents = budgetCents;
   into.daysOnline = daysOnline;
   into.createdAtMs = createdAtMs;
   into.expiresAtMs = expiresAtMs;
   return true;
+}
+
+/** When a job goes offline: created_at (to the millisecond) plus days_online whole days. */
+function expiryOf(createdAtMs: number, daysOnline: number): number {
+  return createdAtMs + daysOnline * DAY_MS;
 }
 
 /** days_online as int4out prints it (no sign, no leading zero) and within 1-3650; NaN otherwise. */
