@@ -12,13 +12,22 @@ export interface Database {
   };
 }
 
-/** A kysely instance over a small pool; close it with `destroy()`. */
+/** A kysely instance over a small pool (makePool); close it with `destroy()`. */
 export function makeDatabase(databaseUrl: string, applicationName = 'budget-cdc'): Kysely<Database> {
+  return new Kysely<Database>({ dialect: new PostgresDialect({ pool: makePool(databaseUrl, applicationName) }) });
+}
+
+/**
+ * The pool under makeDatabase. A client whose server went away (a restart, a network drop) emits 'error';
+ * unhandled, that would end the process. pg-pool handles it only for idle clients, so every client gets a
+ * listener of its own for the moments it is checked out between queries: then the query that uses it next
+ * fails instead, and the pool drops the broken client when it comes back.
+ */
+export function makePool(databaseUrl: string, applicationName: string): pg.Pool {
   const pool = new pg.Pool({ connectionString: databaseUrl, max: 2, application_name: applicationName });
-  // An idle client whose server went away (restart, network drop) emits 'error' on the pool; unhandled, that
-  // would end the process. The pool drops such a client itself, and the next query connects again.
   pool.on('error', () => undefined);
-  return new Kysely<Database>({ dialect: new PostgresDialect({ pool }) });
+  pool.on('connect', (client) => client.on('error', () => undefined));
+  return pool;
 }
 
 /** Runs `fn` with a kysely instance that is destroyed afterwards, whatever happens. */
