@@ -12,6 +12,16 @@ import {
 import { ConfigError } from '../../src/errors.js';
 
 const DATABASE_URL = 'postgres://app@db.example:5432/jobs';
+/** Every variable loadConfig reads, set to a value other than its default. */
+const EVERY_VARIABLE = {
+  DATABASE_URL,
+  REDIS_URL: 'redis://cache:6380/2',
+  BUDGET_CDC_SLOT: 'env_slot',
+  BUDGET_CDC_PUBLICATION: 'env_pub',
+  BUDGET_CDC_KEY_PREFIX: 'env:',
+  BUDGET_CDC_BATCH_SIZE: '250',
+  LOG_LEVEL: 'debug',
+};
 
 /** loadConfig's ConfigError, or a failure when it does not throw one. */
 function configError(options: ConfigOptions, env: NodeJS.ProcessEnv): ConfigError {
@@ -42,18 +52,7 @@ describe('loadConfig', () => {
   });
 
   it('takes the environment over the defaults', () => {
-    const config = loadConfig(
-      {},
-      {
-        DATABASE_URL,
-        REDIS_URL: 'redis://cache:6380/2',
-        BUDGET_CDC_SLOT: 'env_slot',
-        BUDGET_CDC_PUBLICATION: 'env_pub',
-        BUDGET_CDC_KEY_PREFIX: 'env:',
-        BUDGET_CDC_BATCH_SIZE: '250',
-        LOG_LEVEL: 'debug',
-      },
-    );
+    const config = loadConfig({}, EVERY_VARIABLE);
     expect(config).toEqual({
       databaseUrl: DATABASE_URL,
       redisUrl: 'redis://cache:6380/2',
@@ -66,15 +65,7 @@ describe('loadConfig', () => {
   });
 
   it('takes flags over the environment', () => {
-    const env = {
-      DATABASE_URL,
-      REDIS_URL: 'redis://cache:6380/2',
-      BUDGET_CDC_SLOT: 'env_slot',
-      BUDGET_CDC_PUBLICATION: 'env_pub',
-      BUDGET_CDC_KEY_PREFIX: 'env:',
-      BUDGET_CDC_BATCH_SIZE: '250',
-      LOG_LEVEL: 'debug',
-    };
+    const env = EVERY_VARIABLE;
     const config = loadConfig(
       {
         databaseUrl: 'postgresql://flag@other:5433/jobs',
