@@ -29,6 +29,14 @@ commands:
 options (flag, then environment variable, then default):
   --database-url URL   PostgreSQL, DATABASE_URL; required (start: a local one when unset)
   --redis-url URL      Redis, REDIS_URL; default redis://127.0.0.1:6379 (start: a local one when unset)
+  --redis-sentinels HOST:PORT,...
+                       Sentinels that name the Redis master, REDIS_SENTINELS; REDIS_URL then gives only the
+                       user, password, TLS and database; default none
+  --redis-sentinel-master NAME
+                       the master's name at the Sentinels, REDIS_SENTINEL_MASTER; required with --redis-sentinels
+  --redis-min-replicas N
+                       acknowledge a write to PostgreSQL only once N Redis replicas confirmed it (WAIT),
+                       BUDGET_CDC_REDIS_MIN_REPLICAS; default 0
   --slot NAME          replication slot, BUDGET_CDC_SLOT; default budget_cdc
   --publication NAME   publication on jobs, BUDGET_CDC_PUBLICATION; default budget_cdc
   --key-prefix TEXT    prefix of the Redis keys, BUDGET_CDC_KEY_PREFIX; default job:
@@ -69,6 +77,9 @@ export async function main(argv: string[]): Promise<number> {
       options: {
         'database-url': { type: 'string' },
         'redis-url': { type: 'string' },
+        'redis-sentinels': { type: 'string' },
+        'redis-sentinel-master': { type: 'string' },
+        'redis-min-replicas': { type: 'string' },
         slot: { type: 'string' },
         publication: { type: 'string' },
         'key-prefix': { type: 'string' },
@@ -102,6 +113,9 @@ export async function main(argv: string[]): Promise<number> {
   const options: ConfigOptions = {
     databaseUrl: values['database-url'],
     redisUrl: values['redis-url'],
+    redisSentinels: values['redis-sentinels'],
+    redisSentinelMaster: values['redis-sentinel-master'],
+    redisMinReplicas: values['redis-min-replicas'],
     slot: values.slot,
     publication: values.publication,
     keyPrefix: values['key-prefix'],
@@ -231,7 +245,7 @@ async function deadLettersCommand(config: Config, json: boolean, limitText: stri
     import('./ops/logger.js'),
     import('./sink/redis-sink.js'),
   ]);
-  const redis = await connectRedis(config.redisUrl, makeSilentLogger());
+  const redis = await connectRedis(config, makeSilentLogger());
   try {
     const entries = await new RedisSink(redis, config.keyPrefix, config.slotName).readDeadLetters(limit);
     if (json) process.stdout.write(JSON.stringify(entries.map((e) => JSON.parse(e) as unknown)) + '\n');

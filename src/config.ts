@@ -4,6 +4,9 @@ import { ConfigError } from './errors.js';
 export interface ConfigOptions {
   databaseUrl?: string | undefined;
   redisUrl?: string | undefined;
+  redisSentinels?: string | undefined;
+  redisSentinelMaster?: string | undefined;
+  redisMinReplicas?: string | undefined;
   slot?: string | undefined;
   publication?: string | undefined;
   keyPrefix?: string | undefined;
@@ -21,8 +24,20 @@ export interface ConfigOptions {
 export interface Config {
   /** PostgreSQL connection string (DATABASE_URL, --database-url). No default. */
   readonly databaseUrl: string;
-  /** Redis connection string (REDIS_URL, --redis-url). Default redis://127.0.0.1:6379. */
+  /**
+   * Redis connection string (REDIS_URL, --redis-url). Default redis://127.0.0.1:6379. With Sentinels, its
+   * user, password, TLS (rediss://) and database apply to the data nodes; its host and port are not used.
+   */
   readonly redisUrl: string;
+  /** Sentinels that name the Redis master (REDIS_SENTINELS, --redis-sentinels, host:port,…); empty: REDIS_URL's host. */
+  readonly redisSentinels: readonly RedisAddress[];
+  /** The master's name at the Sentinels (REDIS_SENTINEL_MASTER, --redis-sentinel-master); set exactly when redisSentinels is. */
+  readonly redisSentinelMaster: string | undefined;
+  /**
+   * Replicas that must confirm a batch (WAIT) before its position is acknowledged to PostgreSQL
+   * (BUDGET_CDC_REDIS_MIN_REPLICAS, --redis-min-replicas). Default 0 replicas: no WAIT.
+   */
+  readonly redisMinReplicas: number;
   /** Logical replication slot (BUDGET_CDC_SLOT, --slot). Default budget_cdc. */
   readonly slotName: string;
   /** Publication on the jobs table (BUDGET_CDC_PUBLICATION, --publication). Default budget_cdc. */
@@ -40,6 +55,7 @@ export const DEFAULT_SLOT_NAME = 'budget_cdc';
 export const DEFAULT_PUBLICATION_NAME = 'budget_cdc';
 export const DEFAULT_KEY_PREFIX = 'job:';
 export const DEFAULT_BATCH_SIZE = 1000;
+export const DEFAULT_REDIS_MIN_REPLICAS = 0;
 const LOG_LEVELS = ['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent'];
 
 // PostgreSQL folds unquoted names to lower case and limits them to 63 bytes; we accept only names
@@ -56,9 +72,18 @@ export function loadConfig(options: ConfigOptions, env: NodeJS.ProcessEnv = proc
     );
   }
   const redisUrl = options.redisUrl ?? env.REDIS_URL ?? DEFAULT_REDIS_URL;
+  const sentinels = loadSentinels(options, env);
   const config: Config = {
     databaseUrl: checkUrl('DATABASE_URL', '--database-url', databaseUrl, ['postgres:', 'postgresql:']),
     redisUrl: checkUrl('REDIS_URL', '--redis-url', redisUrl, ['redis:', 'rediss:']),
+    redisSentinels: sentinels.addresses,
+    redisSentinelMaster: sentinels.masterName,
+    redisMinReplicas: checkNonNegativeInteger(
+      'BUDGET_CDC_REDIS_MIN_REPLICAS',
+      '--redis-min-replicas',
+      options.redisMinReplicas ?? env.BUDGET_CDC_REDIS_MIN_REPLICAS ?? String(DEFAULT_REDIS_MIN_REPLICAS),
+      'replicas',
+    ),
     slotName: checkSqlName('BUDGET_CDC_SLOT', '--slot', options.slot ?? env.BUDGET_CDC_SLOT ?? DEFAULT_SLOT_NAME),
     publicationName: checkSqlName(
       'BUDGET_CDC_PUBLICATION',
@@ -79,6 +104,61 @@ export function loadConfig(options: ConfigOptions, env: NodeJS.ProcessEnv = proc
 /** The log level alone (LOG_LEVEL, --log-level), for commands that start before the rest is known. */
 export function loadLogLevel(options: ConfigOptions, env: NodeJS.ProcessEnv = process.env): string {
   return checkLogLevel(options.logLevel ?? env.LOG_LEVEL ?? 'info');
+}
+
+/** A Redis server's address (a Sentinel's, or a master's as a Sentinel names it). */
+export interface RedisAddress {
+  readonly host: string;
+  readonly port: number;
+}
+
+// Sentinel master names are ASCII words in practice (redis.conf: "sentinel monitor <name> …" takes no spaces).
+const SENTINEL_MASTER_NAME = /^[A-Za-z0-9._-]{1,128}$/;
+
+/** REDIS_SENTINELS and REDIS_SENTINEL_MASTER: both or neither. */
+function loadSentinels(
+  options: ConfigOptions,
+  env: NodeJS.ProcessEnv,
+): { addresses: readonly RedisAddress[]; masterName: string | undefined } {
+  const listText = options.redisSentinels ?? (env.REDIS_SENTINELS || undefined);
+  const masterName = options.redisSentinelMaster ?? (env.REDIS_SENTINEL_MASTER || undefined);
+  if (listText === undefined && masterName === undefined) return { addresses: Object.freeze([]), masterName: undefined };
+  if (listText === undefined || listText === '') {
+    throw new ConfigError(
+      'REDIS_SENTINELS',
+      'REDIS_SENTINEL_MASTER is set but REDIS_SENTINELS is not: set --redis-sentinels / REDIS_SENTINELS to host:port[,host:port…], or unset the master name to use REDIS_URL alone',
+    );
+  }
+  if (masterName === undefined || !SENTINEL_MASTER_NAME.test(masterName)) {
+    throw new ConfigError(
+      'REDIS_SENTINEL_MASTER',
+      masterName === undefined
+        ? 'REDIS_SENTINELS is set but REDIS_SENTINEL_MASTER is not: set --redis-sentinel-master / REDIS_SENTINEL_MASTER to the name the Sentinels monitor (sentinel monitor <name> …)'
+        : `--redis-sentinel-master / REDIS_SENTINEL_MASTER "${masterName}" is not a Sentinel master name: use letters, digits, '.', '_' and '-'`,
+    );
+  }
+  const addresses = listText.split(',').map((item) => parseHostPort(item.trim()));
+  return { addresses: Object.freeze(addresses), masterName };
+}
+
+function parseHostPort(text: string): RedisAddress {
+  // host:port, or [IPv6]:port
+  const match = /^(?:\[([0-9A-Fa-f:.]+)\]|([A-Za-z0-9.-]+)):(\d{1,5})$/.exec(text);
+  const port = Number(match?.[3]);
+  if (match === null || !(port >= 1 && port <= MAX_PORT)) {
+    throw new ConfigError(
+      'REDIS_SENTINELS',
+      `--redis-sentinels / REDIS_SENTINELS: "${text}" is not host:port; give a comma-separated list such as 10.0.0.1:26379,10.0.0.2:26379`,
+    );
+  }
+  return Object.freeze({ host: match[1] ?? match[2]!, port });
+}
+
+function checkNonNegativeInteger(variable: string, flag: string, value: string, unit: string): number {
+  const n = /^\d{1,9}$/.test(value) ? Number(value) : NaN;
+  if (!Number.isSafeInteger(n))
+    throw new ConfigError(variable, `${flag} / ${variable} must be a whole number of ${unit} (0 or more), got "${value}"`);
+  return n;
 }
 
 function checkUrl(variable: string, flag: string, value: string, protocols: string[]): string {

@@ -53,6 +53,17 @@ export class SetupError extends Error {
   override name = 'SetupError';
 }
 
+/**
+ * An error that retrying will not cure (a slot of another plugin, a column the decoder cannot read, a
+ * publication without jobs, a missing privilege): the consumer stops with this message, which says what to fix.
+ */
+export class PermanentError extends Error {
+  override name = 'PermanentError';
+  constructor(message: string, options?: { cause?: unknown }) {
+    super(message, options);
+  }
+}
+
 const CONNECTION_HINTS: Record<string, string> = {
   ECONNREFUSED: 'connection refused: is the server running on that host and port?',
   ENOTFOUND: 'host not found',

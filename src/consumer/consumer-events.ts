@@ -1,5 +1,6 @@
 import { EventEmitter } from 'node:events';
 import type { Lsn } from '../replication/lsn.js';
+import type { RebuildCause } from '../sink/rebuild-record.js';
 
 /** What the consumer reports; logs, metrics and tests subscribe instead of being called from the hot path. */
 export interface ConsumerEventMap {
@@ -18,10 +19,21 @@ export interface ConsumerEventMap {
   truncated: [{ deletedKeys: number }];
   /** A row that could not be processed was set aside. */
   'dead-letter': [{ jobId: string; reason: string; lsn: Lsn }];
-  /** Redis is being rebuilt from the table (new slot, lost state, resync requested). */
-  'resync-started': [{ reason: string }];
+  /** Redis is being rebuilt from the table (new slot, lost state, Redis went back in time, resync requested). */
+  'resync-started': [{ cause: RebuildCause; reason: string }];
   'resync-progress': [{ totalRows: number; rowsDone: number }];
-  'resync-finished': [{ rowsWritten: number; deadLetters: number; staleKeysDeleted: number; durationMs: number }];
+  'resync-finished': [{ rowsWritten: number; deadLetters: number; staleKeysDeleted: number; durationMs: number; cause: RebuildCause }];
+  /** Fewer replicas than --redis-min-replicas confirmed a write (WAIT): its acknowledgement is held. */
+  'replicas-behind': [{ replicas: number; required: number }];
+  /** Enough replicas confirmed a write. */
+  'replicas-confirmed': [{ replicas: number; required: number }];
+  /**
+   * This process became the slot's active consumer, or a standby waiting for `activeConsumer` (another
+   * process holding the slot) to go away.
+   */
+  role: [{ role: 'active' | 'standby'; activeConsumer: string | undefined }];
+  /** The consumer stopped for good on an error retrying cannot cure; `message` says what to fix. */
+  'permanent-error': [{ message: string }];
   /** Reading from PostgreSQL paused (true) or resumed (false) because Redis writes were behind. */
   backpressure: [{ paused: boolean }];
 }

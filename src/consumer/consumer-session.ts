@@ -1,16 +1,20 @@
+import { randomBytes } from 'node:crypto';
 import type { Kysely } from 'kysely';
 import { parseJob, readJobFigures, type JobFigures } from '../budget/job.js';
+import { checkReplicationReady } from '../db/check-database.js';
 import type { Database } from '../db/database.js';
-import { RowError } from '../errors.js';
+import { PermanentError, RowError } from '../errors.js';
 import type { Logger } from '../ops/logger.js';
 import { JobChangeDecoder, makeJobColumnRanges, type JobChange } from '../replication/job-changes.js';
 import { formatLsn, type Lsn } from '../replication/lsn.js';
 import { decodePgoutput } from '../replication/pgoutput-decoder.js';
 import { openReplicationConnection, type ReplicationConnection } from '../replication/replication-connection.js';
-import { createSlot, dropSlot, readSlot, type CreatedSlot } from '../replication/slot.js';
-import { isCovered, type Checkpoint } from '../sink/checkpoint.js';
+import { consumerApplicationName, describeBackend, describeSlotOwner, tryLockSlot } from '../replication/slot-owner.js';
+import { createSlot, dropSlot, readSlot, type CreatedSlot, type SlotState } from '../replication/slot.js';
+import { formatCheckpoint, isCovered, parseCheckpoint, type Checkpoint } from '../sink/checkpoint.js';
 import { isPlainJobId } from '../sink/job-value.js';
-import type { RedisSink } from '../sink/redis-sink.js';
+import type { RebuildCause } from '../sink/rebuild-record.js';
+import type { BatchReply, RedisSink } from '../sink/redis-sink.js';
 import type { WriteBatch } from '../sink/write-batch.js';
 import type { ConsumerEvents } from './consumer-events.js';
 import { resyncFromSnapshot } from './resync.js';
@@ -22,6 +26,8 @@ export interface SessionSettings {
   publicationName: string;
   keyPrefix: string;
   batchSize: number;
+  /** Replicas that must confirm a write (WAIT) before its position is acknowledged. */
+  redisMinReplicas: number;
 }
 
 /** A batch is sent once its RESP encoding reaches this many bytes, whatever its command count: long
@@ -35,6 +41,20 @@ const STATUS_INTERVAL_MS = 10_000;
 const CHECKPOINT_CHECK_INTERVAL_MS = 1_000;
 /** How long a graceful stop waits for the server to end the stream before closing the connection. */
 const STOP_TIMEOUT_MS = 5_000;
+/**
+ * An acknowledgement that carries no write of its own (an idle keepalive, a transaction whose changes were all
+ * replayed) first moves the checkpoint's acknowledged position: at most one such small write this often.
+ */
+export const ACK_WRITE_INTERVAL_MS = 2_000;
+
+/** A position (commit LSN, index) of a change, without the checkpoint's other fields. */
+type ChangePosition = Pick<Checkpoint, 'commitLsn' | 'index'>;
+
+/** Why a session must rebuild Redis before it streams. */
+interface RebuildNeed {
+  cause: RebuildCause;
+  reason: string;
+}
 
 /**
  * One replication session: opens the slot (creating it when missing), streams changes into Redis in
@@ -64,6 +84,22 @@ export class ConsumerSession {
   private paused = false;
   private stopping = false;
   private confirmedLsn: Lsn = 0n;
+  /** Written into every checkpoint this session writes: a checkpoint with another token was written by someone else. */
+  private readonly writerToken = randomBytes(4).toString('hex');
+  /** The checkpoint text Redis must hold once every write issued so far is applied: what the next SET … GET must answer. */
+  private expectedCheckpointText: string | undefined;
+  /** Counts checkpoint writes issued, so that a periodic read can tell whether one happened meanwhile. */
+  private checkpointWritesIssued = 0;
+  /** The change position of the last checkpoint issued. */
+  private issuedPosition: ChangePosition = { commitLsn: 0n, index: -1 };
+  /** The acknowledged position of the last checkpoint issued: nothing beyond it may be acknowledged before a write moves it. */
+  private issuedAckLsn: Lsn = 0n;
+  private lastCheckpointIssuedAt = 0;
+  /** A position safe to acknowledge once a checkpoint write covers it (from an idle keepalive or a write-less commit). */
+  private pendingAckLsn: Lsn | undefined;
+  private ackTimer: NodeJS.Timeout | undefined;
+  /** True while a batch waits for replicas (--redis-min-replicas): its acknowledgement is held. */
+  private replicasBehind = false;
   /** Scratch space of the bulk-load path (applyInsertFromBytes), reused for every row. */
   private readonly insertRanges = makeJobColumnRanges();
   private readonly insertFigures: JobFigures = { budgetCents: 0, daysOnline: 0, createdAtMs: 0, expiresAtMs: 0 };
@@ -91,15 +127,25 @@ export class ConsumerSession {
     );
   }
 
-  /** Streams until stop() (resolves) or an error (rejects). */
+  /**
+   * Streams until stop() (resolves) or an error (rejects). Rejects with a StandbyError, having done nothing,
+   * when another process holds the slot.
+   */
   async run(): Promise<void> {
     const { slotName, publicationName } = this.settings;
-    const connection = await openReplicationConnection(this.settings.databaseUrl, 'budget-cdc');
+    const connection = await openReplicationConnection(this.settings.databaseUrl, consumerApplicationName());
     this.connection = connection;
     const statusTimer = setInterval(() => connection.sendStatus(this.confirmedLsn), STATUS_INTERVAL_MS);
     let checkpointTimer: NodeJS.Timeout | undefined;
     try {
+      if (!(await tryLockSlot(connection, slotName))) {
+        throw new StandbyError(slotName, await describeSlotOwner(this.db, slotName).catch(() => undefined));
+      }
+      this.events.emit('role', { role: 'active', activeConsumer: undefined });
+      // Checked by every session, not once: someone may alter the publication or the table while we run.
+      await checkReplicationReady(this.db, publicationName);
       let slot = await readSlot(this.db, slotName);
+      let lostSlot = false;
       if (slot?.walStatus === 'lost') {
         this.logger.error(
           { walStatus: slot.walStatus },
@@ -107,28 +153,38 @@ export class ConsumerSession {
         );
         await dropSlot(this.db, slotName);
         slot = undefined;
+        lostSlot = true;
       }
-      let checkpoint = await this.sink.readCheckpoint();
+      if (slot?.active === true && slot.activePid !== null) {
+        // The lock is ours but a walsender still holds the slot: the previous owner is exiting, or a
+        // process that takes no lock (pg_recvlogical) reads it. Wait as a standby either way.
+        throw new StandbyError(slotName, (await describeBackend(this.db, slot.activePid)) ?? `pid ${slot.activePid}`);
+      }
+      if (slot !== undefined && slot.plugin !== 'pgoutput') {
+        throw new PermanentError(
+          `replication slot ${slotName} uses the ${slot.plugin} plugin, not pgoutput: drop it or choose another name with --slot`,
+        );
+      }
+      // The slot is read before the checkpoint: a checkpoint read later covers at least what the slot says.
+      const stored = await this.sink.readCheckpoint();
+      let checkpointText: string;
       let slotCreated = false;
       if (slot === undefined) {
         const created = await createSlot(connection, slotName);
         slotCreated = true;
-        checkpoint = await this.resync(created, 'new slot: loading the rows alive in the table as of its start');
+        const need: RebuildNeed = lostSlot
+          ? { cause: 'slot-lost', reason: 'the slot lost WAL it needed: loading the rows alive in the table as of the new slot' }
+          : { cause: 'new-slot', reason: 'new slot: loading the rows alive in the table as of its start' };
+        checkpointText = await this.resync(created, need, created.consistentPoint);
         slot = await readSlot(this.db, slotName);
-      } else if (checkpoint === undefined) {
-        checkpoint = await this.resyncOnTemporarySlot(
-          'Redis holds no checkpoint for this slot: it lost its state (restart without persistence, FLUSHALL) or a resync was requested',
-        );
+      } else {
+        const need = await this.rebuildNeed(stored, slot);
+        checkpointText = need === undefined ? stored!.text : await this.resyncOnTemporarySlot(need, slot.confirmedFlushLsn ?? 0n);
       }
-      this.skipThrough = checkpoint;
       if (slot === undefined || slot.confirmedFlushLsn === undefined) {
         throw new Error(`replication slot ${slotName} vanished while starting: is another process dropping it?`);
       }
-      if (slot.plugin !== 'pgoutput') {
-        throw new Error(
-          `replication slot ${slotName} uses the ${slot.plugin} plugin, not pgoutput: drop it or choose another name with --slot`,
-        );
-      }
+      this.adoptCheckpoint(checkpointText, slot.confirmedFlushLsn);
       this.confirmedLsn = slot.confirmedFlushLsn;
       if (this.stopping) return;
       const streamEnded = connection.start(
@@ -139,21 +195,81 @@ export class ConsumerSession {
         },
       );
       this.events.emit('session-started', { slotName, confirmedLsn: this.confirmedLsn, slotCreated });
-      // Writes notice a vanished checkpoint too, but an idle stream writes nothing.
-      checkpointTimer = setInterval(() => {
-        this.sink.hasCheckpoint().then(
-          (present) => present || this.rejectFailed(new RedisStateLostError()),
-          () => undefined, // Redis unreachable: the next write fails and says so
-        );
-      }, CHECKPOINT_CHECK_INTERVAL_MS);
-      this.logger.info({ lsn: formatLsn(this.confirmedLsn), slotCreated }, 'streaming from slot');
+      // Writes notice a vanished or replaced checkpoint too, but an idle stream writes nothing.
+      checkpointTimer = setInterval(() => this.verifyCheckpoint(), CHECKPOINT_CHECK_INTERVAL_MS);
+      this.logger.info({ lsn: formatLsn(this.confirmedLsn), slotCreated, checkpoint: checkpointText }, 'streaming from slot');
       await Promise.race([streamEnded, this.failed]);
     } finally {
       clearInterval(statusTimer);
       clearInterval(checkpointTimer);
+      clearTimeout(this.ackTimer);
       await connection.close();
       await this.queue.settled();
     }
+  }
+
+  /**
+   * Whether Redis must be rebuilt before streaming, and why: it holds no checkpoint (lost, or a rebuild was
+   * asked for), or an older one than PostgreSQL was told is safe (it went back in time).
+   */
+  private async rebuildNeed(
+    stored: { checkpoint: Checkpoint; text: string } | undefined,
+    slot: SlotState,
+  ): Promise<RebuildNeed | undefined> {
+    if (stored === undefined) {
+      const request = await this.sink.readRebuildRequest();
+      if (request !== undefined) return { cause: request.cause, reason: request.detail };
+      return {
+        cause: 'redis-empty',
+        reason: 'Redis holds no checkpoint for this slot: it lost its state (a restart without persistence, FLUSHALL)',
+      };
+    }
+    const { ackLsn } = stored.checkpoint;
+    const confirmed = slot.confirmedFlushLsn;
+    if (ackLsn !== undefined && confirmed !== undefined && ackLsn < confirmed) {
+      return {
+        cause: 'redis-went-back',
+        reason:
+          `Redis went back in time: its checkpoint covers acknowledgements up to ${formatLsn(ackLsn)}, but PostgreSQL was told ` +
+          `${formatLsn(confirmed)} is safe (the slot's confirmed_flush_lsn); likely causes: a restart from an older RDB snapshot ` +
+          'or AOF, a failover to a replica that missed writes (see --redis-min-replicas), or a restore from a backup',
+      };
+    }
+    return undefined;
+  }
+
+  /** Streams from `text`: skips what it covers, and expects it back from the first checkpoint write. */
+  private adoptCheckpoint(text: string, slotConfirmedLsn: Lsn): void {
+    const checkpoint = parseCheckpoint(text);
+    this.skipThrough = checkpoint;
+    this.expectedCheckpointText = text;
+    this.issuedPosition = { commitLsn: checkpoint.commitLsn, index: checkpoint.index };
+    // A checkpoint of an older version has no acknowledged position: PostgreSQL's own is what it covered.
+    this.issuedAckLsn = checkpoint.ackLsn ?? slotConfirmedLsn;
+  }
+
+  /**
+   * Reads the checkpoint: gone means Redis lost its state or a resync was requested; another text than the
+   * one this session wrote last (with nothing in flight) means Redis went back in time or someone else wrote it.
+   */
+  private verifyCheckpoint(): void {
+    const expected = this.expectedCheckpointText;
+    const issued = this.checkpointWritesIssued;
+    const quiet = this.queue.size === 0;
+    this.sink.readCheckpointText().then(
+      (text) => {
+        if (text === null) this.rejectFailed(new RedisStateLostError());
+        else if (text !== expected && quiet && issued === this.checkpointWritesIssued && this.queue.size === 0) {
+          const error = new RedisWentBackError(expected, text);
+          // Recorded before the session ends: the foreign checkpoint may claim to cover changes Redis lacks.
+          this.sink.requestRebuild({ cause: 'redis-went-back', detail: error.message }).then(
+            () => this.rejectFailed(error),
+            (cause: unknown) => this.rejectFailed(new Error(`${error.message}; recording the rebuild failed`, { cause })),
+          );
+        }
+      },
+      () => undefined, // Redis unreachable: the next write fails and says so
+    );
   }
 
   /**
@@ -179,10 +295,13 @@ export class ConsumerSession {
     timeout.unref();
   }
 
-  /** Rebuilds Redis from the slot's exported snapshot and sets the checkpoint at the slot's start. */
-  private async resync(slot: CreatedSlot, reason: string): Promise<Checkpoint> {
-    this.logger.warn({ lsn: formatLsn(slot.consistentPoint), reason }, 'resync from the table started');
-    this.events.emit('resync-started', { reason });
+  /**
+   * Rebuilds Redis from the slot's exported snapshot and sets the checkpoint at the slot's start; returns the
+   * checkpoint's text. `acknowledgedLsn` is what PostgreSQL was told already: the new checkpoint covers it.
+   */
+  private async resync(slot: CreatedSlot, need: RebuildNeed, acknowledgedLsn: Lsn): Promise<string> {
+    this.logger.warn({ lsn: formatLsn(slot.consistentPoint), cause: need.cause, reason: need.reason }, 'resync from the table started');
+    this.events.emit('resync-started', need);
     const started = performance.now();
     const result = await resyncFromSnapshot({
       databaseUrl: this.settings.databaseUrl,
@@ -195,20 +314,25 @@ export class ConsumerSession {
       },
     });
     // Transactions committed before the snapshot's position are in Redis now: the stream skips them.
-    const checkpoint: Checkpoint = { commitLsn: slot.consistentPoint, index: -1 };
-    await this.sink.writeCheckpoint(checkpoint, 'create');
+    const text = await this.sink.createCheckpoint({
+      commitLsn: slot.consistentPoint,
+      index: -1,
+      ackLsn: slot.consistentPoint > acknowledgedLsn ? slot.consistentPoint : acknowledgedLsn,
+      writer: this.writerToken,
+    });
+    await this.sink.recordRebuild(need.cause, need.reason);
     const durationMs = Math.round(performance.now() - started);
-    this.logger.info({ ...result, durationMs }, 'resync from the table finished');
-    this.events.emit('resync-finished', { ...result, durationMs });
-    return checkpoint;
+    this.logger.info({ ...result, durationMs, cause: need.cause }, 'resync from the table finished');
+    this.events.emit('resync-finished', { ...result, durationMs, cause: need.cause });
+    return text;
   }
 
   /** A resync for an existing slot: a temporary slot gives a snapshot and its exact position. */
-  private async resyncOnTemporarySlot(reason: string): Promise<Checkpoint> {
+  private async resyncOnTemporarySlot(need: RebuildNeed, acknowledgedLsn: Lsn): Promise<string> {
     const temporary = await openReplicationConnection(this.settings.databaseUrl, 'budget-cdc resync');
     try {
       const name = `${this.settings.slotName.slice(0, 40)}_resync_${process.pid}`;
-      return await this.resync(await createSlot(temporary, name, true), reason);
+      return await this.resync(await createSlot(temporary, name, true), need, acknowledgedLsn);
     } finally {
       await temporary.close(); // drops the temporary slot
     }
@@ -286,14 +410,14 @@ export class ConsumerSession {
         this.batch.del(this.settings.keyPrefix + change.jobId);
         break;
       case 'truncate': {
-        const checkpoint: Checkpoint = { commitLsn: this.transactionLsn, index: this.changeIndex };
         this.flush();
+        const checkpoint = this.issueCheckpoint({ commitLsn: this.transactionLsn, index: this.changeIndex }, undefined);
         this.queue.push({
           exclusive: true,
           ackLsn: undefined,
           run: async () => {
             const deletedKeys = await this.sink.deleteKeysUnderPrefix();
-            if (!(await this.sink.writeCheckpoint(checkpoint, 'only-if-exists'))) throw new RedisStateLostError();
+            await this.writeCheckpoint(this.sink.newBatch(), checkpoint);
             this.events.emit('truncated', { deletedKeys });
           },
         });
@@ -338,32 +462,119 @@ export class ConsumerSession {
   }
 
   private flush(): void {
-    if (this.batch.commands === 0 && this.batchAckLsn === undefined) return;
+    const ackLsn = maxLsn(this.batchAckLsn, this.pendingAckLsn);
+    this.batchAckLsn = undefined;
+    if (this.batch.commands === 0) {
+      // Commits with no write of their own (all changes replayed, or set aside elsewhere) move only the
+      // acknowledged position: a checkpoint write must cover it first, which waits for the next interval.
+      if (ackLsn !== undefined) this.acknowledgeWithoutWrites(ackLsn);
+      return;
+    }
+    this.pendingAckLsn = undefined;
     const writes = this.batch;
-    const ackLsn = this.batchAckLsn;
-    const checkpoint: Checkpoint | undefined =
-      this.batchCheckpointLsn === undefined ? undefined : { commitLsn: this.batchCheckpointLsn, index: this.batchCheckpointIndex };
+    const position: ChangePosition =
+      this.batchCheckpointLsn === undefined
+        ? this.issuedPosition
+        : { commitLsn: this.batchCheckpointLsn, index: this.batchCheckpointIndex };
+    const checkpoint = this.issueCheckpoint(position, ackLsn);
     const rows = this.batchRows;
     const transactions = this.batchTransactions;
     this.batchRows = 0;
     this.batchTransactions = 0;
     this.batch = this.sink.newBatch();
-    this.batchAckLsn = undefined;
     this.batchCheckpointLsn = undefined;
     this.queue.push({
       exclusive: false,
       ackLsn,
       run: async () => {
-        if (writes.commands === 0 || checkpoint === undefined) {
-          writes.release(); // never sent
-          return;
-        }
         const started = performance.now();
-        const previous = await this.sink.write(writes, checkpoint);
-        if (previous === null) throw new RedisStateLostError();
-        this.events.emit('batch-written', { writes: writes.commands, rows, transactions, durationMs: performance.now() - started });
+        const commands = writes.commands;
+        await this.writeCheckpoint(writes, checkpoint);
+        this.events.emit('batch-written', { writes: commands, rows, transactions, durationMs: performance.now() - started });
       },
     });
+  }
+
+  /** `ackLsn` is safe once the tasks before it succeed; it is acknowledged when a checkpoint write covers it. */
+  private acknowledgeWithoutWrites(ackLsn: Lsn): void {
+    if (ackLsn <= this.issuedAckLsn) {
+      this.pendingAckLsn = undefined;
+      this.queue.push({ exclusive: false, ackLsn, run: async () => undefined });
+      return;
+    }
+    this.pendingAckLsn = ackLsn;
+    if (this.ackTimer !== undefined) return;
+    const waitMs = Math.max(0, this.lastCheckpointIssuedAt + ACK_WRITE_INTERVAL_MS - performance.now());
+    this.ackTimer = setTimeout(() => {
+      this.ackTimer = undefined;
+      this.writePendingAck();
+    }, waitMs);
+  }
+
+  /** Moves the checkpoint's acknowledged position to the pending one (a small write), then acknowledges it. */
+  private writePendingAck(): void {
+    const ackLsn = this.pendingAckLsn;
+    if (ackLsn === undefined || this.stopping || this.queue.failed) return;
+    this.pendingAckLsn = undefined;
+    if (ackLsn <= this.issuedAckLsn) {
+      this.queue.push({ exclusive: false, ackLsn, run: async () => undefined });
+      return;
+    }
+    const checkpoint = this.issueCheckpoint(this.issuedPosition, ackLsn);
+    this.queue.push({ exclusive: false, ackLsn, run: () => this.writeCheckpoint(this.sink.newBatch(), checkpoint) });
+  }
+
+  /**
+   * The checkpoint text of the next write, in stream order, and the text Redis must hold just before it.
+   * Its acknowledged position never goes back.
+   */
+  private issueCheckpoint(position: ChangePosition, ackLsn: Lsn | undefined): IssuedCheckpoint {
+    if (ackLsn !== undefined && ackLsn > this.issuedAckLsn) this.issuedAckLsn = ackLsn;
+    this.issuedPosition = position;
+    const text = formatCheckpoint({ ...position, ackLsn: this.issuedAckLsn, writer: this.writerToken });
+    const expectedPrevious = this.expectedCheckpointText;
+    this.expectedCheckpointText = text;
+    this.checkpointWritesIssued++;
+    this.lastCheckpointIssuedAt = performance.now();
+    return { text, expectedPrevious };
+  }
+
+  /**
+   * Writes `writes` with the checkpoint; checks that Redis held the checkpoint this session wrote before
+   * (else it lost its state or went back in time); with --redis-min-replicas, returns only once enough
+   * replicas confirmed. Only then may the task's position be acknowledged.
+   */
+  private async writeCheckpoint(writes: WriteBatch, checkpoint: IssuedCheckpoint): Promise<void> {
+    const reply = await this.sink.write(writes, checkpoint.text);
+    if (reply.previous === null) throw new RedisStateLostError();
+    if (reply.previous !== checkpoint.expectedPrevious) {
+      const error = new RedisWentBackError(checkpoint.expectedPrevious, reply.previous);
+      // Recorded in Redis before the session ends, so that whichever process starts next rebuilds.
+      await this.sink.requestRebuild({ cause: 'redis-went-back', detail: error.message });
+      throw error;
+    }
+    await this.awaitReplicas(reply);
+  }
+
+  /** Holds the acknowledgement until --redis-min-replicas replicas confirmed, asking again (WAIT) meanwhile. */
+  private async awaitReplicas(reply: BatchReply): Promise<void> {
+    const required = this.settings.redisMinReplicas;
+    let replicas = reply.replicas;
+    if (replicas === undefined || required === 0) return;
+    while (replicas < required) {
+      if (!this.replicasBehind) {
+        this.replicasBehind = true;
+        this.logger.warn({ replicas, required }, 'Redis replicas have not confirmed the last batch: holding its acknowledgement');
+      }
+      this.events.emit('replicas-behind', { replicas, required });
+      if (this.stopping) throw new Error('stopped while waiting for Redis replicas: the batch is not acknowledged and will be replayed');
+      replicas = await this.sink.waitForReplicas(required);
+    }
+    if (this.replicasBehind) {
+      this.replicasBehind = false;
+      this.logger.info({ replicas, required }, 'Redis replicas confirmed: acknowledging again');
+    }
+    this.events.emit('replicas-confirmed', { replicas, required });
   }
 
   private confirm(lsn: Lsn): void {
@@ -375,11 +586,12 @@ export class ConsumerSession {
 
   private onKeepalive(walEnd: Lsn, replyRequested: boolean): void {
     if (this.stopping) return;
-    // Between transactions, with every write confirmed, everything the server sent before this keepalive
-    // is safely handled, so its position can be acknowledged: an idle slot must not hold back WAL.
-    const idle = !this.inTransaction && this.batch.commands === 0 && this.batchAckLsn === undefined && this.queue.size === 0;
-    if (idle && walEnd > this.confirmedLsn) this.confirm(walEnd);
-    else if (replyRequested) this.connection?.sendStatus(this.confirmedLsn);
+    // Between transactions, with nothing waiting to be flushed, everything the server sent before this
+    // keepalive is handled once the writes already queued succeed, so its position can be acknowledged
+    // after them (and after a checkpoint write that covers it): an idle slot must not hold back WAL.
+    const idle = !this.inTransaction && this.batch.commands === 0 && this.batchAckLsn === undefined;
+    if (idle && walEnd > this.confirmedLsn && walEnd > (this.pendingAckLsn ?? 0n)) this.acknowledgeWithoutWrites(walEnd);
+    if (replyRequested) this.connection?.sendStatus(this.confirmedLsn);
   }
 
   private applyBackpressure(queued: number): void {
@@ -394,6 +606,45 @@ export class ConsumerSession {
       connection.resume();
       this.events.emit('backpressure', { paused: false });
     }
+  }
+}
+
+/** A checkpoint write's text, and the text Redis must hold when the write arrives. */
+interface IssuedCheckpoint {
+  text: string;
+  expectedPrevious: string | undefined;
+}
+
+function maxLsn(a: Lsn | undefined, b: Lsn | undefined): Lsn | undefined {
+  if (a === undefined) return b;
+  if (b === undefined) return a;
+  return a > b ? a : b;
+}
+
+/** Another process holds the slot: this one waits as a standby. Not a failure. */
+export class StandbyError extends Error {
+  override name = 'StandbyError';
+  constructor(
+    readonly slotName: string,
+    /** Who holds it ("pid 4242 (budget-cdc host-a pid 17) from 10.0.0.7"), when PostgreSQL could tell. */
+    readonly activeConsumer: string | undefined,
+  ) {
+    super(`slot ${slotName} is consumed by another process${activeConsumer === undefined ? '' : `: ${activeConsumer}`}`);
+  }
+}
+
+/**
+ * Redis answered a checkpoint this session did not write last: Redis went back in time (restarted from an
+ * older snapshot, failed over to a replica that missed writes), or another process writes under our
+ * checkpoint. The next session rebuilds Redis from the table.
+ */
+export class RedisWentBackError extends Error {
+  override name = 'RedisWentBackError';
+  constructor(expected: string | undefined, found: string) {
+    super(
+      `Redis went back in time or someone else wrote the checkpoint: expected "${expected ?? '(none)'}", found "${found}"; ` +
+        'rebuilding Redis from the table (check Redis persistence and failovers, and that no other pipeline uses this --key-prefix)',
+    );
   }
 }
 

@@ -5,13 +5,19 @@ import { observeConsumer } from '../ops/consumer-observer.js';
 import type { Logger } from '../ops/logger.js';
 import type { ConsumerHealth } from '../ops/readiness.js';
 import type { Registry } from 'prom-client';
+import { PermanentError } from '../errors.js';
 import { connectRedis } from '../sink/redis-client.js';
 import { RedisSink } from '../sink/redis-sink.js';
 import { makeConsumerEvents, type ConsumerEvents } from './consumer-events.js';
-import { ConsumerSession } from './consumer-session.js';
+import { ConsumerSession, StandbyError } from './consumer-session.js';
+import { permanentErrorMessage } from './error-kind.js';
 
 const RETRY_MIN_MS = 250;
 const RETRY_MAX_MS = 30_000;
+/** How often a standby tries to take the slot over: how soon it notices that the active process is gone. */
+const STANDBY_POLL_MS = 1_000;
+/** How long one WAIT for replicas blocks the writer connection before the consumer asks again. */
+const REDIS_WAIT_TIMEOUT_MS = 1_000;
 
 export interface Consumer {
   readonly events: ConsumerEvents;
@@ -19,7 +25,10 @@ export interface Consumer {
   readonly metrics: Registry;
   /** Redis connection, session and slot state, for /readyz. */
   health(): ConsumerHealth;
-  /** Resolves when the consumer has stopped (after stop()); rejects only on a bug, never on a lost connection. */
+  /**
+   * Resolves when the consumer has stopped (after stop()). Rejects with a PermanentError on an error that
+   * retrying cannot cure (its message says what to fix), never on a lost connection.
+   */
   readonly done: Promise<void>;
   /** Finishes and acknowledges the batch in flight, then ends the stream and closes connections. */
   stop(): Promise<void>;
@@ -36,13 +45,17 @@ export async function startConsumer(config: Config, logger: Logger, events: Cons
   try {
     await checkConnection(db, config.databaseUrl);
     await checkReplicationReady(db, config.publicationName);
-    redis = await connectRedis(config.redisUrl, logger.child({ component: 'redis' }));
+    redis = await connectRedis(config, logger.child({ component: 'redis' }));
   } catch (error) {
     await db.destroy();
     throw error;
   }
 
-  const sink = new RedisSink(redis, config.keyPrefix, config.slotName, config.redisUrl);
+  const sink = new RedisSink(redis, config.keyPrefix, config.slotName, {
+    target: config,
+    minReplicas: config.redisMinReplicas,
+    waitTimeoutMs: REDIS_WAIT_TIMEOUT_MS,
+  });
   const sessionLogger = logger.child({ component: 'consumer', slot: config.slotName });
   const observer = observeConsumer(events, db, redis, config.slotName, sessionLogger);
   let stopping = false;
@@ -52,6 +65,20 @@ export async function startConsumer(config: Config, logger: Logger, events: Cons
   events.on('acknowledged', () => {
     acknowledgedSinceFailure = true;
   });
+  let role: 'active' | 'standby' | undefined;
+  let activeConsumer: string | undefined;
+  events.on('role', (event) => {
+    if (event.role === 'active' && role === 'standby') sessionLogger.info('took the slot over: this process is now the active consumer');
+    role = event.role;
+  });
+  const pause = (ms: number): Promise<void> =>
+    new Promise<void>((resolve) => {
+      const timer = setTimeout(resolve, ms);
+      wakeUp = () => {
+        clearTimeout(timer);
+        resolve();
+      };
+    }).finally(() => (wakeUp = undefined));
 
   const loop = async (): Promise<void> => {
     let failures = 0;
@@ -62,6 +89,30 @@ export async function startConsumer(config: Config, logger: Logger, events: Cons
         if (!stopping) throw new Error('the server ended the replication stream');
       } catch (error) {
         if (stopping) break;
+        if (error instanceof StandbyError) {
+          // Waiting for the active process is this process's job now, not a failure: said once, at info.
+          if (role !== 'standby') {
+            sessionLogger.info(
+              { activeConsumer: error.activeConsumer },
+              'standby: another process consumes the slot; this one takes over when it stops',
+            );
+          } else if (error.activeConsumer !== activeConsumer) {
+            sessionLogger.debug({ activeConsumer: error.activeConsumer }, 'standby: the slot is consumed by another process now');
+          }
+          if (role !== 'standby' || error.activeConsumer !== activeConsumer) {
+            events.emit('role', { role: 'standby', activeConsumer: error.activeConsumer });
+          }
+          activeConsumer = error.activeConsumer;
+          await pause(STANDBY_POLL_MS);
+          continue;
+        }
+        const cause = error instanceof Error ? error : new Error(String(error));
+        const permanent = permanentErrorMessage(cause);
+        if (permanent !== undefined) {
+          sessionLogger.fatal({ err: permanent }, 'stopping: retrying cannot cure this error');
+          events.emit('permanent-error', { message: permanent });
+          throw new PermanentError(permanent, { cause });
+        }
         // A session that made progress resets the delay: this failure is new, not a persisting one.
         failures = acknowledgedSinceFailure ? 1 : failures + 1;
         acknowledgedSinceFailure = false;
@@ -69,14 +120,7 @@ export async function startConsumer(config: Config, logger: Logger, events: Cons
         const err = error instanceof Error ? error : new Error(String(error));
         sessionLogger.error({ err: err.message, retryInMs }, 'replication session failed; resuming from the slot');
         events.emit('session-failed', { error: err, retryInMs });
-        await new Promise<void>((resolve) => {
-          const timer = setTimeout(resolve, retryInMs);
-          wakeUp = () => {
-            clearTimeout(timer);
-            resolve();
-          };
-        });
-        wakeUp = undefined;
+        await pause(retryInMs);
       }
     }
   };
@@ -99,7 +143,10 @@ export async function startConsumer(config: Config, logger: Logger, events: Cons
         wakeUp?.();
         await session?.stop();
       }
-      await done;
+      // A consumer that stopped on a permanent error has said so through `done`; stopping it is not an error.
+      await done.catch((error: unknown) => {
+        if (!(error instanceof PermanentError)) throw error;
+      });
     },
   };
 }

@@ -25,11 +25,11 @@ export async function requestResync(
   config: Config,
   onProgress: (progress: { totalRows: number; rowsDone: number }) => void,
 ): Promise<ResyncOutcome> {
-  const redis = await connectRedis(config.redisUrl, makeSilentLogger());
+  const redis = await connectRedis(config, makeSilentLogger());
   try {
     const sink = new RedisSink(redis, config.keyPrefix, config.slotName);
     await redis.del(sink.resyncProgressKey);
-    await sink.deleteCheckpoint();
+    await sink.requestRebuild({ cause: 'requested', detail: 'budget-cdc resync was run' });
     return await withDatabase(config.databaseUrl, async (db) => {
       let inactiveSince: number | undefined;
       for (;;) {

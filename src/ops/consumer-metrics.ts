@@ -2,6 +2,7 @@ import type { EventEmitter } from 'node:events';
 import { Counter, Gauge, Histogram, Registry } from 'prom-client';
 import type { ConsumerEvents } from '../consumer/consumer-events.js';
 import { RedisWriteError } from '../errors.js';
+import { REBUILD_CAUSES } from '../sink/rebuild-record.js';
 import type { SlotMonitor } from './slot-monitor.js';
 
 const PREFIX = 'budget_cdc_';
@@ -51,7 +52,29 @@ export function makeConsumerMetrics(events: ConsumerEvents, monitor: SlotMonitor
     'redis_errors_total',
     'Redis connection errors, and sessions that failed because Redis refused or lost a write.',
   );
-  const resyncs = counter('resyncs_total', 'Rebuilds of Redis from the table (new slot, lost state, resync requested).');
+  const resyncs = new Counter({
+    name: PREFIX + 'resyncs_total',
+    help:
+      'Rebuilds of Redis from the table, by cause: new_slot, slot_lost, redis_empty (Redis lost everything), ' +
+      'redis_went_back (an older checkpoint than acknowledged: older RDB/AOF, failover), requested (budget-cdc resync).',
+    labelNames: ['cause'],
+    registers,
+  });
+  for (const cause of REBUILD_CAUSES) resyncs.inc({ cause: cause.replaceAll('-', '_') }, 0);
+  const replicasConfirmed = gauge(
+    'redis_replicas_confirmed',
+    'Replicas that confirmed the last write (WAIT), with --redis-min-replicas above 0.',
+  );
+  const replicasBehind = gauge(
+    'redis_replicas_behind',
+    '1 while fewer replicas than --redis-min-replicas confirmed the last write: acknowledgements are held.',
+  );
+  const replicaWaitsShort = counter(
+    'redis_replica_waits_short_total',
+    'WAITs that returned fewer replicas than --redis-min-replicas (each is asked again).',
+  );
+  const active = gauge('active', "1 while this process is the slot's active consumer, 0 while it is a standby or starting.");
+  const permanentErrors = counter('permanent_errors_total', 'Errors retrying cannot cure, after which the consumer stopped.');
   const resyncRows = counter('resync_rows_written_total', 'Rows written by resyncs.');
   const truncates = counter('truncates_total', 'TRUNCATEs applied (every key under the prefix removed).');
   const backpressure = gauge('backpressure', '1 while reading from PostgreSQL is paused because Redis writes are behind.');
@@ -97,7 +120,18 @@ export function makeConsumerMetrics(events: ConsumerEvents, monitor: SlotMonitor
     reconnects.inc();
     if (error instanceof RedisWriteError) redisErrors.inc();
   });
-  events.on('resync-started', () => resyncs.inc());
+  events.on('resync-started', ({ cause }) => resyncs.inc({ cause: cause.replaceAll('-', '_') }));
+  events.on('replicas-behind', ({ replicas }) => {
+    replicasConfirmed.set(replicas);
+    replicasBehind.set(1);
+    replicaWaitsShort.inc();
+  });
+  events.on('replicas-confirmed', ({ replicas }) => {
+    replicasConfirmed.set(replicas);
+    replicasBehind.set(0);
+  });
+  events.on('role', ({ role }) => active.set(role === 'active' ? 1 : 0));
+  events.on('permanent-error', () => permanentErrors.inc());
   events.on('resync-finished', ({ rowsWritten }) => resyncRows.inc(rowsWritten));
   events.on('truncated', () => truncates.inc());
   events.on('backpressure', ({ paused }) => backpressure.set(paused ? 1 : 0));

@@ -7,7 +7,9 @@ import { logConsumerEvents } from './consumer-event-log.js';
 import { makeConsumerMetrics } from './consumer-metrics.js';
 import type { Logger } from './logger.js';
 import { publishLag } from './published-lag.js';
-import type { ConsumerHealth } from './readiness.js';
+import { publishRole } from './published-role.js';
+import { consumerApplicationName } from '../replication/slot-owner.js';
+import type { ConsumerHealth, ConsumerRole } from './readiness.js';
 import { startSlotMonitor } from './slot-monitor.js';
 
 /** What watches a consumer from outside its hot path: slot monitor, metrics, event logs, lag for `status`. */
@@ -29,15 +31,29 @@ export function observeConsumer(
   const metrics = makeConsumerMetrics(events, monitor, redis);
   logConsumerEvents(events, logger);
   let streaming = false;
+  let role: ConsumerRole = 'starting';
+  let activeConsumer: string | undefined;
+  let replicasBehind: ConsumerHealth['replicasBehind'];
   events.on('session-started', () => {
     streaming = true;
     monitor.refresh();
   });
-  events.on('session-failed', () => (streaming = false));
+  events.on('session-failed', () => {
+    streaming = false;
+    replicasBehind = undefined;
+  });
   events.on('resync-started', () => (streaming = false));
+  events.on('role', (event) => {
+    role = event.role;
+    activeConsumer = event.activeConsumer;
+    if (role === 'standby') streaming = false;
+  });
+  events.on('replicas-behind', ({ replicas, required }) => (replicasBehind = { replicas, required }));
+  events.on('replicas-confirmed', () => (replicasBehind = undefined));
   let lastPublishError = '';
+  const processName = consumerApplicationName();
   monitor.onReading((reading) => {
-    publishLag(redis, slotName, reading).then(
+    Promise.all([publishLag(redis, slotName, reading), publishRole(redis, slotName, processName, role)]).then(
       () => (lastPublishError = ''),
       (error: unknown) => {
         // Redis down: the consumer reports that itself; say it here once at debug.
@@ -49,7 +65,14 @@ export function observeConsumer(
   });
   return {
     metrics,
-    health: () => ({ redisConnected: redis.status === 'ready', streaming, reading: monitor.latest() }),
+    health: () => ({
+      redisConnected: redis.status === 'ready',
+      streaming,
+      reading: monitor.latest(),
+      role,
+      activeConsumer,
+      replicasBehind,
+    }),
     stop: () => monitor.stop(),
   };
 }

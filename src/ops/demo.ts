@@ -90,7 +90,7 @@ async function waitForConsumer(config: Config, loadStarted: number, rows: number
 }
 
 async function printSampleKeys(config: Config, idPrefix: string, rows: number, out: NodeJS.WritableStream): Promise<void> {
-  const redis = await connectRedis(config.redisUrl, makeSilentLogger());
+  const redis = await connectRedis(config, makeSilentLogger());
   try {
     for (let n = 0; n < SAMPLE_KEYS; n++) {
       const key = `${config.keyPrefix}${idPrefix}${Math.floor((n * rows) / SAMPLE_KEYS)}`;

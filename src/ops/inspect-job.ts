@@ -51,7 +51,7 @@ export async function inspectJob(config: Config, jobId: string, nowMs = Date.now
     });
   });
   const key = config.keyPrefix + jobId;
-  const redis = await connectRedis(config.redisUrl, makeSilentLogger());
+  const redis = await connectRedis(config, makeSilentLogger());
   let stored: JobInspection['redis'];
   try {
     stored = await readKey(redis, key);

@@ -8,7 +8,15 @@ export interface ConsumerHealth {
   streaming: boolean;
   /** The slot monitor's newest reading. */
   reading: SlotReading | undefined;
+  /** Active: this process consumes the slot; standby: another one does, and this one waits to take over. */
+  role: ConsumerRole;
+  /** The process holding the slot, while this one is a standby. */
+  activeConsumer: string | undefined;
+  /** Set while fewer replicas than --redis-min-replicas confirmed the last write: acknowledgements are held. */
+  replicasBehind: { replicas: number; required: number } | undefined;
 }
+
+export type ConsumerRole = 'starting' | 'active' | 'standby';
 
 export interface LagThresholds {
   maxLagBytes: number;
@@ -19,6 +27,7 @@ export interface LagThresholds {
 export interface Readiness {
   ready: boolean;
   reasons: string[];
+  role: ConsumerRole;
   slotActive: boolean | null;
   lagBytes: number | null;
   lagSeconds: number | null;
@@ -31,7 +40,19 @@ export const READING_MAX_AGE_MS = 5_000;
 export function evaluateReadiness(health: ConsumerHealth, thresholds: LagThresholds, nowMs: number): Readiness {
   const reasons: string[] = [];
   if (!health.redisConnected) reasons.push('Redis is not connected');
-  if (!health.streaming) reasons.push('no replication session is streaming (starting, resyncing, or waiting to reconnect)');
+  if (health.role === 'standby') {
+    reasons.push(
+      `standby: another process consumes the slot${health.activeConsumer === undefined ? '' : ` (${health.activeConsumer})`}; this one takes over when it stops`,
+    );
+  } else if (!health.streaming) {
+    reasons.push('no replication session is streaming (starting, resyncing, or waiting to reconnect)');
+  }
+  if (health.replicasBehind !== undefined) {
+    const { replicas, required } = health.replicasBehind;
+    reasons.push(
+      `only ${replicas} of ${required} Redis replicas confirmed the last write (--redis-min-replicas): acknowledgements are held`,
+    );
+  }
   const reading = health.reading;
   const fresh = reading !== undefined && nowMs - reading.atMs <= READING_MAX_AGE_MS;
   if (!fresh) {
@@ -57,6 +78,7 @@ export function evaluateReadiness(health: ConsumerHealth, thresholds: LagThresho
   return {
     ready: reasons.length === 0,
     reasons,
+    role: health.role,
     slotActive: slot === undefined ? null : slot.active,
     lagBytes: slot?.lagBytes === undefined ? null : Number(slot.lagBytes),
     lagSeconds: lagSeconds ?? null,

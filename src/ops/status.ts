@@ -4,9 +4,13 @@ import { checkConnection } from '../db/check-database.js';
 import { withDatabase } from '../db/database.js';
 import { formatLsn } from '../replication/lsn.js';
 import { checkpointKey, deadLetterKey } from '../sink/internal-keys.js';
+import { REBUILD_CAUSES, type RebuildCause, type RebuildHistory } from '../sink/rebuild-record.js';
 import { connectRedis } from '../sink/redis-client.js';
+import { RedisSink } from '../sink/redis-sink.js';
+import { describeRedisTarget } from '../sink/redis-target.js';
 import { makeSilentLogger } from './logger.js';
 import { readPublishedLag } from './published-lag.js';
+import { readPublishedRoles, type PublishedRole } from './published-role.js';
 import { readSlotHealth } from './slot-health.js';
 
 /** Exit codes of `budget-cdc status`, for cron jobs and monitors. */
@@ -48,7 +52,11 @@ export interface StatusReport {
     checkpoint: string | null;
     /** Entries in the dead-letter list of the slot. */
     deadLetters: number | null;
+    /** Rebuilds of Redis from the table by cause, and the last one; null when Redis does not answer. */
+    rebuilds: RebuildHistory | null;
   };
+  /** The consumers of the slot that published their role in the last 10 s (active first, then standbys). */
+  consumers: PublishedRole[];
   health: {
     exitCode: number;
     /** Why the exit code is not 0; empty when healthy. */
@@ -86,11 +94,13 @@ export async function readStatus(config: Config, thresholds: HealthConfig): Prom
     error: redis.error,
     checkpoint: redis.checkpoint,
     deadLetters: redis.deadLetters,
+    rebuilds: redis.rebuilds,
   };
   return {
     database: { url: redact(config.databaseUrl) },
     slot: slotReport,
     redis: redisReport,
+    consumers: redis.consumers,
     health: judge(slotReport, redisReport, thresholds),
   };
 }
@@ -122,21 +132,34 @@ function judge(slot: StatusReport['slot'], redis: StatusReport['redis'], thresho
   return { exitCode, problems, maxLagBytes: thresholds.maxLagBytes, maxLagSeconds: thresholds.maxLagSeconds };
 }
 
-async function probeRedis(config: Config): Promise<StatusReport['redis'] & { lagSeconds: number | null }> {
-  const url = redact(config.redisUrl);
+type RedisProbe = StatusReport['redis'] & { lagSeconds: number | null; consumers: PublishedRole[] };
+
+async function probeRedis(config: Config): Promise<RedisProbe> {
+  const url = config.redisSentinelMaster === undefined ? redact(config.redisUrl) : describeRedisTarget(config);
   let redis: Redis | undefined;
-  const unreachable = (error: string) => ({ url, reachable: false, error, checkpoint: null, deadLetters: null, lagSeconds: null });
+  const unreachable = (error: string): RedisProbe => ({
+    url,
+    reachable: false,
+    error,
+    checkpoint: null,
+    deadLetters: null,
+    rebuilds: null,
+    lagSeconds: null,
+    consumers: [],
+  });
   try {
     return await Promise.race([
       (async () => {
-        redis = await connectRedis(config.redisUrl, makeSilentLogger());
+        redis = await connectRedis(config, makeSilentLogger());
         const pong = await redis.ping();
         if (pong !== 'PONG') return unreachable(`unexpected PING reply ${pong}`);
         const checkpoint = await redis.get(checkpointKey(config.keyPrefix));
         const deadLetters = await redis.llen(deadLetterKey(config.slotName));
         if (typeof deadLetters !== 'number') throw new Error(`LLEN ${deadLetterKey(config.slotName)} answered ${String(deadLetters)}`);
         const lag = await readPublishedLag(redis, config.slotName);
-        return { url, reachable: true, error: null, checkpoint, deadLetters, lagSeconds: lag?.lagSeconds ?? null };
+        const rebuilds = await new RedisSink(redis, config.keyPrefix, config.slotName).readRebuildHistory();
+        const consumers = await readPublishedRoles(redis, config.slotName);
+        return { url, reachable: true, error: null, checkpoint, deadLetters, rebuilds, lagSeconds: lag?.lagSeconds ?? null, consumers };
       })(),
       new Promise<never>((_, reject) =>
         setTimeout(() => reject(new Error(`no answer within ${REDIS_PROBE_TIMEOUT_MS / 1000} s`)), REDIS_PROBE_TIMEOUT_MS).unref(),
@@ -181,8 +204,32 @@ export function formatStatus(report: StatusReport): string {
       ? `redis ${redis.url}: reachable; checkpoint ${redis.checkpoint ?? 'none (the consumer loads Redis from the table)'}; dead letters ${redis.deadLetters}`
       : `redis ${redis.url}: unreachable (${redis.error})`,
   );
+  if (redis.reachable) {
+    lines.push(
+      `consumers: ${report.consumers.length === 0 ? 'none running' : report.consumers.map((c) => `${c.role} ${c.process}`).join('; ')}`,
+    );
+  }
+  if (redis.rebuilds !== null) lines.push(formatRebuilds(redis.rebuilds));
   lines.push(health.exitCode === 0 ? 'healthy' : `unhealthy (exit ${health.exitCode}): ${health.problems.join('; ')}`);
   return lines.join('\n');
+}
+
+const REBUILD_CAUSE_TEXT: Record<RebuildCause, string> = {
+  'new-slot': 'new slot',
+  'slot-lost': 'slot lost',
+  'redis-empty': 'Redis lost everything',
+  'redis-went-back': 'Redis went back in time',
+  requested: 'requested',
+};
+
+/** "rebuilds: 1 new slot, 2 Redis went back in time; last …" */
+function formatRebuilds(history: RebuildHistory): string {
+  const counts = REBUILD_CAUSES.filter((cause) => (history.counts[cause] ?? 0) > 0).map(
+    (cause) => `${history.counts[cause]} ${REBUILD_CAUSE_TEXT[cause]}`,
+  );
+  if (counts.length === 0) return 'rebuilds from the table: none';
+  const last = history.last;
+  return `rebuilds from the table: ${counts.join(', ')}${last === undefined ? '' : `; last ${last.at} (${REBUILD_CAUSE_TEXT[last.cause]}): ${last.detail}`}`;
 }
 
 function formatBytes(bytes: number | null): string {

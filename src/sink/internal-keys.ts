@@ -20,3 +20,13 @@ export function resyncProgressKey(keyPrefix: string): string {
 export function deadLetterKey(slotName: string): string {
   return `${INTERNAL_KEY_PREFIX}dead-letters:${slotName}`;
 }
+
+/** Why the checkpoint of `keyPrefix` was removed (a resync requested, Redis found gone back in time), until the rebuild. */
+export function rebuildRequestKey(keyPrefix: string): string {
+  return `${INTERNAL_KEY_PREFIX}rebuild-request:${keyPrefix}`;
+}
+
+/** A hash: rebuilds of `keyPrefix` counted by cause, and the last one ("last"), for `budget-cdc status`. */
+export function rebuildHistoryKey(keyPrefix: string): string {
+  return `${INTERNAL_KEY_PREFIX}rebuilds:${keyPrefix}`;
+}

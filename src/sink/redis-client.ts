@@ -1,13 +1,16 @@
-import { Redis } from 'ioredis';
+import { Redis, type RedisOptions } from 'ioredis';
 import { connectionError } from '../errors.js';
 import type { Logger } from '../ops/logger.js';
+import { describeRedisTarget, redisTargetSetting, redisUrlSettings, type RedisTarget } from './redis-target.js';
 
 /**
  * A Redis connection for the pipeline. Commands fail at once while disconnected (no offline queue)
  * instead of piling up in memory: the pipeline then stops, and resumes from the slot when Redis is back.
+ * With Sentinels, ioredis asks them for the master, and again after every lost connection (a failover).
  */
-export function makeRedis(redisUrl: string, logger: Logger): Redis {
-  const redis = new Redis(redisUrl, {
+export function makeRedis(target: RedisTarget, logger: Logger): Redis {
+  const retryStrategy = (attempt: number): number => Math.min(100 * 2 ** Math.min(attempt, 8), 5_000) * (0.5 + Math.random() / 2);
+  const options: RedisOptions = {
     lazyConnect: true,
     enableOfflineQueue: false,
     maxRetriesPerRequest: 0,
@@ -15,8 +18,27 @@ export function makeRedis(redisUrl: string, logger: Logger): Redis {
     // replays from the slot, in order, instead.
     autoResendUnfulfilledCommands: false,
     connectionName: 'budget-cdc',
-    retryStrategy: (attempt) => Math.min(100 * 2 ** Math.min(attempt, 8), 5_000) * (0.5 + Math.random() / 2),
-  });
+    retryStrategy,
+  };
+  let redis: Redis;
+  if (target.redisSentinelMaster === undefined) {
+    redis = new Redis(target.redisUrl, options);
+  } else {
+    const settings = redisUrlSettings(target.redisUrl);
+    redis = new Redis({
+      ...options,
+      sentinels: target.redisSentinels.map(({ host, port }) => ({ host, port })),
+      name: target.redisSentinelMaster,
+      role: 'master',
+      username: settings.username,
+      password: settings.password,
+      db: settings.database,
+      ...(settings.tls ? { tls: {} } : {}),
+      sentinelRetryStrategy: retryStrategy,
+      // Sentinels announce a failover (+switch-master): reconnect to the new master without waiting for a timeout.
+      failoverDetector: true,
+    });
+  }
   let lastError = '';
   redis.on('error', (error: Error) => {
     // ioredis emits the same error on every reconnect attempt; log each distinct one once.
@@ -30,15 +52,9 @@ export function makeRedis(redisUrl: string, logger: Logger): Redis {
   return redis;
 }
 
-/** Where a Redis URL points, without its password, for messages. */
-export function describeRedisUrl(redisUrl: string): string {
-  const url = new URL(redisUrl);
-  return `${url.hostname || 'localhost'}:${url.port || '6379'}`;
-}
-
 /** makeRedis, connected; a failure becomes a ConnectionError that says which setting to check. */
-export async function connectRedis(redisUrl: string, logger: Logger): Promise<Redis> {
-  const redis = makeRedis(redisUrl, logger);
+export async function connectRedis(target: RedisTarget, logger: Logger): Promise<Redis> {
+  const redis = makeRedis(target, logger);
   // connect() rejects with a generic "Connection is closed"; the 'error' event carries the cause (ECONNREFUSED).
   let cause: unknown;
   const remember = (error: unknown): void => {
@@ -50,7 +66,7 @@ export async function connectRedis(redisUrl: string, logger: Logger): Promise<Re
     return redis;
   } catch (error) {
     redis.disconnect();
-    throw connectionError('Redis', describeRedisUrl(redisUrl), 'REDIS_URL or --redis-url', cause ?? error);
+    throw connectionError('Redis', describeRedisTarget(target), redisTargetSetting(target), cause ?? error);
   } finally {
     redis.off('error', remember);
   }

@@ -1,12 +1,32 @@
 import type { Redis } from 'ioredis';
 import { RedisWriteError } from '../errors.js';
 import { formatCheckpoint, parseCheckpoint, type Checkpoint } from './checkpoint.js';
-import { checkpointKey, deadLetterKey, resyncProgressKey } from './internal-keys.js';
+import { checkpointKey, deadLetterKey, rebuildHistoryKey, rebuildRequestKey, resyncProgressKey } from './internal-keys.js';
+import type { RebuildCause, RebuildHistory, RebuildRequest } from './rebuild-record.js';
 import { RespConnection, RespError, respCommand, type RespReply } from './resp-connection.js';
+import { redisUrlSettings, type RedisTarget } from './redis-target.js';
+import { checkIsMaster, findSentinelMaster } from './sentinel-master.js';
 import { WriteBatch } from './write-batch.js';
 
 const SCAN_COUNT = 1_000;
 const RESYNC_PROGRESS_TTL_MS = 60_000;
+
+/** What Redis answered to a batch: the checkpoint it replaced, and how many replicas confirmed it (WAIT). */
+export interface BatchReply {
+  /** The checkpoint text before this batch; null when Redis had none (it lost its state). */
+  previous: string | null;
+  /** Replicas that confirmed the batch within the WAIT timeout; undefined when no WAIT was asked for. */
+  replicas: number | undefined;
+}
+
+/** Where the batch writer connects, and what it asks of replicas. */
+export interface WriterSettings {
+  target: RedisTarget;
+  /** After each batch, WAIT for this many replicas (0: no WAIT). */
+  minReplicas: number;
+  /** How long one WAIT blocks the writer connection at most. */
+  waitTimeoutMs: number;
+}
 
 /**
  * Writes to Redis. Batches go through the writer connection (RESP encoded by WriteBatch); the rest (SCAN,
@@ -19,16 +39,20 @@ export class RedisSink {
     readonly keyPrefix: string,
     slotName: string,
     /** Where the batch writer connects; only needed to write batches. */
-    private readonly redisUrl?: string,
+    private readonly writerSettings?: WriterSettings,
   ) {
     this.checkpointKey = checkpointKey(keyPrefix);
     this.deadLetterKey = deadLetterKey(slotName);
     this.resyncProgressKey = resyncProgressKey(keyPrefix);
+    this.rebuildRequestKey = rebuildRequestKey(keyPrefix);
+    this.rebuildHistoryKey = rebuildHistoryKey(keyPrefix);
   }
 
   readonly checkpointKey: string;
   readonly deadLetterKey: string;
   readonly resyncProgressKey: string;
+  readonly rebuildRequestKey: string;
+  readonly rebuildHistoryKey: string;
 
   /** Publishes a resync's progress for `budget-cdc resync` (expires if the resync dies). */
   async writeResyncProgress(progress: { totalRows: number; rowsDone: number }): Promise<void> {
@@ -54,18 +78,20 @@ export class RedisSink {
 
   /**
    * Sends a batch and the checkpoint that covers it as one MULTI/EXEC: Redis applies all of it or none.
-   * Resolves with the checkpoint it replaced (null when Redis had none: it lost its state) only when every
-   * reply is a success; rejects otherwise.
+   * With --redis-min-replicas, a WAIT follows on the same connection. Resolves with the checkpoint it
+   * replaced and the replicas' count only when every reply is a success; rejects otherwise.
    */
-  async write(batch: WriteBatch, checkpoint: Checkpoint): Promise<string | null> {
+  async write(batch: WriteBatch, checkpointText: string): Promise<BatchReply> {
     // XX: a checkpoint that vanished (Redis restarted empty, FLUSHALL) is not recreated here, so the loss
     // stays visible: the reply is null and the consumer resyncs.
-    const tail = respCommand(['SET', this.checkpointKey, formatCheckpoint(checkpoint), 'XX', 'GET']) + EXEC;
+    const minReplicas = this.writerSettings?.minReplicas ?? 0;
+    let tail = respCommand(['SET', this.checkpointKey, checkpointText, 'XX', 'GET']) + EXEC;
+    if (minReplicas > 0) tail += this.waitCommand(minReplicas);
     const queued = batch.commands + 1;
     const writer = await this.connectWriter();
     let replies: RespReply[];
     try {
-      replies = await writer.send([MULTI, batch.bytes, tail], queued + 2);
+      replies = await writer.send([MULTI, batch.bytes, tail], queued + 2 + (minReplicas > 0 ? 1 : 0));
     } finally {
       batch.release(); // answered, or the connection is closed: the socket is done with the buffer
     }
@@ -80,7 +106,23 @@ export class RedisSink {
     checkResults(results.slice(0, -1));
     const previous = results[queued - 1];
     if (previous instanceof RespError) throw new RedisWriteError(`redis checkpoint write failed: ${previous.message}`);
-    return previous as string | null;
+    if (typeof previous !== 'string' && previous !== null)
+      throw new RedisWriteError(`redis checkpoint write answered ${JSON.stringify(previous)}`);
+    return { previous, replicas: minReplicas > 0 ? checkWaitReply(replies[queued + 2]) : undefined };
+  }
+
+  /**
+   * WAIT again on the writer connection: it covers every write Redis applied before it, this connection's
+   * and others'. Resolves with the number of replicas that confirmed within the timeout.
+   */
+  async waitForReplicas(minReplicas: number): Promise<number> {
+    const writer = await this.connectWriter();
+    const [reply] = await writer.send(this.waitCommand(minReplicas), 1);
+    return checkWaitReply(reply);
+  }
+
+  private waitCommand(minReplicas: number): string {
+    return respCommand(['WAIT', String(minReplicas), String(this.writerSettings?.waitTimeoutMs ?? 0)]);
   }
 
   /** Sends a batch with no checkpoint (a resync, before its checkpoint exists); rejects unless every reply succeeds. */
@@ -94,36 +136,91 @@ export class RedisSink {
     }
   }
 
-  /** The writer connection, (re)connected when needed: after Redis restarted, the next session gets a new one. */
+  /**
+   * The writer connection, (re)connected when needed: after Redis restarted, the next session gets a new one.
+   * With Sentinels it goes to the master they name now, and only once that server says it is the master.
+   */
   private async connectWriter(): Promise<RespConnection> {
-    if (this.redisUrl === undefined) throw new Error('this RedisSink was made without a Redis URL: it cannot write batches');
-    if (this.writer === undefined || this.writer.isClosed) this.writer = await RespConnection.connect(this.redisUrl);
+    const settings = this.writerSettings;
+    if (settings === undefined) throw new Error('this RedisSink was made without writer settings: it cannot write batches');
+    if (this.writer !== undefined && !this.writer.isClosed) return this.writer;
+    const { target } = settings;
+    const urlSettings = redisUrlSettings(target.redisUrl);
+    if (target.redisSentinelMaster === undefined) {
+      this.writer = await RespConnection.connect(urlSettings);
+    } else {
+      const master = await findSentinelMaster(target.redisSentinels, target.redisSentinelMaster);
+      const writer = await RespConnection.connect(urlSettings, master);
+      try {
+        await checkIsMaster(writer, master);
+      } catch (error) {
+        writer.close();
+        throw error;
+      }
+      this.writer = writer;
+    }
     return this.writer;
+  }
+
+  /** Where the writer is connected now ("host:port"), or undefined; for logs after a failover. */
+  get writerAddress(): string | undefined {
+    return this.writer === undefined || this.writer.isClosed ? undefined : this.writer.remoteAddress;
   }
 
   close(): void {
     this.writer?.close();
   }
 
-  /**
-   * Sets the checkpoint alone: after a resync (creating it), or after a TRUNCATE (only if it still exists;
-   * returns false when it had vanished).
-   */
-  async writeCheckpoint(checkpoint: Checkpoint, mode: 'create' | 'only-if-exists'): Promise<boolean> {
+  /** Sets the checkpoint after a resync, creating it; returns the text written. */
+  async createCheckpoint(checkpoint: Checkpoint): Promise<string> {
     const text = formatCheckpoint(checkpoint);
-    const reply = mode === 'create' ? await this.redis.set(this.checkpointKey, text) : await this.redis.set(this.checkpointKey, text, 'XX');
-    return reply === 'OK';
+    const reply = await this.redis.set(this.checkpointKey, text);
+    if (reply !== 'OK') throw new RedisWriteError(`redis SET ${this.checkpointKey} answered ${String(reply)}`);
+    return text;
   }
 
-  /** The checkpoint Redis holds, or undefined when it has none (new slot, or Redis lost its state). */
-  async readCheckpoint(): Promise<Checkpoint | undefined> {
-    const text = await this.redis.get(this.checkpointKey);
-    return text === null ? undefined : parseCheckpoint(text);
+  /** The checkpoint Redis holds with its exact text, or undefined when it has none (new slot, or Redis lost its state). */
+  async readCheckpoint(): Promise<{ checkpoint: Checkpoint; text: string } | undefined> {
+    const text = await this.readCheckpointText();
+    return text === null ? undefined : { checkpoint: parseCheckpoint(text), text };
   }
 
-  /** Removes the checkpoint: the consumer then rebuilds Redis from the table (resync). */
-  async deleteCheckpoint(): Promise<void> {
-    await this.redis.del(this.checkpointKey);
+  async readCheckpointText(): Promise<string | null> {
+    return this.redis.get(this.checkpointKey);
+  }
+
+  /**
+   * Asks for a rebuild, saying why: the reason is stored, then the checkpoint removed, in one transaction.
+   * Without the checkpoint every session (of this process or a later one) rebuilds before it streams.
+   */
+  async requestRebuild(request: RebuildRequest): Promise<void> {
+    const results = await this.redis.multi().set(this.rebuildRequestKey, JSON.stringify(request)).del(this.checkpointKey).exec();
+    checkTransaction(results, 'the rebuild request');
+  }
+
+  /** Why the checkpoint was removed, when someone said so (resync, a detected rollback); undefined when it just vanished. */
+  async readRebuildRequest(): Promise<RebuildRequest | undefined> {
+    const text = await this.redis.get(this.rebuildRequestKey);
+    return text === null ? undefined : (JSON.parse(text) as RebuildRequest);
+  }
+
+  /** Counts a finished rebuild by cause and keeps the last one's detail, for `status`; clears the request. */
+  async recordRebuild(cause: RebuildCause, detail: string): Promise<void> {
+    const last = JSON.stringify({ cause, detail, at: new Date().toISOString() });
+    const results = await this.redis
+      .multi()
+      .hincrby(this.rebuildHistoryKey, cause, 1)
+      .hset(this.rebuildHistoryKey, 'last', last)
+      .del(this.rebuildRequestKey)
+      .exec();
+    checkTransaction(results, 'the rebuild record');
+  }
+
+  async readRebuildHistory(): Promise<RebuildHistory> {
+    const fields = await this.redis.hgetall(this.rebuildHistoryKey);
+    const counts: Partial<Record<RebuildCause, number>> = {};
+    for (const [field, value] of Object.entries(fields)) if (field !== 'last') counts[field as RebuildCause] = Number(value);
+    return { counts, last: fields.last === undefined ? undefined : (JSON.parse(fields.last) as RebuildHistory['last']) };
   }
 
   /** Deletes every key under the prefix (TRUNCATE), and nothing else; returns how many were deleted. */
@@ -157,6 +254,21 @@ export class RedisSink {
 /** Escapes Redis glob characters so that a prefix like "job[1]:" matches only itself. */
 export function escapeGlob(text: string): string {
   return text.replace(/[*?[\]\\]/g, '\\$&');
+}
+
+/** WAIT answers the number of replicas that confirmed. */
+function checkWaitReply(reply: RespReply | undefined): number {
+  if (typeof reply !== 'number') {
+    throw new RedisWriteError(`redis WAIT answered ${reply instanceof RespError ? reply.message : JSON.stringify(reply)}`);
+  }
+  return reply;
+}
+
+/** An ioredis MULTI/EXEC result: null when aborted, else one [error, result] per command. */
+function checkTransaction(results: Array<[Error | null, unknown]> | null, what: string): void {
+  if (results === null) throw new RedisWriteError(`redis aborted the transaction of ${what}`);
+  const failed = results.find(([error]) => error !== null);
+  if (failed !== undefined) throw new RedisWriteError(`redis refused ${what}: ${failed[0]!.message}`);
 }
 
 /** Throws on the first error or missing reply: a failed command is never taken for a success. */

@@ -1,6 +1,8 @@
 import net from 'node:net';
 import tls from 'node:tls';
+import type { RedisAddress } from '../config.js';
 import { RedisWriteError } from '../errors.js';
+import type { RedisUrlSettings } from './redis-target.js';
 
 // The hot path's own Redis connection: a batch of commands is encoded by the caller as one RESP string and
 // written with one socket write; replies are parsed here without an object per command. Profiling the
@@ -42,29 +44,29 @@ export class RespConnection {
     socket.on('close', () => this.close(new RedisWriteError('redis connection closed')));
   }
 
-  /** Connects, authenticates and selects the database of a redis:// or rediss:// URL. */
-  static async connect(redisUrl: string): Promise<RespConnection> {
-    const url = new URL(redisUrl);
-    const host = url.hostname || '127.0.0.1';
-    const port = Number(url.port || 6379);
-    const socket =
-      url.protocol === 'rediss:'
-        ? tls.connect({ host, port, servername: host })
-        : net.connect({ host: host.replace(/^\[|\]$/g, ''), port });
+  /** Opens a socket to `host`:`port` (TLS when asked), with no setup: for Sentinels, and for connect(). */
+  static async open(host: string, port: number, useTls: boolean): Promise<RespConnection> {
+    const socket = useTls ? tls.connect({ host, port, servername: host }) : net.connect({ host, port });
     await new Promise<void>((resolve, reject) => {
-      socket.once(url.protocol === 'rediss:' ? 'secureConnect' : 'connect', () => resolve());
+      socket.once(useTls ? 'secureConnect' : 'connect', () => resolve());
       socket.once('error', reject);
     });
-    const connection = new RespConnection(socket);
-    let setup = '';
-    if (url.password !== '') {
-      const password = decodeURIComponent(url.password);
-      setup += respCommand(url.username === '' ? ['AUTH', password] : ['AUTH', decodeURIComponent(url.username), password]);
+    return new RespConnection(socket);
+  }
+
+  /**
+   * Connects, authenticates and selects the database of the URL's settings; `address` (a master a Sentinel
+   * named) replaces the URL's host and port.
+   */
+  static async connect(settings: RedisUrlSettings, address?: RedisAddress): Promise<RespConnection> {
+    const connection = await RespConnection.open(address?.host ?? settings.host, address?.port ?? settings.port, settings.tls);
+    const setup: string[][] = [];
+    if (settings.password !== undefined) {
+      setup.push(settings.username === undefined ? ['AUTH', settings.password] : ['AUTH', settings.username, settings.password]);
     }
-    const database = url.pathname.replace(/^\//, '');
-    if (database !== '' && database !== '0') setup += respCommand(['SELECT', database]);
-    setup += respCommand(['CLIENT', 'SETNAME', 'budget-cdc-writer']);
-    const replies = await connection.send(setup, (url.password !== '' ? 1 : 0) + (database !== '' && database !== '0' ? 1 : 0) + 1);
+    if (settings.database !== 0) setup.push(['SELECT', String(settings.database)]);
+    setup.push(['CLIENT', 'SETNAME', 'budget-cdc-writer']);
+    const replies = await connection.send(setup.map(respCommand).join(''), setup.length);
     const failed = replies.find((r) => r instanceof RespError);
     if (failed instanceof RespError) {
       connection.close(new RedisWriteError('closed'));
@@ -86,6 +88,11 @@ export class RespConnection {
         this.socket.uncork();
       }
     });
+  }
+
+  /** "host:port" of the server. */
+  get remoteAddress(): string {
+    return `${this.socket.remoteAddress ?? '?'}:${this.socket.remotePort ?? '?'}`;
   }
 
   get isClosed(): boolean {

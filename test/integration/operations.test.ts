@@ -167,7 +167,9 @@ describe('operations: health endpoint, status, inspect, masked passwords', () =>
     expect(sample(metrics, 'budget_cdc_acknowledged_lsn')).toBeGreaterThan(0);
     expect(sample(metrics, 'budget_cdc_slot_active')).toBe(1);
     expect(sample(metrics, 'budget_cdc_sessions_started_total')).toBe(1);
-    expect(sample(metrics, 'budget_cdc_resyncs_total')).toBe(1); // the new slot's initial load
+    expect(sample(metrics, 'budget_cdc_resyncs_total{cause="new_slot"}')).toBe(1); // the new slot's initial load
+    expect(sample(metrics, 'budget_cdc_resyncs_total{cause="redis_went_back"}')).toBe(0);
+    expect(sample(metrics, 'budget_cdc_active')).toBe(1);
     expect(sample(metrics, 'budget_cdc_reconnects_total')).toBe(0);
     expect(sample(metrics, 'budget_cdc_lag_bytes')).toBeGreaterThanOrEqual(0);
     expect(sample(metrics, 'budget_cdc_lag_seconds')).toBeGreaterThanOrEqual(0);
@@ -190,7 +192,7 @@ describe('operations: health endpoint, status, inspect, masked passwords', () =>
     // Measured by the running consumer and published in Redis.
     expect(report.slot.lagSeconds).toBeGreaterThanOrEqual(0);
     expect(report.redis).toMatchObject({ reachable: true, error: null, deadLetters: 0 });
-    expect(report.redis.checkpoint).toMatch(/^[0-9A-F]+\/[0-9A-F]+#-?\d+$/);
+    expect(report.redis.checkpoint).toMatch(/^[0-9A-F]+\/[0-9A-F]+#-?\d+ ack=[0-9A-F]+\/[0-9A-F]+ writer=[0-9a-f]{8}$/);
     expect(report.health).toEqual({ exitCode: 0, problems: [], maxLagBytes: 1024 ** 3, maxLagSeconds: 300 });
 
     const text = await cli(['status']);

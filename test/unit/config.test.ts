@@ -21,6 +21,9 @@ const EVERY_VARIABLE = {
   BUDGET_CDC_KEY_PREFIX: 'env:',
   BUDGET_CDC_BATCH_SIZE: '250',
   LOG_LEVEL: 'debug',
+  REDIS_SENTINELS: 'sentinel-a:26379,[::1]:26380',
+  REDIS_SENTINEL_MASTER: 'env-master',
+  BUDGET_CDC_REDIS_MIN_REPLICAS: '2',
 };
 
 /** loadConfig's ConfigError, or a failure when it does not throw one. */
@@ -39,6 +42,9 @@ describe('loadConfig', () => {
     expect(loadConfig({}, { DATABASE_URL })).toEqual({
       databaseUrl: DATABASE_URL,
       redisUrl: DEFAULT_REDIS_URL,
+      redisSentinels: [],
+      redisSentinelMaster: undefined,
+      redisMinReplicas: 0,
       slotName: DEFAULT_SLOT_NAME,
       publicationName: DEFAULT_PUBLICATION_NAME,
       keyPrefix: DEFAULT_KEY_PREFIX,
@@ -56,6 +62,12 @@ describe('loadConfig', () => {
     expect(config).toEqual({
       databaseUrl: DATABASE_URL,
       redisUrl: 'redis://cache:6380/2',
+      redisSentinels: [
+        { host: 'sentinel-a', port: 26379 },
+        { host: '::1', port: 26380 },
+      ],
+      redisSentinelMaster: 'env-master',
+      redisMinReplicas: 2,
       slotName: 'env_slot',
       publicationName: 'env_pub',
       keyPrefix: 'env:',
@@ -75,12 +87,18 @@ describe('loadConfig', () => {
         keyPrefix: 'flag:',
         batchSize: '10',
         logLevel: 'warn',
+        redisSentinels: 'flag-sentinel:5000',
+        redisSentinelMaster: 'flag-master',
+        redisMinReplicas: '1',
       },
       env,
     );
     expect(config).toEqual({
       databaseUrl: 'postgresql://flag@other:5433/jobs',
       redisUrl: 'rediss://secure:6379',
+      redisSentinels: [{ host: 'flag-sentinel', port: 5000 }],
+      redisSentinelMaster: 'flag-master',
+      redisMinReplicas: 1,
       slotName: 'flag_slot',
       publicationName: 'flag_pub',
       keyPrefix: 'flag:',
@@ -127,6 +145,19 @@ describe('loadConfig', () => {
     expect(error.variable).toBe(variable);
     expect(error.message).toContain(variable);
     expect(error.message).toContain(variable === 'DATABASE_URL' ? '--database-url' : '--redis-url');
+  });
+
+  it.each([
+    ['REDIS_SENTINEL_MASTER', { DATABASE_URL, REDIS_SENTINELS: 'a:26379' }, /REDIS_SENTINEL_MASTER is not/],
+    ['REDIS_SENTINELS', { DATABASE_URL, REDIS_SENTINEL_MASTER: 'mymaster' }, /REDIS_SENTINELS is not/],
+    ['REDIS_SENTINELS', { DATABASE_URL, REDIS_SENTINELS: 'a:26379,b', REDIS_SENTINEL_MASTER: 'm' }, /"b" is not host:port/],
+    ['REDIS_SENTINELS', { DATABASE_URL, REDIS_SENTINELS: 'a:70000', REDIS_SENTINEL_MASTER: 'm' }, /"a:70000" is not host:port/],
+    ['REDIS_SENTINEL_MASTER', { DATABASE_URL, REDIS_SENTINELS: 'a:1', REDIS_SENTINEL_MASTER: 'my master' }, /not a Sentinel master name/],
+    ['BUDGET_CDC_REDIS_MIN_REPLICAS', { DATABASE_URL, BUDGET_CDC_REDIS_MIN_REPLICAS: '-1' }, /--redis-min-replicas/],
+  ])('names %s when the Sentinel or replica settings are wrong (%j)', (variable, env, message) => {
+    const error = configError({}, env);
+    expect(error.variable).toBe(variable);
+    expect(error.message).toMatch(message);
   });
 
   it('names the scheme it expects when the scheme is wrong', () => {

@@ -20,7 +20,15 @@ function slot(overrides: Partial<SlotHealth> = {}): SlotHealth {
 }
 
 function health(overrides: Partial<ConsumerHealth> = {}, slotOverrides: Partial<SlotHealth> = {}, lagSeconds = 1): ConsumerHealth {
-  return { redisConnected: true, streaming: true, reading: { slot: slot(slotOverrides), lagSeconds, atMs: NOW - 500 }, ...overrides };
+  return {
+    redisConnected: true,
+    streaming: true,
+    reading: { slot: slot(slotOverrides), lagSeconds, atMs: NOW - 500 },
+    role: 'active',
+    activeConsumer: undefined,
+    replicasBehind: undefined,
+    ...overrides,
+  };
 }
 
 describe('evaluateReadiness', () => {
@@ -28,6 +36,7 @@ describe('evaluateReadiness', () => {
     expect(evaluateReadiness(health(), THRESHOLDS, NOW)).toEqual({
       ready: true,
       reasons: [],
+      role: 'active',
       slotActive: true,
       lagBytes: 100,
       lagSeconds: 1,
@@ -43,6 +52,16 @@ describe('evaluateReadiness', () => {
     ['lag bytes', health({}, { lagBytes: 1_001n }), 'lag 1001 bytes is over --max-lag-bytes 1000'],
     ['lag seconds', health({}, {}, 61), 'lag 61.0 s is over --max-lag-seconds 60'],
     ['no reading', health({ reading: undefined }), 'the slot has not been read from PostgreSQL yet'],
+    [
+      'standby',
+      health({ role: 'standby', streaming: false, activeConsumer: 'pid 42 (budget-cdc host-a pid 7)' }),
+      'standby: another process consumes the slot (pid 42 (budget-cdc host-a pid 7)); this one takes over when it stops',
+    ],
+    [
+      'replicas behind',
+      health({ replicasBehind: { replicas: 0, required: 1 } }),
+      'only 0 of 1 Redis replicas confirmed the last write (--redis-min-replicas): acknowledgements are held',
+    ],
   ])('is not ready: %s', (_, state, reason) => {
     const readiness = evaluateReadiness(state, THRESHOLDS, NOW);
     expect(readiness.ready).toBe(false);

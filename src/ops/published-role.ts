@@ -1,0 +1,46 @@
+import type { Redis } from 'ioredis';
+import { INTERNAL_KEY_PREFIX } from '../config.js';
+import type { ConsumerRole } from './readiness.js';
+
+/** A process's role expires this long after it was written: a process that died disappears from `status`. */
+const PUBLISHED_ROLE_TTL_MS = 10_000;
+const SCAN_COUNT = 100;
+
+/** What a running consumer says of itself, for `budget-cdc status` in another process. */
+export interface PublishedRole {
+  /** The process, as its replication connection names itself ("budget-cdc host-a pid 17"). */
+  process: string;
+  role: ConsumerRole;
+  /** When it was written (ISO). */
+  at: string;
+}
+
+function publishedRolePrefix(slotName: string): string {
+  return `${INTERNAL_KEY_PREFIX}consumer:${slotName}:`;
+}
+
+/** Writes this process's role under the slot; refreshed every second by the running consumer. */
+export async function publishRole(redis: Redis, slotName: string, process: string, role: ConsumerRole): Promise<void> {
+  const key = publishedRolePrefix(slotName) + process;
+  const value: PublishedRole = { process, role, at: new Date().toISOString() };
+  const reply = await redis.set(key, JSON.stringify(value), 'PX', PUBLISHED_ROLE_TTL_MS);
+  if (reply !== 'OK') throw new Error(`redis SET ${key} answered ${String(reply)}`);
+}
+
+/** The roles the slot's consumers published in the last 10 s, active first. */
+export async function readPublishedRoles(redis: Redis, slotName: string): Promise<PublishedRole[]> {
+  const roles: PublishedRole[] = [];
+  // The slot name is a plain SQL name (no glob characters), so it can go into the pattern as is.
+  const pattern = publishedRolePrefix(slotName) + '*';
+  let cursor = '0';
+  do {
+    const [next, keys] = await redis.scan(cursor, 'MATCH', pattern, 'COUNT', SCAN_COUNT);
+    cursor = next;
+    for (const key of keys) {
+      const text = await redis.get(key);
+      if (text !== null) roles.push(JSON.parse(text) as PublishedRole);
+    }
+  } while (cursor !== '0');
+  const rank = { active: 0, starting: 1, standby: 2 } as const;
+  return roles.sort((a, b) => rank[a.role] - rank[b.role] || a.process.localeCompare(b.process));
+}

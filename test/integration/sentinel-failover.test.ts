@@ -1,0 +1,73 @@
+import { Redis } from 'ioredis';
+import { afterEach, describe, expect, inject, it } from 'vitest';
+import type { RebuildCause } from '../../src/sink/rebuild-record.js';
+import { makePipelineFixture, type PipelineFixture } from '../support/pipeline-fixture.js';
+import { startSentinelGroup, type SentinelGroup } from '../support/redis-sentinel-group.js';
+import { compareRedisWithTable } from '../support/table-oracle.js';
+import { waitFor } from '../support/wait-for.js';
+
+// Redis behind Sentinel: one master, one replica, three Sentinels. The master is killed with SIGKILL in the
+// middle of a 100k-row load. The consumer finds the new master through the Sentinels by itself. Without
+// WAIT the promoted replica may lack acknowledged writes, which rollback detection repairs with a rebuild;
+// with --redis-min-replicas 1 it holds every acknowledged write, and no rebuild is needed.
+
+const SECOND = 1000;
+const LOAD_ROWS = 100_000;
+
+describe('Sentinel failover during a load', () => {
+  let group: SentinelGroup | undefined;
+  let fx: PipelineFixture | undefined;
+  let master: Redis | undefined;
+
+  afterEach(async () => {
+    master?.disconnect();
+    await fx?.close();
+    await group?.stop();
+  });
+
+  async function failOverDuringLoad(name: string, minReplicas: number): Promise<RebuildCause[]> {
+    group = await startSentinelGroup({ downAfterMs: 1000 });
+    fx = await makePipelineFixture(inject('databaseUrl'), group.nodes[0].url, name);
+    const sentinels = group.sentinels.map(({ host, port }) => ({ host, port }));
+    // The test's own view of whichever node is master now.
+    master = new Redis({ sentinels, name: group.masterName });
+    const consumer = await fx.startConsumer({
+      redisSentinels: sentinels,
+      redisSentinelMaster: group.masterName,
+      redisMinReplicas: minReplicas,
+    });
+    const rebuilds: RebuildCause[] = [];
+    consumer.events.on('resync-started', ({ cause }) => rebuilds.push(cause));
+    await waitFor(() => fx!.confirmedLsn(), { message: 'the slot to be created' });
+
+    const load = fx.sql.query(
+      `insert into jobs (job_id, days_online, budget) select 'sf-' || g, 1 + g % 40, g / 10.0 from generate_series(1, ${LOAD_ROWS}) g`,
+    );
+    // Killed while the consumer writes the load: part of it is in Redis, part not yet.
+    await waitFor(async () => (await master!.exists(`${fx!.config.keyPrefix}sf-1000`)) === 1, { message: 'the load to arrive' });
+    const { oldMasterPort } = await group.killMaster();
+    await load;
+    await group.waitForFailover(oldMasterPort, 30 * SECOND);
+    // The old master comes back, and the Sentinels make it the new master's replica: with WAIT 1,
+    // acknowledgements resume only then.
+    await group.nodes.find((node) => node.port === oldMasterPort)!.start();
+    await fx.sql.query(`update jobs set budget = 1.00 where job_id in ('sf-1', 'sf-99999')`);
+    await fx.waitForConfirmed(undefined, 90 * SECOND);
+    expect(await compareRedisWithTable(fx.sql, master, fx.config.keyPrefix)).toEqual([]);
+    expect(JSON.parse((await master.get(`${fx.config.keyPrefix}sf-99999`))!)).toMatchObject({ budget: '1.00' });
+    return rebuilds;
+  }
+
+  it('converges with --redis-min-replicas 0, rebuilding when the promoted replica missed acknowledged writes', async ({ annotate }) => {
+    const rebuilds = await failOverDuringLoad('sentinel_wait0', 0);
+    expect(rebuilds[0]).toBe('new-slot');
+    expect(rebuilds.slice(1).every((cause) => cause === 'redis-went-back')).toBe(true);
+    await annotate(`rebuilds after the failover with --redis-min-replicas 0: ${rebuilds.length - 1}`);
+  });
+
+  it('converges with --redis-min-replicas 1 with no rebuild: the promoted replica holds every acknowledged write', async ({ annotate }) => {
+    const rebuilds = await failOverDuringLoad('sentinel_wait1', 1);
+    expect(rebuilds).toEqual(['new-slot']);
+    await annotate(`rebuilds after the failover with --redis-min-replicas 1: ${rebuilds.length - 1}`);
+  });
+});
