@@ -142,6 +142,8 @@ export class ConsumerSession {
         throw new StandbyError(slotName, await describeSlotOwner(this.db, slotName).catch(() => undefined));
       }
       this.events.emit('role', { role: 'active', activeConsumer: undefined });
+      await this.sink.reconnectIfEnded();
+      await this.closeEarlierWriters();
       // Checked by every session, not once: someone may alter the publication or the table while we run.
       await checkReplicationReady(this.db, publicationName);
       let slot = await readSlot(this.db, slotName);
@@ -205,6 +207,20 @@ export class ConsumerSession {
       clearTimeout(this.ackTimer);
       await connection.close();
       await this.queue.settled();
+    }
+  }
+
+  /** Fences the slot's earlier owners off Redis before the checkpoint is read (see RedisSink#closeEarlierWriters). */
+  private async closeEarlierWriters(): Promise<void> {
+    try {
+      const closed = await this.sink.closeEarlierWriters();
+      if (closed > 0) this.logger.info({ closed }, "closed the batch writer connections of the slot's earlier owner");
+    } catch (error) {
+      const message = error instanceof Error ? error.message : String(error);
+      if (!/NOPERM|unknown command/i.test(message)) throw error;
+      // Without the command a dead predecessor's last batch may still land; the checkpoint check then
+      // notices it, and the price is a rebuild.
+      this.logger.warn({ err: message }, 'cannot close earlier batch writers (CLIENT LIST/KILL refused): a takeover may cost a rebuild');
     }
   }
 

@@ -46,7 +46,12 @@ export class RedisSink {
     this.resyncProgressKey = resyncProgressKey(keyPrefix);
     this.rebuildRequestKey = rebuildRequestKey(keyPrefix);
     this.rebuildHistoryKey = rebuildHistoryKey(keyPrefix);
+    // Client names take no spaces; slot names are plain SQL names.
+    this.writerName = `budget-cdc-writer-${slotName}`;
   }
+
+  /** The batch writer's connection name (CLIENT SETNAME): a new active process closes its predecessor's by it. */
+  readonly writerName: string;
 
   readonly checkpointKey: string;
   readonly deadLetterKey: string;
@@ -140,17 +145,26 @@ export class RedisSink {
    * The writer connection, (re)connected when needed: after Redis restarted, the next session gets a new one.
    * With Sentinels it goes to the master they name now, and only once that server says it is the master.
    */
-  private async connectWriter(): Promise<RespConnection> {
+  private connectWriter(): Promise<RespConnection> {
+    if (this.writer !== undefined && !this.writer.isClosed) return Promise.resolve(this.writer);
+    // Batches are pipelined: several ask for the writer at once. They must share one connection, or
+    // Redis could apply them out of order.
+    this.connectingWriter ??= this.openWriter().finally(() => (this.connectingWriter = undefined));
+    return this.connectingWriter;
+  }
+
+  private connectingWriter: Promise<RespConnection> | undefined;
+
+  private async openWriter(): Promise<RespConnection> {
     const settings = this.writerSettings;
     if (settings === undefined) throw new Error('this RedisSink was made without writer settings: it cannot write batches');
-    if (this.writer !== undefined && !this.writer.isClosed) return this.writer;
     const { target } = settings;
     const urlSettings = redisUrlSettings(target.redisUrl);
     if (target.redisSentinelMaster === undefined) {
-      this.writer = await RespConnection.connect(urlSettings);
+      this.writer = await RespConnection.connect(urlSettings, this.writerName);
     } else {
       const master = await findSentinelMaster(target.redisSentinels, target.redisSentinelMaster);
-      const writer = await RespConnection.connect(urlSettings, master);
+      const writer = await RespConnection.connect(urlSettings, this.writerName, master);
       try {
         await checkIsMaster(writer, master);
       } catch (error) {
@@ -160,6 +174,35 @@ export class RedisSink {
       this.writer = writer;
     }
     return this.writer;
+  }
+
+  /**
+   * Connects the control connection again if ioredis gave up on it: with Sentinels, a failed look-up of the
+   * master during a failover ends the client for good ('end'), and each new session must start from a live one.
+   */
+  async reconnectIfEnded(): Promise<void> {
+    if (this.redis.status === 'end') await this.redis.connect();
+  }
+
+  /**
+   * Closes the batch writer connections of earlier owners of the slot (CLIENT KILL), this process's own
+   * included: a process killed with batches still in Redis's socket buffer would otherwise have them
+   * applied after its successor read the checkpoint, an older write over a newer one. Returns how many it
+   * closed. Needs CLIENT LIST and CLIENT KILL (the @admin category); without them it throws NOPERM.
+   */
+  async closeEarlierWriters(): Promise<number> {
+    this.writer?.close();
+    this.writer = undefined;
+    const list = await this.redis.call('CLIENT', 'LIST', 'TYPE', 'normal');
+    if (typeof list !== 'string') throw new RedisWriteError(`redis CLIENT LIST answered ${JSON.stringify(list)}`);
+    let closed = 0;
+    for (const line of list.split('\n')) {
+      const fields = new Map(line.split(' ').map((field) => [field.slice(0, field.indexOf('=')), field.slice(field.indexOf('=') + 1)]));
+      if (fields.get('name') !== this.writerName) continue;
+      // 0 when it went away meanwhile: nothing to close.
+      closed += Number(await this.redis.call('CLIENT', 'KILL', 'ID', fields.get('id')!));
+    }
+    return closed;
   }
 
   /** Where the writer is connected now ("host:port"), or undefined; for logs after a failover. */

@@ -55,17 +55,17 @@ export class RespConnection {
   }
 
   /**
-   * Connects, authenticates and selects the database of the URL's settings; `address` (a master a Sentinel
-   * named) replaces the URL's host and port.
+   * Connects, authenticates, selects the database of the URL's settings and names the connection
+   * `clientName` (CLIENT SETNAME); `address` (a master a Sentinel named) replaces the URL's host and port.
    */
-  static async connect(settings: RedisUrlSettings, address?: RedisAddress): Promise<RespConnection> {
+  static async connect(settings: RedisUrlSettings, clientName: string, address?: RedisAddress): Promise<RespConnection> {
     const connection = await RespConnection.open(address?.host ?? settings.host, address?.port ?? settings.port, settings.tls);
     const setup: string[][] = [];
     if (settings.password !== undefined) {
       setup.push(settings.username === undefined ? ['AUTH', settings.password] : ['AUTH', settings.username, settings.password]);
     }
     if (settings.database !== 0) setup.push(['SELECT', String(settings.database)]);
-    setup.push(['CLIENT', 'SETNAME', 'budget-cdc-writer']);
+    setup.push(['CLIENT', 'SETNAME', clientName]);
     const replies = await connection.send(setup.map(respCommand).join(''), setup.length);
     const failed = replies.find((r) => r instanceof RespError);
     if (failed instanceof RespError) {

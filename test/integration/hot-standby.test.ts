@@ -86,13 +86,13 @@ describe('hot standby', () => {
 
     const { stderr } = second.output();
     const lines = stderr.split('\n').filter((line) => line !== '');
-    const logs = lines.map((line) => JSON.parse(line) as { level: number; msg: string });
+    const logs = lines.map((line) => JSON.parse(line) as { level: number; msg: string; err?: string });
     const waiting = logs.filter((l) => l.msg.startsWith('standby:'));
     // Said once, at info (30), however many times the standby tried to take over.
     expect(waiting).toHaveLength(1);
     expect(waiting[0]!.level).toBe(30);
     expect(logs.some((l) => l.msg.startsWith('took the slot over'))).toBe(true);
-    expect(logs.filter((l) => l.level >= 50).map((l) => l.msg)).toEqual([]);
+    expect(logs.filter((l) => l.level >= 50).map((l) => `${l.msg}: ${l.err}`)).toEqual([]);
     expect(logs.some((l) => l.msg === 'resync from the table started')).toBe(false);
     await second.child.kill('SIGTERM');
     expect((await second.exit(15 * SECOND)).code).toBe(0);

@@ -31,6 +31,8 @@ describe('Redis going back in time', () => {
     fx = await makePipelineFixture(inject('databaseUrl'), redisServer.url, 'rollback');
     consumer = await fx.startConsumer();
     consumer.events.on('resync-started', ({ cause }) => rebuilds.push(cause));
+    // A new slot confirms its start before the initial load is in Redis: wait for the load's checkpoint.
+    await waitFor(async () => (await fx.redis.exists(checkpointKey(fx.config.keyPrefix))) === 1, { message: 'the initial load' });
   });
 
   afterAll(async () => {

@@ -52,6 +52,8 @@ export async function makePipelineFixture(adminUrl: string, redisUrl: string, na
   sql.on('error', () => undefined);
   await sql.connect();
   const redis = new Redis(redisUrl);
+  // Tests restart or kill Redis servers; this connection reconnects by itself, and a query says what failed.
+  redis.on('error', () => undefined);
   const consumers: Consumer[] = [];
 
   const fixture: PipelineFixture = {
