@@ -28,14 +28,7 @@ describe('hot standby', () => {
   });
 
   function startRun(httpPort: number): CliProcess {
-    return startCli(['run', '--http-port', String(httpPort)], {
-      DATABASE_URL: fx.config.databaseUrl,
-      REDIS_URL: fx.config.redisUrl,
-      BUDGET_CDC_SLOT: fx.config.slotName,
-      BUDGET_CDC_PUBLICATION: fx.config.publicationName,
-      BUDGET_CDC_KEY_PREFIX: fx.config.keyPrefix,
-      LOG_LEVEL: 'info',
-    });
+    return startCli(['run', '--http-port', String(httpPort)], { ...fx.cliEnv(), LOG_LEVEL: 'info' });
   }
 
   async function readiness(port: number): Promise<Readiness> {

@@ -26,14 +26,7 @@ describe('permanent errors', () => {
   }
 
   function startRun(fx: PipelineFixture): CliProcess {
-    return startCli(['run', '--http-port', '0'], {
-      DATABASE_URL: fx.config.databaseUrl,
-      REDIS_URL: fx.config.redisUrl,
-      BUDGET_CDC_SLOT: fx.config.slotName,
-      BUDGET_CDC_PUBLICATION: fx.config.publicationName,
-      BUDGET_CDC_KEY_PREFIX: fx.config.keyPrefix,
-      LOG_LEVEL: 'info',
-    });
+    return startCli(['run', '--http-port', '0'], { ...fx.cliEnv(), LOG_LEVEL: 'info' });
   }
 
   /** The lines budget-cdc logged, parsed. */

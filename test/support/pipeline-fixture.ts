@@ -26,6 +26,8 @@ export interface PipelineFixture {
   confirmedLsn(): Promise<Lsn | undefined>;
   /** Waits until the slot confirms `lsn` (default: the current WAL position). */
   waitForConfirmed(lsn?: Lsn, timeoutMs?: number): Promise<void>;
+  /** The environment that points `budget-cdc` (the CLI) at this fixture's database, Redis, slot and prefix. */
+  cliEnv(): Record<string, string>;
   /** The parsed JSON at job:<jobId> under this fixture's prefix, or null. */
   getJob(jobId: string): Promise<Record<string, unknown> | null>;
   close(): Promise<void>;
@@ -84,6 +86,15 @@ export async function makePipelineFixture(adminUrl: string, redisUrl: string, na
         timeoutMs,
         message: `slot ${config.slotName} to confirm ${target}`,
       });
+    },
+    cliEnv() {
+      return {
+        DATABASE_URL: config.databaseUrl,
+        REDIS_URL: config.redisUrl,
+        BUDGET_CDC_SLOT: config.slotName,
+        BUDGET_CDC_PUBLICATION: config.publicationName,
+        BUDGET_CDC_KEY_PREFIX: config.keyPrefix,
+      };
     },
     async getJob(jobId) {
       const value = await redis.get(config.keyPrefix + jobId);
