@@ -141,7 +141,6 @@ export class ConsumerSession {
       if (!(await tryLockSlot(connection, slotName))) {
         throw new StandbyError(slotName, await describeSlotOwner(this.db, slotName).catch(() => undefined));
       }
-      this.events.emit('role', { role: 'active', activeConsumer: undefined });
       await this.sink.reconnectIfEnded();
       await this.closeEarlierWriters();
       // Checked by every session, not once: someone may alter the publication or the table while we run.
@@ -162,6 +161,7 @@ export class ConsumerSession {
         // process that takes no lock (pg_recvlogical) reads it. Wait as a standby either way.
         throw new StandbyError(slotName, (await describeBackend(this.db, slot.activePid)) ?? `pid ${slot.activePid}`);
       }
+      this.events.emit('role', { role: 'active', activeConsumer: undefined });
       if (slot !== undefined && slot.plugin !== 'pgoutput') {
         throw new PermanentError(
           `replication slot ${slotName} uses the ${slot.plugin} plugin, not pgoutput: drop it or choose another name with --slot`,

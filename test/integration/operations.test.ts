@@ -24,7 +24,15 @@ interface Readyz {
 interface StatusJson {
   database: { url: string };
   slot: { name: string; exists: boolean; active: boolean; lagBytes: number | null; lagSeconds: number | null; walStatus: string | null };
-  redis: { url: string; reachable: boolean; error: string | null; checkpoint: string | null; deadLetters: number | null };
+  redis: {
+    url: string;
+    reachable: boolean;
+    error: string | null;
+    checkpoint: string | null;
+    deadLetters: number | null;
+    rebuilds: { counts: Record<string, number> } | null;
+  };
+  consumers: Array<{ process: string; role: string }>;
   health: { exitCode: number; problems: string[] };
 }
 
@@ -198,7 +206,11 @@ describe('operations: health endpoint, status, inspect, masked passwords', () =>
     const text = await cli(['status']);
     expect(text.code).toBe(0);
     expect(text.stdout).toMatch(/^slot .*: active, confirmed [0-9A-F]+\/[0-9A-F]+, wal_status reserved$/m);
+    expect(text.stdout).toMatch(/^consumers: active budget-cdc \S+ pid \d+$/m);
+    expect(text.stdout).toMatch(/^rebuilds from the table: 1 new slot; last \S+ \(new slot\): new slot: loading the rows alive/m);
     expect(text.stdout).toMatch(/^healthy$/m);
+    expect(report.redis.rebuilds).toMatchObject({ counts: { 'new-slot': 1 } });
+    expect(report.consumers).toEqual([expect.objectContaining({ role: 'active' })]);
   });
 
   it('inspect shows the row and the key side by side; exit 0 when they agree', async () => {
