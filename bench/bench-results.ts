@@ -17,8 +17,8 @@ export interface TargetResult {
   pass: boolean;
 }
 
-/** Everything one run of the bench measured; written as JSON to bench/results/latest.json. */
-export interface BenchResults {
+/** What a run ran on and with; the head of every results file. */
+export interface BenchSetup {
   date: string;
   node: string;
   cpus: number;
@@ -31,6 +31,24 @@ export interface BenchResults {
   samples: number;
   postgres: { version: string; settings: Record<string, string> };
   redis: { version: string };
+}
+
+/** End to end with one replica attached, BUDGET_CDC_REDIS_MIN_REPLICAS 0 and 1 alternated: the cost of WAIT. */
+export interface WaitCostResults {
+  replicas: number;
+  wait0: RateSeries;
+  wait1: RateSeries;
+  /** WAIT 1's median rate to WAIT 0's: a reported cost, no target. */
+  ratio: number;
+}
+
+/** `npm run bench -- --only-wait`; written as JSON to bench/results/latest-only-wait.json. */
+export interface WaitOnlyResults extends BenchSetup {
+  waitCost: WaitCostResults;
+}
+
+/** Everything one run of the bench measured; written as JSON to bench/results/latest.json. */
+export interface BenchResults extends BenchSetup {
   cliStartup: { seconds: number[]; medianSeconds: number };
   load: { psqlCopy: RateSeries; budgetCdcLoad: RateSeries; ratio: number };
   reference: RateSeries;
@@ -49,6 +67,7 @@ export interface BenchResults {
     peakRssMiB: number[];
     medianPeakRssMiB: number;
   };
+  waitCost: WaitCostResults;
   latency: { commits: number; intervalMs: number; p50Ms: number; p99Ms: number; maxMs: number; samplesMs: number[] };
   /** The consumer catching up with one transaction of 5 × rows. */
   fiveTimes: { rows: number; seconds: number; rowsPerSecond: number; startupSeconds: number | null; peakRssMiB: number };
@@ -58,6 +77,12 @@ export interface BenchResults {
 export function makeRateSeries(rows: number, seconds: number[]): RateSeries {
   const rowsPerSecond = seconds.map((s) => round(rows / s, 0));
   return { seconds: seconds.map((s) => round(s, 3)), rowsPerSecond, medianRowsPerSecond: median(rowsPerSecond) };
+}
+
+/** The rates of both settings, from the seconds of their runs, and their ratio. */
+export function makeWaitCostResults(rows: number, wait0Seconds: number[], wait1Seconds: number[]): WaitCostResults {
+  const [wait0, wait1] = [makeRateSeries(rows, wait0Seconds), makeRateSeries(rows, wait1Seconds)];
+  return { replicas: 1, wait0, wait1, ratio: round(wait1.medianRowsPerSecond / wait0.medianRowsPerSecond, 3) };
 }
 
 export function toMiB(bytes: number): number {

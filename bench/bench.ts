@@ -1,6 +1,7 @@
-// npm run bench [-- --rows N]
+// npm run bench [-- --rows N] [--only-wait]
 // Throughput, latency and memory of budget-cdc against psql \copy and pg_recvlogical, on a throwaway
-// PostgreSQL and Redis (issue 4). Progress on stderr; the table on stdout; the figures in bench/results/latest.json.
+// PostgreSQL and Redis (issue 4), and the cost of WAIT (--redis-min-replicas 1) with a replica attached.
+// Progress on stderr; the table on stdout; the figures in bench/results/latest.json (latest-only-wait.json).
 import { execFileSync } from 'node:child_process';
 import { mkdtemp, rm, writeFile } from 'node:fs/promises';
 import { cpus, tmpdir } from 'node:os';
@@ -13,17 +14,28 @@ import { startPostgres, type PostgresServer } from '../test/support/postgres-ser
 import { startRedis, type RedisServer } from '../test/support/redis-server.js';
 import { killBenchChildren } from './bench-child.js';
 import type { BenchContext } from './bench-context.js';
-import { checkTargets, makeRateSeries, round, toMiB, type BenchResults } from './bench-results.js';
+import {
+  checkTargets,
+  makeRateSeries,
+  makeWaitCostResults,
+  round,
+  toMiB,
+  type BenchResults,
+  type BenchSetup,
+  type WaitOnlyResults,
+} from './bench-results.js';
 import { serverVersion, withPgClient } from './bench-sql.js';
 import { writeJobsCsv } from './jobs-csv.js';
-import { measureCatchUp, type CatchUpRun } from './measure-catch-up.js';
+import { describeCatchUp, measureCatchUp, type CatchUpRun } from './measure-catch-up.js';
 import { measureCliStartup } from './measure-cli-startup.js';
+import { measureEndToEnd } from './measure-end-to-end.js';
 import { measureLatency } from './measure-latency.js';
 import { measureLoad } from './measure-load.js';
 import { measureReaderAlone } from './measure-reader-alone.js';
 import { measureRecvlogical } from './measure-recvlogical.js';
-import { startPsqlCopy, psqlCopyGenerated } from './postgres-programs.js';
-import { formatResultsTable } from './results-table.js';
+import { measureWaitCost } from './measure-wait-cost.js';
+import { psqlCopyGenerated } from './postgres-programs.js';
+import { formatResultsTable, formatWaitOnlyTable } from './results-table.js';
 import { median, percentile, rowsPerSecond } from './stats.js';
 
 const SECOND = 1000;
@@ -34,9 +46,13 @@ const LATENCY_INTERVAL_MS = 5;
 /** The memory target is checked at `rows` and at this many times `rows`, in one transaction. */
 const LARGE_TRANSACTION_FACTOR = 5;
 const RESULTS_PATH = fileURLToPath(new URL('./results/latest.json', import.meta.url));
+// Its own file, so that a quick --only-wait run leaves the last full run's figures in place.
+const WAIT_ONLY_RESULTS_PATH = fileURLToPath(new URL('./results/latest-only-wait.json', import.meta.url));
 const EXIT_INTERRUPTED = 130;
 const EXIT_USAGE = 2;
-const USAGE = 'usage: npm run bench [-- --rows N]   (N rows per load, default 1000000; the memory check also uses 5 N)\n';
+const USAGE =
+  'usage: npm run bench [-- --rows N] [--only-wait]   (N rows per load, default 1000000; the memory check also uses 5 N;\n' +
+  '       --only-wait: only end to end with 1 replica, BUDGET_CDC_REDIS_MIN_REPLICAS 0 and 1 alternated)\n';
 
 // The tests' settings (wal_level=logical, fsync=off, …) plus what a clean measurement needs.
 const POSTGRES_SETTINGS: Record<string, string> = {
@@ -58,10 +74,20 @@ function log(line: string): void {
   process.stderr.write(`[${elapsed} s] ${line}\n`);
 }
 
-function parseRows(): number {
+/** The command line: `--rows N` and `--only-wait`. */
+interface BenchOptions {
+  rows: number;
+  onlyWait: boolean;
+}
+
+function parseOptions(): BenchOptions {
   let text: string;
+  let onlyWait: boolean;
   try {
-    text = parseArgs({ options: { rows: { type: 'string', default: String(DEFAULT_ROWS) } } }).values.rows;
+    const { values } = parseArgs({
+      options: { rows: { type: 'string', default: String(DEFAULT_ROWS) }, 'only-wait': { type: 'boolean', default: false } },
+    });
+    [text, onlyWait] = [values.rows, values['only-wait']];
   } catch (error) {
     process.stderr.write(`${(error as Error).message}\n${USAGE}`);
     process.exit(EXIT_USAGE);
@@ -71,10 +97,10 @@ function parseRows(): number {
     process.stderr.write(`--rows must be a positive integer, got "${text}"\n${USAGE}`);
     process.exit(EXIT_USAGE);
   }
-  return rows;
+  return { rows, onlyWait };
 }
 
-const rows = parseRows();
+const { rows, onlyWait } = parseOptions();
 let postgres: PostgresServer | undefined;
 let redisServer: RedisServer | undefined;
 let redis: Redis | undefined;
@@ -114,11 +140,13 @@ try {
     csvPath: join(workDir, 'jobs.csv'),
     log,
   };
-  const results = await runBench(context);
-  const table = formatResultsTable(results);
-  await writeFile(RESULTS_PATH, JSON.stringify(results, null, 2) + '\n');
-  process.stdout.write(table + '\n');
-  log(`figures written to ${RESULTS_PATH}`);
+  if (onlyWait) {
+    const results = await runWaitOnly(context);
+    await report(formatWaitOnlyTable(results), results, WAIT_ONLY_RESULTS_PATH);
+  } else {
+    const results = await runBench(context);
+    await report(formatResultsTable(results), results, RESULTS_PATH);
+  }
 } catch (error) {
   if (!interrupted) {
     log(`failed: ${error instanceof Error ? (error.stack ?? error.message) : String(error)}`);
@@ -128,8 +156,22 @@ try {
   await cleanUp();
 }
 
+/** Prints the table on stdout and writes the figures as JSON to `path`. */
+async function report(table: string, results: BenchSetup, path: string): Promise<void> {
+  await writeFile(path, JSON.stringify(results, null, 2) + '\n');
+  process.stdout.write(table + '\n');
+  log(`figures written to ${path}`);
+}
+
+/** `--only-wait`: the cost of WAIT, alone. */
+async function runWaitOnly(context: BenchContext): Promise<WaitOnlyResults> {
+  log(`writing ${rows.toLocaleString('en-US')} rows to ${context.csvPath}`);
+  await writeJobsCsv(context.csvPath, rows);
+  const waitCost = await measureWaitCost(context, SAMPLES);
+  return { ...(await describeSetup(context)), waitCost: makeWaitCostResults(rows, seconds(waitCost.wait0), seconds(waitCost.wait1)) };
+}
+
 async function runBench(context: BenchContext): Promise<BenchResults> {
-  const { redis } = context;
   log(`writing ${rows.toLocaleString('en-US')} rows to ${context.csvPath}`);
   await writeJobsCsv(context.csvPath, rows);
 
@@ -157,16 +199,12 @@ async function runBench(context: BenchContext): Promise<BenchResults> {
 
   const endToEnd: CatchUpRun[] = [];
   for (let sample = 1; sample <= SAMPLES; sample++) {
-    const run = await measureCatchUp(context, {
-      purpose: 'e2e',
-      rows,
-      fill: async (databaseUrl) => {
-        await startPsqlCopy(databaseUrl, context.csvPath).succeeded();
-      },
-    });
+    const run = await measureEndToEnd(context);
     endToEnd.push(run);
     log(`end to end ${sample}/${SAMPLES}: ${describeCatchUp(run)}`);
   }
+
+  const waitCost = await measureWaitCost(context, SAMPLES);
 
   log(`latency: ${LATENCY_COMMITS} single-row commits, one every ${LATENCY_INTERVAL_MS} ms`);
   const latencies = await measureLatency(context, { commits: LATENCY_COMMITS, intervalMs: LATENCY_INTERVAL_MS });
@@ -192,28 +230,13 @@ async function runBench(context: BenchContext): Promise<BenchResults> {
   });
   log(`memory: ${describeCatchUp(large)}`);
 
-  const [postgresVersion, redisInfo] = await Promise.all([withPgClient(context.adminUrl, serverVersion), redis.info('server')]);
   const loadSeries = { psqlCopy: makeRateSeries(rows, load['psql \\copy']), budgetCdcLoad: makeRateSeries(rows, load['budget-cdc load']) };
   const referenceSeries = makeRateSeries(rows, reference);
-  const readerAloneSeries = makeRateSeries(
-    rows,
-    readerAlone.map((run) => run.seconds),
-  );
-  const endToEndSeries = makeRateSeries(
-    rows,
-    endToEnd.map((run) => run.seconds),
-  );
+  const readerAloneSeries = makeRateSeries(rows, seconds(readerAlone));
+  const endToEndSeries = makeRateSeries(rows, seconds(endToEnd));
   const peakRssMiB = endToEnd.map((run) => toMiB(run.peakRssBytes));
   const measured: Omit<BenchResults, 'targets'> = {
-    date: new Date().toISOString(),
-    node: process.version,
-    cpus: cpus().length,
-    cpuModel: cpus()[0]?.model ?? 'unknown',
-    ...gitCommit(),
-    rows,
-    samples: SAMPLES,
-    postgres: { version: postgresVersion, settings: POSTGRES_SETTINGS },
-    redis: { version: /^redis_version:(.+)$/m.exec(redisInfo)?.[1]?.trim() ?? 'unknown' },
+    ...(await describeSetup(context)),
     cliStartup: { seconds: cliStartup.map((s) => round(s, 3)), medianSeconds: round(median(cliStartup), 3) },
     load: {
       ...loadSeries,
@@ -232,6 +255,7 @@ async function runBench(context: BenchContext): Promise<BenchResults> {
       peakRssMiB,
       medianPeakRssMiB: median(peakRssMiB),
     },
+    waitCost: makeWaitCostResults(rows, seconds(waitCost.wait0), seconds(waitCost.wait1)),
     latency,
     fiveTimes: {
       rows: largeRows,
@@ -244,9 +268,25 @@ async function runBench(context: BenchContext): Promise<BenchResults> {
   return { ...measured, targets: checkTargets(measured) };
 }
 
-function describeCatchUp(run: CatchUpRun): string {
-  const startup = run.startupSeconds === undefined ? '' : ` (slot active after ${run.startupSeconds.toFixed(2)} s)`;
-  return `${run.seconds.toFixed(2)} s${startup}, ${rowsPerSecond(run.rows, run.seconds)}, peak RSS ${toMiB(run.peakRssBytes)} MiB`;
+/** The seconds of each run, in order. */
+function seconds(runs: readonly { seconds: number }[]): number[] {
+  return runs.map((run) => run.seconds);
+}
+
+/** The machine, the servers' versions and the commit, dated now. */
+async function describeSetup(context: BenchContext): Promise<BenchSetup> {
+  const [postgresVersion, redisInfo] = await Promise.all([withPgClient(context.adminUrl, serverVersion), context.redis.info('server')]);
+  return {
+    date: new Date().toISOString(),
+    node: process.version,
+    cpus: cpus().length,
+    cpuModel: cpus()[0]?.model ?? 'unknown',
+    ...gitCommit(),
+    rows,
+    samples: SAMPLES,
+    postgres: { version: postgresVersion, settings: POSTGRES_SETTINGS },
+    redis: { version: /^redis_version:(.+)$/m.exec(redisInfo)?.[1]?.trim() ?? 'unknown' },
+  };
 }
 
 /** The checked-out commit, read only, and whether tracked files differ from it; undefined outside a git checkout. */

@@ -21,14 +21,23 @@ export function makeConsumerNames(purpose: string): ConsumerNames {
   return { slot: `bench_${purpose}_${suffix}`, keyPrefix: `bench:${purpose}:${suffix}:job:` };
 }
 
-/** Starts `node bin/budget-cdc.js run` on `databaseUrl`, as a user would. */
-export async function startConsumer(context: BenchContext, databaseUrl: string, names: ConsumerNames): Promise<BenchChild> {
+/**
+ * Starts `node bin/budget-cdc.js run` on `databaseUrl`, as a user would; `extraEnv` adds settings
+ * (such as BUDGET_CDC_REDIS_MIN_REPLICAS) to the bench's own.
+ */
+export async function startConsumer(
+  context: BenchContext,
+  databaseUrl: string,
+  names: ConsumerNames,
+  extraEnv: Record<string, string> = {},
+): Promise<BenchChild> {
   return new BenchChild('budget-cdc run', process.execPath, [CLI, 'run', '--slot', names.slot, '--key-prefix', names.keyPrefix], {
     env: {
       DATABASE_URL: databaseUrl,
       REDIS_URL: context.redisUrl,
       // The metrics endpoint stays on, as in production, on a port no other process on this machine holds.
       BUDGET_CDC_HTTP_PORT: String(await findFreePort()),
+      ...extraEnv,
     },
   });
 }

@@ -2,10 +2,12 @@ import { performance } from 'node:perf_hooks';
 import type { Redis } from 'ioredis';
 import type { BenchChild } from './bench-child.js';
 import type { BenchContext } from './bench-context.js';
+import { toMiB } from './bench-results.js';
 import { currentWalInsertLsn, readSlotProgress, withPgClient } from './bench-sql.js';
 import { makeConsumerNames, startConsumer, waitForSlotAndCheckpoint } from './consumer-process.js';
 import { withFreshDatabase } from './fresh-database.js';
 import { jobId } from './jobs-csv.js';
+import { rowsPerSecond } from './stats.js';
 
 const SECOND = 1000;
 const MINUTE = 60 * SECOND;
@@ -32,6 +34,8 @@ export interface CatchUpOptions {
   rows: number;
   /** Commits `rows` rows of `jobsCsv` into jobs, in one transaction, while the consumer is stopped. */
   fill(databaseUrl: string): Promise<void>;
+  /** Added to the consumer's environment, for both of its starts; default none. */
+  consumerEnv?: Record<string, string>;
 }
 
 /**
@@ -47,14 +51,14 @@ export async function measureCatchUp(context: BenchContext, options: CatchUpOpti
     withPgClient(databaseUrl, async (client) => {
       let consumer: BenchChild | undefined;
       try {
-        consumer = await startConsumer(context, databaseUrl, names);
+        consumer = await startConsumer(context, databaseUrl, names, options.consumerEnv);
         await waitForSlotAndCheckpoint(context, client, consumer, names);
         await consumer.stop();
 
         await options.fill(databaseUrl);
         const endLsn = await currentWalInsertLsn(client);
 
-        const running = await startConsumer(context, databaseUrl, names);
+        const running = await startConsumer(context, databaseUrl, names, options.consumerEnv);
         consumer = running;
         let activeAt: number | undefined;
         const caughtUpAt = await running.waitWhileRunning(
@@ -103,4 +107,10 @@ async function countKeys(redis: Redis, prefix: string): Promise<number> {
   const match = prefix.replace(/[*?[\]\\]/g, '\\$&') + '*';
   for await (const keys of redis.scanStream({ match, count: SCAN_COUNT })) count += (keys as string[]).length;
   return count;
+}
+
+/** One progress line's worth of a run: seconds, start-up, rate and peak RSS. */
+export function describeCatchUp(run: CatchUpRun): string {
+  const startup = run.startupSeconds === undefined ? '' : ` (slot active after ${run.startupSeconds.toFixed(2)} s)`;
+  return `${run.seconds.toFixed(2)} s${startup}, ${rowsPerSecond(run.rows, run.seconds)}, peak RSS ${toMiB(run.peakRssBytes)} MiB`;
 }

@@ -1,7 +1,8 @@
-import type { BenchResults, RateSeries, TargetResult } from './bench-results.js';
+import type { BenchResults, BenchSetup, RateSeries, TargetResult, WaitCostResults, WaitOnlyResults } from './bench-results.js';
 import { formatInteger, median } from './stats.js';
 
 const COLUMN_GAP = '   ';
+const HEADER = ['measure', 'median', 'samples', 'target', 'result'];
 
 /** The figures of one run as an aligned plain-text table, targets marked PASS or FAIL. */
 export function formatResultsTable(results: BenchResults): string {
@@ -14,7 +15,7 @@ export function formatResultsTable(results: BenchResults): string {
   ];
   const { latency: l, endToEnd: e, fiveTimes: f, readerAlone: r } = results;
   const rows: string[][] = [
-    ['measure', 'median', 'samples', 'target', 'result'],
+    HEADER,
     ['load: psql \\copy', rate(results.load.psqlCopy), samples(results.load.psqlCopy), '', ''],
     [
       'load: budget-cdc load',
@@ -34,6 +35,7 @@ export function formatResultsTable(results: BenchResults): string {
       '',
       '',
     ],
+    ...waitCostRows(results.waitCost),
     [
       'latency: COMMIT → key in Redis',
       `p99 ${l.p99Ms.toFixed(1)} ms`,
@@ -63,6 +65,24 @@ export function formatResultsTable(results: BenchResults): string {
       '',
     ],
   ];
+  return formatTable(results, rows);
+}
+
+/** The cost of WAIT alone (`--only-wait`), in the same table format. */
+export function formatWaitOnlyTable(results: WaitOnlyResults): string {
+  return formatTable(results, [HEADER, ...waitCostRows(results.waitCost)]);
+}
+
+function waitCostRows(w: WaitCostResults): string[][] {
+  const replicas = `${w.replicas} replica${w.replicas === 1 ? '' : 's'}`;
+  return [
+    [`end to end, ${replicas}, WAIT 0`, rate(w.wait0), samples(w.wait0), '', ''],
+    [`end to end, ${replicas}, WAIT ${w.replicas}`, rate(w.wait1), samples(w.wait1), '', `×${w.ratio.toFixed(2)} of WAIT 0`],
+  ];
+}
+
+/** Aligned columns under a title line that says what the run ran on. */
+function formatTable(setup: BenchSetup, rows: string[][]): string {
   const widths = rows[0]!.map((_, column) => Math.max(...rows.map((row) => row[column]!.length)));
   const lines = rows.map((row) =>
     row
@@ -72,13 +92,11 @@ export function formatResultsTable(results: BenchResults): string {
   );
   lines.splice(1, 0, widths.map((width) => '-'.repeat(width)).join(COLUMN_GAP));
   const commit =
-    results.commit === undefined
-      ? ''
-      : `, commit ${results.commit.slice(0, 7)}${results.modified === true ? ' with uncommitted changes' : ''}`;
+    setup.commit === undefined ? '' : `, commit ${setup.commit.slice(0, 7)}${setup.modified === true ? ' with uncommitted changes' : ''}`;
   const title =
-    `budget-cdc bench: ${formatInteger(results.rows)} rows, medians of ${results.samples}, ${results.date}, ` +
-    `node ${results.node}, ${results.cpus} CPUs (${results.cpuModel}), PostgreSQL ${results.postgres.version}, ` +
-    `Redis ${results.redis.version}${commit}`;
+    `budget-cdc bench: ${formatInteger(setup.rows)} rows, medians of ${setup.samples}, ${setup.date}, ` +
+    `node ${setup.node}, ${setup.cpus} CPUs (${setup.cpuModel}), PostgreSQL ${setup.postgres.version}, ` +
+    `Redis ${setup.redis.version}${commit}`;
   return [title, '', ...lines].join('\n');
 }
 

@@ -15,6 +15,8 @@ const SECOND = 1000;
 const LOAD_ROWS = 100_000;
 const ROWS_PER_TRANSACTION = 1_000;
 const REPLICA_SLEEP_MS = 2 * SECOND;
+/** A failover, a rebuild and the old master's return as a replica (Sentinel waits about 10 s) take a while. */
+const TEST_TIMEOUT_MS = 150 * SECOND;
 
 describe('Sentinel failover during a load', () => {
   let group: SentinelGroup | undefined;
@@ -81,18 +83,26 @@ describe('Sentinel failover during a load', () => {
     return rebuilds;
   }
 
-  it('converges with --redis-min-replicas 0, rebuilding because the promoted replica missed acknowledged writes', async ({ annotate }) => {
-    const rebuilds = await failOverDuringLoad('sentinel_wait0', 0);
-    expect(rebuilds[0]).toBe('new-slot');
-    // The replica slept through writes the master confirmed and the consumer acknowledged: detected, rebuilt.
-    expect(rebuilds.slice(1)).toContain('redis-went-back');
-    expect(rebuilds.slice(1).every((cause) => cause === 'redis-went-back')).toBe(true);
-    await annotate(`rebuilds after the failover with --redis-min-replicas 0: ${rebuilds.length - 1}`);
-  });
+  it(
+    'converges with --redis-min-replicas 0, rebuilding because the promoted replica missed acknowledged writes',
+    { timeout: TEST_TIMEOUT_MS },
+    async ({ annotate }) => {
+      const rebuilds = await failOverDuringLoad('sentinel_wait0', 0);
+      expect(rebuilds[0]).toBe('new-slot');
+      // The replica slept through writes the master confirmed and the consumer acknowledged: detected, rebuilt.
+      expect(rebuilds.slice(1)).toContain('redis-went-back');
+      expect(rebuilds.slice(1).every((cause) => cause === 'redis-went-back')).toBe(true);
+      await annotate(`rebuilds after the failover with --redis-min-replicas 0: ${rebuilds.length - 1}`);
+    },
+  );
 
-  it('converges with --redis-min-replicas 1 with no rebuild: the promoted replica holds every acknowledged write', async ({ annotate }) => {
-    const rebuilds = await failOverDuringLoad('sentinel_wait1', 1);
-    expect(rebuilds).toEqual(['new-slot']);
-    await annotate(`rebuilds after the failover with --redis-min-replicas 1: ${rebuilds.length - 1}`);
-  });
+  it(
+    'converges with --redis-min-replicas 1 with no rebuild: the promoted replica holds every acknowledged write',
+    { timeout: TEST_TIMEOUT_MS },
+    async ({ annotate }) => {
+      const rebuilds = await failOverDuringLoad('sentinel_wait1', 1);
+      expect(rebuilds).toEqual(['new-slot']);
+      await annotate(`rebuilds after the failover with --redis-min-replicas 1: ${rebuilds.length - 1}`);
+    },
+  );
 });

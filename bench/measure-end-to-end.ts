@@ -1,0 +1,23 @@
+import type { BenchContext } from './bench-context.js';
+import { measureCatchUp, type CatchUpRun } from './measure-catch-up.js';
+import { startPsqlCopy } from './postgres-programs.js';
+
+/** Options of `measureEndToEnd`. */
+export interface EndToEndOptions {
+  /** Names the database, slot and key prefix; default 'e2e'. */
+  purpose?: string;
+  /** Added to the consumer's environment; default none. */
+  consumerEnv?: Record<string, string>;
+}
+
+/** `budget-cdc run` catching up with a `psql \copy` of the generated CSV: the "end to end" measurement. */
+export function measureEndToEnd(context: BenchContext, options: EndToEndOptions = {}): Promise<CatchUpRun> {
+  return measureCatchUp(context, {
+    purpose: options.purpose ?? 'e2e',
+    rows: context.rows,
+    consumerEnv: options.consumerEnv,
+    fill: async (databaseUrl) => {
+      await startPsqlCopy(databaseUrl, context.csvPath).succeeded();
+    },
+  });
+}
