@@ -94,6 +94,11 @@ export class ConsumerSession {
   private issuedPosition: ChangePosition = { commitLsn: 0n, index: -1 };
   /** The acknowledged position of the last checkpoint issued: nothing beyond it may be acknowledged before a write moves it. */
   private issuedAckLsn: Lsn = 0n;
+  /**
+   * Positions up to this one may be acknowledged without a write of their own: a checkpoint write already
+   * issued covers them, and (with --redis-min-replicas) waits for the replicas.
+   */
+  private coveredAckLsn: Lsn = 0n;
   private lastCheckpointIssuedAt = 0;
   /** A position safe to acknowledge once a checkpoint write covers it (from an idle keepalive or a write-less commit). */
   private pendingAckLsn: Lsn | undefined;
@@ -262,6 +267,8 @@ export class ConsumerSession {
     this.issuedPosition = { commitLsn: checkpoint.commitLsn, index: checkpoint.index };
     // A checkpoint of an older version has no acknowledged position: PostgreSQL's own is what it covered.
     this.issuedAckLsn = checkpoint.ackLsn ?? slotConfirmedLsn;
+    // The checkpoint read may never have reached a replica; what PostgreSQL was told did.
+    this.coveredAckLsn = this.settings.redisMinReplicas > 0 ? slotConfirmedLsn : this.issuedAckLsn;
   }
 
   /**
@@ -427,7 +434,8 @@ export class ConsumerSession {
         break;
       case 'truncate': {
         this.flush();
-        const checkpoint = this.issueCheckpoint({ commitLsn: this.transactionLsn, index: this.changeIndex }, undefined);
+        // No WAIT: it acknowledges nothing; the commit's acknowledgement waits for the replicas later.
+        const checkpoint = this.issueCheckpoint({ commitLsn: this.transactionLsn, index: this.changeIndex }, undefined, false);
         this.queue.push({
           exclusive: true,
           ackLsn: undefined,
@@ -492,7 +500,10 @@ export class ConsumerSession {
       this.batchCheckpointLsn === undefined
         ? this.issuedPosition
         : { commitLsn: this.batchCheckpointLsn, index: this.batchCheckpointIndex };
-    const checkpoint = this.issueCheckpoint(position, ackLsn);
+    // A batch that ends no transaction acknowledges nothing: replicas need not confirm it, and its WAIT would
+    // stall the writer connection for nothing (a large COPY is hundreds of such batches). The next WAIT
+    // covers it: WAIT waits for everything Redis applied before it.
+    const checkpoint = this.issueCheckpoint(position, ackLsn, ackLsn !== undefined);
     const rows = this.batchRows;
     const transactions = this.batchTransactions;
     this.batchRows = 0;
@@ -513,7 +524,7 @@ export class ConsumerSession {
 
   /** `ackLsn` is safe once the tasks before it succeed; it is acknowledged when a checkpoint write covers it. */
   private acknowledgeWithoutWrites(ackLsn: Lsn): void {
-    if (ackLsn <= this.issuedAckLsn) {
+    if (ackLsn <= this.coveredAckLsn) {
       this.pendingAckLsn = undefined;
       this.queue.push({ exclusive: false, ackLsn, run: async () => undefined });
       return;
@@ -532,11 +543,11 @@ export class ConsumerSession {
     const ackLsn = this.pendingAckLsn;
     if (ackLsn === undefined || this.stopping || this.queue.failed) return;
     this.pendingAckLsn = undefined;
-    if (ackLsn <= this.issuedAckLsn) {
+    if (ackLsn <= this.coveredAckLsn) {
       this.queue.push({ exclusive: false, ackLsn, run: async () => undefined });
       return;
     }
-    const checkpoint = this.issueCheckpoint(this.issuedPosition, ackLsn);
+    const checkpoint = this.issueCheckpoint(this.issuedPosition, ackLsn, true);
     this.queue.push({ exclusive: false, ackLsn, run: () => this.writeCheckpoint(this.sink.newBatch(), checkpoint) });
   }
 
@@ -544,15 +555,16 @@ export class ConsumerSession {
    * The checkpoint text of the next write, in stream order, and the text Redis must hold just before it.
    * Its acknowledged position never goes back.
    */
-  private issueCheckpoint(position: ChangePosition, ackLsn: Lsn | undefined): IssuedCheckpoint {
+  private issueCheckpoint(position: ChangePosition, ackLsn: Lsn | undefined, waitForReplicas: boolean): IssuedCheckpoint {
     if (ackLsn !== undefined && ackLsn > this.issuedAckLsn) this.issuedAckLsn = ackLsn;
+    if (waitForReplicas || this.settings.redisMinReplicas === 0) this.coveredAckLsn = this.issuedAckLsn;
     this.issuedPosition = position;
     const text = formatCheckpoint({ ...position, ackLsn: this.issuedAckLsn, writer: this.writerToken });
     const expectedPrevious = this.expectedCheckpointText;
     this.expectedCheckpointText = text;
     this.checkpointWritesIssued++;
     this.lastCheckpointIssuedAt = performance.now();
-    return { text, expectedPrevious };
+    return { text, expectedPrevious, waitForReplicas };
   }
 
   /**
@@ -561,7 +573,7 @@ export class ConsumerSession {
    * replicas confirmed. Only then may the task's position be acknowledged.
    */
   private async writeCheckpoint(writes: WriteBatch, checkpoint: IssuedCheckpoint): Promise<void> {
-    const reply = await this.sink.write(writes, checkpoint.text);
+    const reply = await this.sink.write(writes, checkpoint.text, checkpoint.waitForReplicas);
     if (reply.previous === null) throw new RedisStateLostError();
     if (reply.previous !== checkpoint.expectedPrevious) {
       const error = new RedisWentBackError(checkpoint.expectedPrevious, reply.previous);
@@ -629,6 +641,8 @@ export class ConsumerSession {
 interface IssuedCheckpoint {
   text: string;
   expectedPrevious: string | undefined;
+  /** With --redis-min-replicas: WAIT after it (its task acknowledges a position). */
+  waitForReplicas: boolean;
 }
 
 function maxLsn(a: Lsn | undefined, b: Lsn | undefined): Lsn | undefined {

@@ -83,13 +83,13 @@ export class RedisSink {
 
   /**
    * Sends a batch and the checkpoint that covers it as one MULTI/EXEC: Redis applies all of it or none.
-   * With --redis-min-replicas, a WAIT follows on the same connection. Resolves with the checkpoint it
-   * replaced and the replicas' count only when every reply is a success; rejects otherwise.
+   * With --redis-min-replicas and `waitForReplicas`, a WAIT follows on the same connection. Resolves with the
+   * checkpoint it replaced and the replicas' count only when every reply is a success; rejects otherwise.
    */
-  async write(batch: WriteBatch, checkpointText: string): Promise<BatchReply> {
+  async write(batch: WriteBatch, checkpointText: string, waitForReplicas: boolean): Promise<BatchReply> {
     // XX: a checkpoint that vanished (Redis restarted empty, FLUSHALL) is not recreated here, so the loss
     // stays visible: the reply is null and the consumer resyncs.
-    const minReplicas = this.writerSettings?.minReplicas ?? 0;
+    const minReplicas = waitForReplicas ? (this.writerSettings?.minReplicas ?? 0) : 0;
     let tail = respCommand(['SET', this.checkpointKey, checkpointText, 'XX', 'GET']) + EXEC;
     if (minReplicas > 0) tail += this.waitCommand(minReplicas);
     const queued = batch.commands + 1;
