@@ -205,11 +205,6 @@ export class RedisSink {
     return closed;
   }
 
-  /** Where the writer is connected now ("host:port"), or undefined; for logs after a failover. */
-  get writerAddress(): string | undefined {
-    return this.writer === undefined || this.writer.isClosed ? undefined : this.writer.remoteAddress;
-  }
-
   close(): void {
     this.writer?.close();
   }

@@ -90,11 +90,6 @@ export class RespConnection {
     });
   }
 
-  /** "host:port" of the server. */
-  get remoteAddress(): string {
-    return `${this.socket.remoteAddress ?? '?'}:${this.socket.remotePort ?? '?'}`;
-  }
-
   get isClosed(): boolean {
     return this.closedError !== undefined;
   }
