@@ -44,6 +44,7 @@ const STOP_TIMEOUT_MS = 5_000;
 /**
  * An acknowledgement that carries no write of its own (an idle keepalive, a transaction whose changes were all
  * replayed) first moves the checkpoint's acknowledged position: at most one such small write this often.
+ * (The first after a batch goes at once: the slot's position must not lag the keys by this much.)
  */
 export const ACK_WRITE_INTERVAL_MS = 2_000;
 
@@ -99,7 +100,8 @@ export class ConsumerSession {
    * issued covers them, and (with --redis-min-replicas) waits for the replicas.
    */
   private coveredAckLsn: Lsn = 0n;
-  private lastCheckpointIssuedAt = 0;
+  /** When the last checkpoint write of an acknowledgement alone was issued (performance.now()). */
+  private lastAckWriteAt = Number.NEGATIVE_INFINITY;
   /** A position safe to acknowledge once a checkpoint write covers it (from an idle keepalive or a write-less commit). */
   private pendingAckLsn: Lsn | undefined;
   private ackTimer: NodeJS.Timeout | undefined;
@@ -283,12 +285,7 @@ export class ConsumerSession {
       (text) => {
         if (text === null) this.rejectFailed(new RedisStateLostError());
         else if (text !== expected && quiet && issued === this.checkpointWritesIssued && this.queue.size === 0) {
-          const error = new RedisWentBackError(expected, text);
-          // Recorded before the session ends: the foreign checkpoint may claim to cover changes Redis lacks.
-          this.sink.requestRebuild({ cause: 'redis-went-back', detail: error.message }).then(
-            () => this.rejectFailed(error),
-            (cause: unknown) => this.rejectFailed(new Error(`${error.message}; recording the rebuild failed`, { cause })),
-          );
+          this.wentBack(expected, text).catch((error: Error) => this.rejectFailed(error));
         }
       },
       () => undefined, // Redis unreachable: the next write fails and says so
@@ -531,7 +528,8 @@ export class ConsumerSession {
     }
     this.pendingAckLsn = ackLsn;
     if (this.ackTimer !== undefined) return;
-    const waitMs = Math.max(0, this.lastCheckpointIssuedAt + ACK_WRITE_INTERVAL_MS - performance.now());
+    // The first one after a burst of batches goes at once; while idle, one per interval at most.
+    const waitMs = Math.max(0, this.lastAckWriteAt + ACK_WRITE_INTERVAL_MS - performance.now());
     this.ackTimer = setTimeout(() => {
       this.ackTimer = undefined;
       this.writePendingAck();
@@ -548,6 +546,7 @@ export class ConsumerSession {
       return;
     }
     const checkpoint = this.issueCheckpoint(this.issuedPosition, ackLsn, true);
+    this.lastAckWriteAt = performance.now();
     this.queue.push({ exclusive: false, ackLsn, run: () => this.writeCheckpoint(this.sink.newBatch(), checkpoint) });
   }
 
@@ -563,7 +562,6 @@ export class ConsumerSession {
     const expectedPrevious = this.expectedCheckpointText;
     this.expectedCheckpointText = text;
     this.checkpointWritesIssued++;
-    this.lastCheckpointIssuedAt = performance.now();
     return { text, expectedPrevious, waitForReplicas };
   }
 
@@ -575,13 +573,19 @@ export class ConsumerSession {
   private async writeCheckpoint(writes: WriteBatch, checkpoint: IssuedCheckpoint): Promise<void> {
     const reply = await this.sink.write(writes, checkpoint.text, checkpoint.waitForReplicas);
     if (reply.previous === null) throw new RedisStateLostError();
-    if (reply.previous !== checkpoint.expectedPrevious) {
-      const error = new RedisWentBackError(checkpoint.expectedPrevious, reply.previous);
-      // Recorded in Redis before the session ends, so that whichever process starts next rebuilds.
-      await this.sink.requestRebuild({ cause: 'redis-went-back', detail: error.message });
-      throw error;
-    }
+    if (reply.previous !== checkpoint.expectedPrevious) await this.wentBack(checkpoint.expectedPrevious, reply.previous);
     await this.awaitReplicas(reply);
+  }
+
+  /**
+   * Redis holds a checkpoint this session did not write last: asks for a rebuild, then throws. Recorded in
+   * Redis before the session ends, so that whichever process starts next rebuilds, even if the checkpoint
+   * found (written by someone else) claims to cover changes Redis lacks.
+   */
+  private async wentBack(expected: string | undefined, found: string): Promise<never> {
+    const error = new RedisWentBackError(expected, found);
+    await this.sink.requestRebuild({ cause: 'redis-went-back', detail: error.message });
+    throw error;
   }
 
   /** Holds the acknowledgement until --redis-min-replicas replicas confirmed, asking again (WAIT) meanwhile. */
