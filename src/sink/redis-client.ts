@@ -1,7 +1,7 @@
 import { Redis, type RedisOptions } from 'ioredis';
 import { connectionError } from '../errors.js';
 import type { Logger } from '../ops/logger.js';
-import { describeRedisTarget, redisTargetSetting, redisUrlSettings, type RedisTarget } from './redis-target.js';
+import { describeRedisTarget, redisTargetSetting, type RedisTarget } from './redis-target.js';
 
 /**
  * A Redis connection for the pipeline. Commands fail at once while disconnected (no offline queue)
@@ -20,25 +20,20 @@ export function makeRedis(target: RedisTarget, logger: Logger): Redis {
     connectionName: 'budget-cdc',
     retryStrategy,
   };
-  let redis: Redis;
-  if (target.redisSentinelMaster === undefined) {
-    redis = new Redis(target.redisUrl, options);
-  } else {
-    const settings = redisUrlSettings(target.redisUrl);
-    redis = new Redis({
-      ...options,
-      sentinels: target.redisSentinels.map(({ host, port }) => ({ host, port })),
-      name: target.redisSentinelMaster,
-      role: 'master',
-      username: settings.username,
-      password: settings.password,
-      db: settings.database,
-      ...(settings.tls ? { tls: {} } : {}),
-      sentinelRetryStrategy: retryStrategy,
-      // Sentinels announce a failover (+switch-master): reconnect to the new master without waiting for a timeout.
-      failoverDetector: true,
-    });
-  }
+  // ioredis reads REDIS_URL (user, password, database, TLS) in both modes; with Sentinels, its host and port
+  // give way to the master the Sentinels name.
+  const redis =
+    target.redisSentinelMaster === undefined
+      ? new Redis(target.redisUrl, options)
+      : new Redis(target.redisUrl, {
+          ...options,
+          sentinels: target.redisSentinels.map(({ host, port }) => ({ host, port })),
+          name: target.redisSentinelMaster,
+          role: 'master',
+          sentinelRetryStrategy: retryStrategy,
+          // Sentinels announce a failover (+switch-master): reconnect to the new master without waiting for a timeout.
+          failoverDetector: true,
+        });
   let lastError = '';
   redis.on('error', (error: Error) => {
     // ioredis emits the same error on every reconnect attempt; log each distinct one once.

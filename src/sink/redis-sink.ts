@@ -4,7 +4,7 @@ import { formatCheckpoint, parseCheckpoint, type Checkpoint } from './checkpoint
 import { checkpointKey, deadLetterKey, rebuildHistoryKey, rebuildRequestKey, resyncProgressKey } from './internal-keys.js';
 import type { RebuildCause, RebuildHistory, RebuildRequest } from './rebuild-record.js';
 import { RespConnection, RespError, respCommand, type RespReply } from './resp-connection.js';
-import { redisUrlSettings, type RedisTarget } from './redis-target.js';
+import { connectionSettingsOf, type RedisTarget } from './redis-target.js';
 import { checkIsMaster, findSentinelMaster } from './sentinel-master.js';
 import { WriteBatch } from './write-batch.js';
 
@@ -159,7 +159,7 @@ export class RedisSink {
     const settings = this.writerSettings;
     if (settings === undefined) throw new Error('this RedisSink was made without writer settings: it cannot write batches');
     const { target } = settings;
-    const urlSettings = redisUrlSettings(target.redisUrl);
+    const urlSettings = connectionSettingsOf(this.redis.options);
     if (target.redisSentinelMaster === undefined) {
       this.writer = await RespConnection.connect(urlSettings, this.writerName);
     } else {

@@ -1,3 +1,5 @@
+import type { ConnectionOptions } from 'node:tls';
+import type { RedisOptions } from 'ioredis';
 import type { Config } from '../config.js';
 
 /** Where Redis is: REDIS_URL alone, or Sentinels that name the master (REDIS_URL then gives user, password, TLS, database). */
@@ -20,26 +22,29 @@ export function describeRedisTarget(target: RedisTarget): string {
   return `${url.hostname || 'localhost'}:${url.port || '6379'}`;
 }
 
-/** The URL's connection settings, as separate values (for ioredis's Sentinel mode and the batch writer). */
-export interface RedisUrlSettings {
+/** How the batch writer reaches a Redis server: what ioredis made of REDIS_URL, so that both connections agree. */
+export interface RedisConnectionSettings {
   host: string;
   port: number;
-  tls: boolean;
+  /** TLS options (rediss://), or false for a plain connection. */
+  tls: ConnectionOptions | false;
   username: string | undefined;
   password: string | undefined;
   database: number;
 }
 
-export function redisUrlSettings(redisUrl: string): RedisUrlSettings {
-  const url = new URL(redisUrl);
-  const database = url.pathname.replace(/^\//, '');
+/**
+ * The settings of an ioredis client's options. ioredis is the one parser of REDIS_URL (path or `?db=`,
+ * `?password=`, percent-encoding, IPv6 brackets, rediss://): the batch writer must not read the URL otherwise.
+ */
+export function connectionSettingsOf(options: RedisOptions): RedisConnectionSettings {
+  const tls = options.tls as ConnectionOptions | boolean | undefined;
   return {
-    // IPv6 literals come bracketed from URL: sockets want them bare.
-    host: (url.hostname || '127.0.0.1').replace(/^\[|\]$/g, ''),
-    port: Number(url.port || 6379),
-    tls: url.protocol === 'rediss:',
-    username: url.username === '' ? undefined : decodeURIComponent(url.username),
-    password: url.password === '' ? undefined : decodeURIComponent(url.password),
-    database: database === '' ? 0 : Number(database),
+    host: options.host ?? '127.0.0.1',
+    port: options.port ?? 6379,
+    tls: tls === undefined || tls === false ? false : tls === true ? {} : tls,
+    username: options.username || undefined,
+    password: options.password || undefined,
+    database: options.db ?? 0,
   };
 }

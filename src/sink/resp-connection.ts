@@ -2,7 +2,7 @@ import net from 'node:net';
 import tls from 'node:tls';
 import type { RedisAddress } from '../config.js';
 import { RedisWriteError } from '../errors.js';
-import type { RedisUrlSettings } from './redis-target.js';
+import type { RedisConnectionSettings } from './redis-target.js';
 
 // The hot path's own Redis connection: a batch of commands is encoded by the caller as one RESP string and
 // written with one socket write; replies are parsed here without an object per command. Profiling the
@@ -45,10 +45,10 @@ export class RespConnection {
   }
 
   /** Opens a socket to `host`:`port` (TLS when asked), with no setup: for Sentinels, and for connect(). */
-  static async open(host: string, port: number, useTls: boolean): Promise<RespConnection> {
-    const socket = useTls ? tls.connect({ host, port, servername: host }) : net.connect({ host, port });
+  static async open(host: string, port: number, tlsOptions: tls.ConnectionOptions | false): Promise<RespConnection> {
+    const socket = tlsOptions === false ? net.connect({ host, port }) : tls.connect({ servername: host, ...tlsOptions, host, port });
     await new Promise<void>((resolve, reject) => {
-      socket.once(useTls ? 'secureConnect' : 'connect', () => resolve());
+      socket.once(tlsOptions === false ? 'connect' : 'secureConnect', () => resolve());
       socket.once('error', reject);
     });
     return new RespConnection(socket);
@@ -58,7 +58,7 @@ export class RespConnection {
    * Connects, authenticates, selects the database of the URL's settings and names the connection
    * `clientName` (CLIENT SETNAME); `address` (a master a Sentinel named) replaces the URL's host and port.
    */
-  static async connect(settings: RedisUrlSettings, clientName: string, address?: RedisAddress): Promise<RespConnection> {
+  static async connect(settings: RedisConnectionSettings, clientName: string, address?: RedisAddress): Promise<RespConnection> {
     const connection = await RespConnection.open(address?.host ?? settings.host, address?.port ?? settings.port, settings.tls);
     const setup: string[][] = [];
     if (settings.password !== undefined) {
