@@ -23,8 +23,7 @@ const READY_TIMEOUT_MS = 30 * SECOND;
 const DEFAULT_FAILOVER_WAIT_MS = 30 * SECOND;
 const PROBE_TIMEOUT_MS = SECOND;
 // A master waits 5 s by default before it streams a snapshot to a new replica, in case more replicas come.
-// DEBUG SLEEP lets a test hold a replica back, so that a failover loses writes the master had confirmed.
-const NODE_ARGS = ['--repl-diskless-sync-delay', '0', '--enable-debug-command', 'local'];
+const NODE_ARGS = ['--repl-diskless-sync-delay', '0'];
 const MASTER_NAME_PATTERN = /^[A-Za-z0-9._-]+$/;
 
 /** Options of `startSentinelGroup`. */
