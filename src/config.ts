@@ -168,7 +168,8 @@ function checkUrl(variable: string, flag: string, value: string, protocols: stri
   } catch {
     throw new ConfigError(
       variable,
-      `${variable} is not a valid URL (${redact(value)}): set it or ${flag} to a URL like ${protocols[0]}//host:port`,
+      `${variable} is not a valid URL (${redact(value)}): set it or ${flag} to a URL like ${protocols[0]}//user:password@host:port, ` +
+        `with special characters of the user and password percent-encoded (@ as %40, : as %3A, / as %2F, % as %25)`,
     );
   }
   if (!protocols.includes(url.protocol)) {
@@ -341,6 +342,9 @@ export function redact(url: string): string {
     if (parsed.searchParams.has('password')) parsed.searchParams.set('password', '***');
     return parsed.toString();
   } catch {
-    return url.replace(/:[^:@/]*@/, ':***@');
+    // A URL that does not parse may hold a password with any character in any place (an unencoded @, : or /
+    // moves the host boundary): only its scheme is safe to print.
+    const scheme = /^([A-Za-z][A-Za-z0-9+.-]*:)\/\//.exec(url)?.[1];
+    return scheme === undefined ? '(not shown)' : `${scheme}//…`;
   }
 }

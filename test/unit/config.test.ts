@@ -238,5 +238,30 @@ describe('redact', () => {
     expect(redact('postgres://app:s3cret@db:5432/jobs')).toBe('postgres://app:***@db:5432/jobs');
     expect(redact('postgres://app@db:5432/jobs')).toBe('postgres://app@db:5432/jobs');
     expect(redact('postgres://app:s3cret@db:notaport/jobs')).not.toContain('s3cret');
+    expect(redact('postgres://app:s3cret@db:notaport/jobs')).toBe('postgres://…');
+  });
+
+  it.each([`p@ss:w/rd%41!'\\x`, `@@::///%%''\\\\`, `s3cr:et@x:y/z`, `a/b@c:d`])(
+    'never prints any part of an unencoded password in the error of a URL that does not parse (%s)',
+    (password) => {
+      for (const [variable, url] of [
+        ['DATABASE_URL', `postgres://user:${password}@db.example:5432/jobs`],
+        ['REDIS_URL', `redis://user:${password}@cache.example:6379/0`],
+      ] as const) {
+        let message = '';
+        try {
+          loadConfig({}, { DATABASE_URL, [variable]: url });
+        } catch (error) {
+          message = (error as Error).message;
+        }
+        expect(message).toMatch(/percent-encoded/);
+        for (const piece of password.split(/[@:/]/).filter((p) => p.length >= 3)) expect(message).not.toContain(piece);
+      }
+    },
+  );
+
+  it('says which scheme an unparseable URL has, and nothing more', () => {
+    expect(redact('redis://u:p@ss@host:port:x')).toBe('redis://…');
+    expect(redact('no url at all')).toBe('(not shown)');
   });
 });
