@@ -1,3 +1,4 @@
+import { parse as parseCsv } from 'csv-parse/sync';
 import { LoadError } from './load-error.js';
 
 /** The column lists a load file may start with, in this order; created_at is optional (default now()). */
@@ -11,7 +12,6 @@ export type CsvColumns = (typeof CSV_HEADERS)[number];
 // A header longer than this cannot be one of ours; stop before reading a huge single-line file into memory.
 const MAX_HEADER_BYTES = 64 * 1024;
 const NEWLINE = 0x0a;
-const BYTE_ORDER_MARK = '\uFEFF';
 
 export interface CsvHeader {
   /** The columns named by the header, safe to put in SQL: they are one of CSV_HEADERS. */
@@ -54,10 +54,20 @@ export async function readCsvHeader(source: AsyncIterable<Buffer>, sourceName: s
   }
 }
 
+/**
+ * The header read as CSV, the way PostgreSQL's COPY reads the rows: quoted names (Python's QUOTE_ALL, R's
+ * write.csv), a byte order mark and a CRLF line end are all the same header.
+ */
 function matchHeader(line: string): CsvColumns | undefined {
-  let text = line.startsWith(BYTE_ORDER_MARK) ? line.slice(BYTE_ORDER_MARK.length) : line;
-  if (text.endsWith('\r')) text = text.slice(0, -1);
-  return CSV_HEADERS.find((columns) => columns.join(',') === text);
+  let names: string[];
+  try {
+    const records = parseCsv(line, { bom: true, record_delimiter: ['\r\n', '\n', '\r'] }) as string[][];
+    if (records.length !== 1) return undefined;
+    names = records[0]!;
+  } catch {
+    return undefined; // not CSV at all (an unclosed quote): the message shows the line
+  }
+  return CSV_HEADERS.find((columns) => columns.length === names.length && columns.every((column, i) => column === names[i]));
 }
 
 function headerMessage(sourceName: string, firstLine: string, empty: boolean): string {

@@ -88,6 +88,20 @@ describe('loadCsv', () => {
     expect(await countJobs()).toBe(2);
   });
 
+  it.each([
+    ['every field quoted (Python QUOTE_ALL)', '"job_id","days_online","budget"\r\n"q1","5","1.25"\r\n"q2","6","2.50"\r\n'],
+    ['quoted names, a byte order mark (R write.csv, Excel)', '\uFEFF"job_id","days_online","budget"\nq1,5,1.25\nq2,6,2.50\n'],
+  ])('reads the header as CSV: %s', async (_, content) => {
+    const path = await writeCsv('quoted-header.csv', content);
+
+    expect(await loadCsv(databaseUrl, path, { progress: false })).toEqual({ rows: 2 });
+    const { rows } = await db.query<{ job_id: string; budget: string }>('select job_id, budget::text as budget from jobs order by job_id');
+    expect(rows).toEqual([
+      { job_id: 'q1', budget: '1.25' },
+      { job_id: 'q2', budget: '2.50' },
+    ]);
+  });
+
   it("reads standard input when the source is '-', whatever the chunking", async () => {
     // The header is split over chunks and the last chunk starts mid-row.
     const chunks = ['job_', 'id,days_online,budget,created_at\ns1,1,1.00,2024-01-01T00:00:00Z\ns', '2,2,2.00,2024-01-02T00:00:00Z\n'];
