@@ -19,8 +19,17 @@ const PERMANENT_REDIS_REPLIES: Array<[RegExp, string]> = [
   [/\bNOPERM\b/, 'grant the Redis user the commands and keys budget-cdc needs (see README, Redis ACL)'],
 ];
 
+/** Messages of servers in between that cannot pass replication on. */
+const PERMANENT_MESSAGES: Array<[RegExp, string]> = [
+  [
+    /unsupported startup parameter: replication/,
+    'DATABASE_URL goes through a connection pooler (PgBouncer), which cannot pass logical replication on: point it at PostgreSQL itself',
+  ],
+];
+
 /** The message to stop with when `error` is permanent, or undefined when a new session may succeed. */
 export function permanentErrorMessage(error: Error): string | undefined {
+  for (const [pattern, hint] of PERMANENT_MESSAGES) if (pattern.test(error.message)) return `${error.message}: ${hint}`;
   if (error instanceof PermanentError || error instanceof SetupError || error instanceof ConfigError) return error.message;
   if (error instanceof DecodeError) return `${error.message} (at WAL position ${formatLsn(error.lsn)})`;
   const code = (error as { code?: unknown }).code;
