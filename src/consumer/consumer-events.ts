@@ -32,6 +32,8 @@ export interface ConsumerEventMap {
    * process holding the slot) to go away.
    */
   role: [{ role: 'active' | 'standby'; activeConsumer: string | undefined }];
+  /** Redis's eviction policy and evicted keys, read every 10 s (any policy but noeviction can lose job keys). */
+  'redis-eviction': [{ policy: string; evictedKeys: number }];
   /** The consumer stopped for good on an error retrying cannot cure; `message` says what to fix. */
   'permanent-error': [{ message: string }];
   /** Reading from PostgreSQL paused (true) or resumed (false) because Redis writes were behind. */

@@ -74,6 +74,13 @@ export function makeConsumerMetrics(events: ConsumerEvents, monitor: SlotMonitor
     'WAITs that returned fewer replicas than --redis-min-replicas (each is asked again).',
   );
   const active = gauge('active', "1 while this process is the slot's active consumer, 0 while it is a standby or starting.");
+  const evictionPolicy = new Gauge({
+    name: PREFIX + 'redis_maxmemory_policy',
+    help: "1 for Redis's current maxmemory-policy; any policy but noeviction can delete job keys before their expiry.",
+    labelNames: ['policy'],
+    registers,
+  });
+  const evictedKeys = gauge('redis_evicted_keys', 'Keys Redis evicted under memory pressure since it started (INFO stats evicted_keys).');
   const permanentErrors = counter('permanent_errors_total', 'Errors retrying cannot cure, after which the consumer stopped.');
   const resyncRows = counter('resync_rows_written_total', 'Rows written by resyncs.');
   const truncates = counter('truncates_total', 'TRUNCATEs applied (every key under the prefix removed).');
@@ -132,6 +139,11 @@ export function makeConsumerMetrics(events: ConsumerEvents, monitor: SlotMonitor
   });
   events.on('role', ({ role }) => active.set(role === 'active' ? 1 : 0));
   events.on('permanent-error', () => permanentErrors.inc());
+  events.on('redis-eviction', ({ policy, evictedKeys: count }) => {
+    evictionPolicy.reset();
+    evictionPolicy.set({ policy }, 1);
+    evictedKeys.set(count);
+  });
   events.on('resync-finished', ({ rowsWritten }) => resyncRows.inc(rowsWritten));
   events.on('truncated', () => truncates.inc());
   events.on('backpressure', ({ paused }) => backpressure.set(paused ? 1 : 0));

@@ -6,6 +6,7 @@ import type { Database } from '../db/database.js';
 import { logConsumerEvents } from './consumer-event-log.js';
 import { makeConsumerMetrics } from './consumer-metrics.js';
 import type { Logger } from './logger.js';
+import { evictionWarning, readEvictionState, SAFE_EVICTION_POLICY } from '../sink/redis-eviction.js';
 import { publishLag } from './published-lag.js';
 import { publishRole } from './published-role.js';
 import { consumerApplicationName } from '../replication/slot-owner.js';
@@ -52,6 +53,7 @@ export function observeConsumer(
   events.on('replicas-confirmed', () => (replicasBehind = undefined));
   let lastPublishError = '';
   const processName = consumerApplicationName();
+  const evictionTimer = watchEviction(events, redis, logger);
   monitor.onReading((reading) => {
     Promise.all([publishLag(redis, slotName, reading), publishRole(redis, slotName, processName, role)]).then(
       () => (lastPublishError = ''),
@@ -73,6 +75,31 @@ export function observeConsumer(
       activeConsumer,
       replicasBehind,
     }),
-    stop: () => monitor.stop(),
+    stop: () => {
+      monitor.stop();
+      clearInterval(evictionTimer);
+    },
   };
+}
+
+/** How often Redis's eviction policy and evicted keys are read. */
+const EVICTION_CHECK_INTERVAL_MS = 10_000;
+
+/** Reads eviction at once and every 10 s; warns when the policy is (or becomes) one that can delete job keys. */
+function watchEviction(events: ConsumerEvents, redis: Redis, logger: Logger): NodeJS.Timeout {
+  let warnedPolicy: string | undefined;
+  const check = (): void => {
+    readEvictionState(redis).then(
+      (state) => {
+        if (state.policy !== SAFE_EVICTION_POLICY && state.policy !== warnedPolicy) {
+          logger.warn({ policy: state.policy, evictedKeys: state.evictedKeys }, evictionWarning(state.policy));
+        }
+        warnedPolicy = state.policy === SAFE_EVICTION_POLICY ? undefined : state.policy;
+        events.emit('redis-eviction', state);
+      },
+      () => undefined, // Redis unreachable: the consumer reports that itself
+    );
+  };
+  check();
+  return setInterval(check, EVICTION_CHECK_INTERVAL_MS).unref();
 }

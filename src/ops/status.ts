@@ -6,6 +6,7 @@ import { formatLsn } from '../replication/lsn.js';
 import { checkpointKey, deadLetterKey } from '../sink/internal-keys.js';
 import { REBUILD_CAUSES, type RebuildCause, type RebuildHistory } from '../sink/rebuild-record.js';
 import { connectRedis } from '../sink/redis-client.js';
+import { evictionWarning, readEvictionState, SAFE_EVICTION_POLICY, type EvictionState } from '../sink/redis-eviction.js';
 import { RedisSink } from '../sink/redis-sink.js';
 import { describeRedisTarget } from '../sink/redis-target.js';
 import { makeSilentLogger } from './logger.js';
@@ -23,6 +24,8 @@ export const STATUS_EXIT = {
   lagging: 3,
   /** The slot does not exist, or lost WAL it needed (wal_status lost): Redis must be rebuilt (run does it). */
   slotLost: 4,
+  /** Redis may delete job keys before their expiry: its maxmemory-policy is not noeviction. */
+  evictionPossible: 5,
 } as const;
 
 /** What `budget-cdc status` reports; the --json output is this object. */
@@ -52,6 +55,8 @@ export interface StatusReport {
     checkpoint: string | null;
     /** Entries in the dead-letter list of the slot. */
     deadLetters: number | null;
+    /** maxmemory-policy, and the keys Redis evicted since it started; null when Redis does not answer. */
+    eviction: EvictionState | null;
     /** Rebuilds of Redis from the table by cause, and the last one; null when Redis does not answer. */
     rebuilds: RebuildHistory | null;
   };
@@ -67,7 +72,13 @@ export interface StatusReport {
 }
 
 /** The worst problem decides the exit code: unreachable, then a lost slot, then lag. */
-const SEVERITY: number[] = [STATUS_EXIT.healthy, STATUS_EXIT.lagging, STATUS_EXIT.slotLost, STATUS_EXIT.unreachable];
+const SEVERITY: number[] = [
+  STATUS_EXIT.healthy,
+  STATUS_EXIT.lagging,
+  STATUS_EXIT.evictionPossible,
+  STATUS_EXIT.slotLost,
+  STATUS_EXIT.unreachable,
+];
 const REDIS_PROBE_TIMEOUT_MS = 2_000;
 
 /** Reads the slot's state from PostgreSQL and probes Redis. PostgreSQL must be reachable (else ConnectionError); Redis may not be. */
@@ -95,6 +106,7 @@ export async function readStatus(config: Config, thresholds: HealthConfig): Prom
     checkpoint: redis.checkpoint,
     deadLetters: redis.deadLetters,
     rebuilds: redis.rebuilds,
+    eviction: redis.eviction,
   };
   return {
     database: { url: redact(config.databaseUrl) },
@@ -113,6 +125,9 @@ function judge(slot: StatusReport['slot'], redis: StatusReport['redis'], thresho
     if (SEVERITY.indexOf(code) > SEVERITY.indexOf(exitCode)) exitCode = code;
   };
   if (!redis.reachable) raise(STATUS_EXIT.unreachable, `Redis does not answer: ${redis.error}`);
+  if (redis.eviction !== null && redis.eviction.policy !== SAFE_EVICTION_POLICY) {
+    raise(STATUS_EXIT.evictionPossible, `${evictionWarning(redis.eviction.policy)} (evicted keys so far: ${redis.eviction.evictedKeys})`);
+  }
   if (!slot.exists)
     raise(STATUS_EXIT.slotLost, `slot ${slot.name} does not exist: "budget-cdc run" creates it and loads Redis from the table`);
   else if (slot.walStatus === 'lost') {
@@ -144,6 +159,7 @@ async function probeRedis(config: Config): Promise<RedisProbe> {
     checkpoint: null,
     deadLetters: null,
     rebuilds: null,
+    eviction: null,
     lagSeconds: null,
     consumers: [],
   });
@@ -159,7 +175,18 @@ async function probeRedis(config: Config): Promise<RedisProbe> {
         const lag = await readPublishedLag(redis, config.slotName);
         const rebuilds = await new RedisSink(redis, config.keyPrefix, config.slotName).readRebuildHistory();
         const consumers = await readPublishedRoles(redis, config.slotName);
-        return { url, reachable: true, error: null, checkpoint, deadLetters, rebuilds, lagSeconds: lag?.lagSeconds ?? null, consumers };
+        const eviction = await readEvictionState(redis);
+        return {
+          url,
+          reachable: true,
+          error: null,
+          checkpoint,
+          deadLetters,
+          rebuilds,
+          eviction,
+          lagSeconds: lag?.lagSeconds ?? null,
+          consumers,
+        };
       })(),
       new Promise<never>((_, reject) =>
         setTimeout(() => reject(new Error(`no answer within ${REDIS_PROBE_TIMEOUT_MS / 1000} s`)), REDIS_PROBE_TIMEOUT_MS).unref(),
@@ -201,7 +228,8 @@ export function formatStatus(report: StatusReport): string {
   }
   lines.push(
     redis.reachable
-      ? `redis ${redis.url}: reachable; checkpoint ${redis.checkpoint ?? 'none (the consumer loads Redis from the table)'}; dead letters ${redis.deadLetters}`
+      ? `redis ${redis.url}: reachable; checkpoint ${redis.checkpoint ?? 'none (the consumer loads Redis from the table)'}; dead letters ${redis.deadLetters}` +
+          (redis.eviction === null ? '' : `; maxmemory-policy ${redis.eviction.policy}, evicted keys ${redis.eviction.evictedKeys}`)
       : `redis ${redis.url}: unreachable (${redis.error})`,
   );
   if (redis.reachable) {
