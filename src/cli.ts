@@ -22,7 +22,8 @@ commands:
   resync               rebuild Redis from the table (alive rows), done by the running consumer; shows progress
   status               the slot (active, lag in bytes and seconds, wal_status, safe_wal_size, retained WAL),
                        Redis (checkpoint, dead letters); exit 0 healthy, 1 PostgreSQL or Redis unreachable,
-                       3 lag over a threshold (or WAL at risk), 4 slot missing or lost
+                       3 lag over a threshold (or WAL at risk), 4 slot missing or lost, 5 Redis may evict
+                       job keys (maxmemory-policy is not noeviction)
   inspect <job_id>     the job's row and its Redis key side by side, and whether they agree (exit 0) or not (3)
   dead-letters         rows that could not be processed, newest first
 
