@@ -1,6 +1,7 @@
 import { randomBytes } from 'node:crypto';
 import { Redis } from 'ioredis';
 import pg from 'pg';
+import type { StatusReport } from '../../src/ops/status.js';
 import { afterAll, beforeAll, describe, expect, inject, it } from 'vitest';
 import { freePort, killLiveCliProcesses, linesOf, runCli, startCli, type CliProcess } from '../support/cli-process.js';
 import { startRedis, type RedisServer } from '../support/redis-server.js';
@@ -21,20 +22,8 @@ interface Readyz {
   lagSeconds: number | null;
 }
 
-interface StatusJson {
-  database: { url: string };
-  slot: { name: string; exists: boolean; active: boolean; lagBytes: number | null; lagSeconds: number | null; walStatus: string | null };
-  redis: {
-    url: string;
-    reachable: boolean;
-    error: string | null;
-    checkpoint: string | null;
-    deadLetters: number | null;
-    rebuilds: { counts: Record<string, number> } | null;
-  };
-  consumers: Array<{ process: string; role: string }>;
-  health: { exitCode: number; problems: string[] };
-}
+/** `status --json` is the StatusReport, as JSON. */
+type StatusJson = StatusReport;
 
 describe('operations: health endpoint, status, inspect, masked passwords', () => {
   const suffix = randomBytes(3).toString('hex');
