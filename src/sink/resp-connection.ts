@@ -46,7 +46,9 @@ export class RespConnection {
 
   /** Opens a socket to `host`:`port` (TLS when asked), with no setup: for Sentinels, and for connect(). */
   static async open(host: string, port: number, tlsOptions: tls.ConnectionOptions | false): Promise<RespConnection> {
-    const socket = tlsOptions === false ? net.connect({ host, port }) : tls.connect({ servername: host, ...tlsOptions, host, port });
+    // A server name (SNI) only for a host name: RFC 6066 forbids an IP address there, and Node warns.
+    const serverName = net.isIP(host) === 0 ? { servername: host } : {};
+    const socket = tlsOptions === false ? net.connect({ host, port }) : tls.connect({ ...serverName, ...tlsOptions, host, port });
     await new Promise<void>((resolve, reject) => {
       socket.once(tlsOptions === false ? 'connect' : 'secureConnect', () => resolve());
       socket.once('error', reject);
