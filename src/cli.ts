@@ -19,11 +19,13 @@ commands:
   run                  apply pending migrations, follow the replication slot (created when missing) and
                        write budgets to Redis, until SIGINT or SIGTERM; serves /healthz, /readyz, /metrics
   load <file.csv | ->  COPY a CSV (header job_id,days_online,budget[,created_at]) into jobs, in one transaction
-  resync               rebuild Redis from the table (alive rows), done by the running consumer; shows progress
+  resync               rebuild Redis from the table (alive rows), done by the running consumer; shows progress;
+                       exit 7 when the consumer keeps failing (the resync waits for it)
   status               the slot (active, lag in bytes and seconds, wal_status, safe_wal_size, retained WAL),
                        Redis (checkpoint, dead letters); exit 0 healthy, 1 PostgreSQL or Redis unreachable,
                        3 lag over a threshold (or WAL at risk), 4 slot missing or lost, 5 Redis may evict
-                       job keys (maxmemory-policy is not noeviction)
+                       job keys (maxmemory-policy is not noeviction), 6 the jobs table breaks the contract
+                       (a column renamed, REPLICA IDENTITY not FULL), 7 the consumer keeps failing
   inspect <job_id>     the job's row and its Redis key side by side, and whether they agree (exit 0) or not (3)
   dead-letters         rows that could not be processed, newest first
 
@@ -66,6 +68,8 @@ const EXIT_FAILURE = 1;
 const EXIT_USAGE = 2;
 /** inspect: the key does not hold what the row implies. */
 const EXIT_DISAGREE = 3;
+/** resync: the consumer's sessions keep failing; the same code as status's. */
+const EXIT_CONSUMER_FAILING = 7;
 
 /** Runs one command; returns the process exit code. Errors end as one line on stderr. */
 export async function main(argv: string[]): Promise<number> {
@@ -194,20 +198,34 @@ async function migrateCommand(config: Config, roleName: string | undefined, role
     return fail(`--create-role "${roleName}" is not a valid name: use 1 to 63 lower-case letters, digits and underscores`, EXIT_USAGE);
   }
   if (roleName === undefined && rolePassword !== undefined) return fail('--role-password goes with --create-role NAME', EXIT_USAGE);
-  const [{ withDatabase }, { checkConnection }, { migrate }, { createConsumerRole }] = await Promise.all([
+  const [{ withDatabase }, { checkConnection }, { migrate }, { createConsumerRole }, { repairTableContract }] = await Promise.all([
     import('./db/database.js'),
     import('./db/check-database.js'),
     import('./db/migrate.js'),
     import('./db/create-role.js'),
+    import('./db/table-contract.js'),
   ]);
-  const { result, role } = await withDatabase(config.databaseUrl, async (db) => {
+  const { result, repaired, role } = await withDatabase(config.databaseUrl, async (db) => {
     await checkConnection(db, config.databaseUrl);
     const migrated = await migrate(db, config.publicationName);
-    return { result: migrated, role: roleName === undefined ? undefined : await createConsumerRole(db, roleName, rolePassword) };
+    // The migration records say what was applied once; someone may have changed the table since.
+    const repairs = await repairTableContract(db, config.publicationName);
+    return {
+      result: migrated,
+      repaired: repairs,
+      role: roleName === undefined ? undefined : await createConsumerRole(db, roleName, rolePassword),
+    };
   });
   const applied = result.applied.length === 0 ? 'schema up to date' : `applied ${result.applied.join(', ')}`;
-  const publication = result.publicationCreated ? `, publication ${config.publicationName} created` : '';
-  process.stdout.write(`${applied}${publication}\n`);
+  const publication =
+    result.publication === 'unchanged'
+      ? ''
+      : `, publication ${config.publicationName} ${result.publication === 'created' ? 'created' : 'publishes jobs again'}`;
+  const repairs = repaired.length === 0 ? '' : `, repaired: ${repaired.join(', ')}`;
+  process.stdout.write(`${applied}${publication}${repairs}\n`);
+  if (result.publication === 'jobs-added' || repaired.length > 0) {
+    process.stdout.write('changes made while the contract was broken may be missing or stale in Redis: run "budget-cdc resync"\n');
+  }
   if (roleName !== undefined && role !== undefined) {
     const url = new URL(config.databaseUrl);
     url.username = roleName;
@@ -281,6 +299,14 @@ async function resyncCommand(config: Config): Promise<number> {
   bar?.stop();
   if (outcome.state === 'rebuilt') {
     process.stdout.write('resync finished: Redis holds the alive rows of the table, and the stream goes on from there\n');
+  } else if (outcome.state === 'consumer-failing') {
+    const { describeFailing } = await import('./ops/failure-tracker.js');
+    const { consumer } = outcome;
+    process.stdout.write(
+      `the consumer ${consumer.process} is failing (${describeFailing(consumer.failing!)}): the resync is requested and runs ` +
+        'as soon as one of its sessions gets past that error; fix the error first ("budget-cdc status" follows it)\n',
+    );
+    return EXIT_CONSUMER_FAILING;
   } else {
     process.stdout.write(
       `no consumer is running on slot ${config.slotName}: the checkpoint is removed, so the next "budget-cdc run" rebuilds Redis from the table before it streams\n`,

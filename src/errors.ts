@@ -54,8 +54,8 @@ export class SetupError extends Error {
 }
 
 /**
- * An error that retrying will not cure (a slot of another plugin, a column the decoder cannot read, a
- * publication without jobs, a missing privilege): the consumer stops with this message, which says what to fix.
+ * An error that retrying will not cure (a slot of another plugin, a replication connection through a pooler,
+ * a missing publication, a missing privilege): the consumer stops with this message, which says what to fix.
  */
 export class PermanentError extends Error {
   override name = 'PermanentError';

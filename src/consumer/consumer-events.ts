@@ -1,4 +1,5 @@
 import { EventEmitter } from 'node:events';
+import type { ReplicaIdentity } from '../db/table-contract.js';
 import type { Lsn } from '../replication/lsn.js';
 import type { RebuildCause } from '../sink/rebuild-record.js';
 
@@ -6,8 +7,11 @@ import type { RebuildCause } from '../sink/rebuild-record.js';
 export interface ConsumerEventMap {
   /** A replication session started streaming from the slot. */
   'session-started': [{ slotName: string; confirmedLsn: Lsn; slotCreated: boolean }];
-  /** A session ended with an error; the consumer reconnects after `retryInMs`. */
-  'session-failed': [{ error: Error; retryInMs: number }];
+  /**
+   * A session ended with an error; the consumer reconnects after `retryInMs`. `consecutiveFailures` counts
+   * the sessions that failed since one last made progress (acknowledged a position, or streamed for a while).
+   */
+  'session-failed': [{ error: Error; retryInMs: number; consecutiveFailures: number }];
   /**
    * A batch was confirmed by Redis: `writes` commands, for `rows` changes applied (inserts, updates and
    * deletes; not replayed ones the checkpoint skipped) and `transactions` commits ending in it.
@@ -17,8 +21,14 @@ export interface ConsumerEventMap {
   acknowledged: [{ lsn: Lsn }];
   /** TRUNCATE removed every key under the prefix. */
   truncated: [{ deletedKeys: number }];
-  /** A row that could not be processed was set aside. */
-  'dead-letter': [{ jobId: string; reason: string; lsn: Lsn }];
+  /** A row that could not be processed was set aside; `jobId` is undefined when the change did not carry it. */
+  'dead-letter': [{ jobId: string | undefined; reason: string; lsn: Lsn }];
+  /**
+   * What the jobs table looks like: at each session's start as it is now ('table'), and as the stream describes
+   * it ('stream', a Relation message: before its first change in a session, and after each ALTER TABLE).
+   * `problems`: what breaks the contract, each with what to do (contractProblems); empty when it holds.
+   */
+  'table-described': [{ source: 'table' | 'stream'; replicaIdentity: ReplicaIdentity; missingColumns: string[]; problems: string[] }];
   /** Redis is being rebuilt from the table (new slot, lost state, Redis went back in time, resync requested). */
   'resync-started': [{ cause: RebuildCause; reason: string }];
   'resync-progress': [{ totalRows: number; rowsDone: number }];

@@ -2,6 +2,7 @@ import { randomBytes } from 'node:crypto';
 import type { Kysely } from 'kysely';
 import { parseJob, readJobFigures, type JobFigures } from '../budget/job.js';
 import { checkReplicationReady } from '../db/check-database.js';
+import { contractProblems, readTableContract, type TableContract } from '../db/table-contract.js';
 import type { Database } from '../db/database.js';
 import { PermanentError, RowError } from '../errors.js';
 import type { Logger } from '../ops/logger.js';
@@ -152,6 +153,8 @@ export class ConsumerSession {
       await this.closeEarlierWriters();
       // Checked by every session, not once: someone may alter the publication or the table while we run.
       await checkReplicationReady(this.db, publicationName);
+      const contract = await readTableContract(this.db, publicationName);
+      if (contract !== undefined) this.describeTable('table', contract);
       let slot = await readSlot(this.db, slotName);
       let lostSlot = false;
       if (slot?.walStatus === 'lost') {
@@ -402,7 +405,7 @@ export class ConsumerSession {
   }
 
   private apply(change: JobChange, lsn: Lsn): void {
-    if (change.tag === 'upsert' || change.tag === 'delete' || change.tag === 'truncate') {
+    if (change.tag === 'upsert' || change.tag === 'delete' || change.tag === 'truncate' || change.tag === 'unreadable') {
       if (!this.countChange()) return;
       // A TRUNCATE writes its checkpoint itself, after the batch before it.
       if (change.tag !== 'truncate') this.moveBatchCheckpoint();
@@ -418,14 +421,27 @@ export class ConsumerSession {
           job = parseJob(change.row);
         } catch (error) {
           if (!(error instanceof RowError)) throw error;
-          this.deadLetter(error, lsn);
+          this.setAside(error.jobId, error.message, lsn);
           break;
         }
         // A job already offline gets no key; an older key of it goes.
         if (job.expiresAtMs <= Date.now()) this.batch.del(prefix + job.jobId);
         else this.batch.setJobOf(this.keyPrefixBytes, job);
+        // The new value is right; what may be wrong is an old key nobody can name: set aside to say so.
+        if (change.previousJobIdMissing !== undefined) this.setAside(job.jobId, change.previousJobIdMissing, lsn);
         break;
       }
+      case 'unreadable':
+        this.setAside(change.jobId, change.reason, lsn);
+        break;
+      case 'table':
+        // The stream's description says nothing of the publication: the stream comes through it.
+        this.describeTable('stream', {
+          replicaIdentity: change.replicaIdentity,
+          missingColumns: change.missingColumns,
+          inPublication: true,
+        });
+        break;
       case 'delete':
         this.batch.del(this.settings.keyPrefix + change.jobId);
         break;
@@ -465,11 +481,22 @@ export class ConsumerSession {
     if (this.batch.commands >= this.settings.batchSize || this.batch.length >= MAX_BATCH_BYTES) this.flush();
   }
 
-  private deadLetter(error: RowError, lsn: Lsn): void {
-    const entry = JSON.stringify({ job_id: error.jobId, lsn: formatLsn(lsn), reason: error.message, at: new Date().toISOString() });
+  private describeTable(source: 'table' | 'stream', contract: TableContract): void {
+    const { replicaIdentity, missingColumns } = contract;
+    this.events.emit('table-described', {
+      source,
+      replicaIdentity,
+      missingColumns,
+      problems: contractProblems(contract, this.settings.publicationName),
+    });
+  }
+
+  /** Puts a change aside as a dead letter (job_id null when the change did not carry it), in the batch of its position. */
+  private setAside(jobId: string | undefined, reason: string, lsn: Lsn): void {
+    const entry = JSON.stringify({ job_id: jobId ?? null, lsn: formatLsn(lsn), reason, at: new Date().toISOString() });
     this.batch.deadLetter(entry);
-    this.logger.warn({ jobId: error.jobId, lsn: formatLsn(lsn), reason: error.message }, 'row set aside as a dead letter');
-    this.events.emit('dead-letter', { jobId: error.jobId, reason: error.message, lsn });
+    this.logger.warn({ jobId, lsn: formatLsn(lsn), reason }, 'row set aside as a dead letter');
+    this.events.emit('dead-letter', { jobId, reason, lsn });
   }
 
   /** Commits are flushed once the current burst of socket data is processed, so small transactions share a batch. */

@@ -16,6 +16,8 @@ const RETRY_MIN_MS = 250;
 const RETRY_MAX_MS = 30_000;
 /** How often a standby tries to take the slot over: how soon it notices that the active process is gone. */
 const STANDBY_POLL_MS = 1_000;
+/** A session that streamed this long made progress, even with nothing to acknowledge: its failure starts a new count. */
+const SESSION_PROGRESS_MS = 30_000;
 /** How long one WAIT for replicas blocks the writer connection before the consumer asks again. */
 const REDIS_WAIT_TIMEOUT_MS = 1_000;
 
@@ -84,6 +86,7 @@ export async function startConsumer(config: Config, logger: Logger, events: Cons
     let failures = 0;
     while (!stopping) {
       session = new ConsumerSession(config, db, sink, events, sessionLogger);
+      const sessionStartedAt = performance.now();
       try {
         await session.run();
         if (!stopping) throw new Error('the server ended the replication stream');
@@ -114,12 +117,15 @@ export async function startConsumer(config: Config, logger: Logger, events: Cons
           throw new PermanentError(permanent, { cause });
         }
         // A session that made progress resets the delay: this failure is new, not a persisting one.
-        failures = acknowledgedSinceFailure ? 1 : failures + 1;
+        const madeProgress = acknowledgedSinceFailure || performance.now() - sessionStartedAt > SESSION_PROGRESS_MS;
+        failures = madeProgress ? 1 : failures + 1;
         acknowledgedSinceFailure = false;
         const retryInMs = Math.round(Math.min(RETRY_MAX_MS, RETRY_MIN_MS * 2 ** (failures - 1)) * (0.5 + Math.random() / 2));
-        const err = error instanceof Error ? error : new Error(String(error));
-        sessionLogger.error({ err: err.message, retryInMs }, 'replication session failed; resuming from the slot');
-        events.emit('session-failed', { error: err, retryInMs });
+        sessionLogger.error(
+          { err: cause.message, retryInMs, consecutiveFailures: failures },
+          'replication session failed; resuming from the slot',
+        );
+        events.emit('session-failed', { error: cause, retryInMs, consecutiveFailures: failures });
         await pause(retryInMs);
       }
     }

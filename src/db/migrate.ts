@@ -1,7 +1,7 @@
 import { readdir, readFile } from 'node:fs/promises';
 import { fileURLToPath } from 'node:url';
 import { Migrator, sql, type Kysely, type Migration, type MigrationProvider } from 'kysely';
-import { ensurePublication } from '../replication/publication.js';
+import { ensurePublication, type PublicationChange } from '../replication/publication.js';
 import type { Database } from './database.js';
 
 const MIGRATIONS_DIR = fileURLToPath(new URL('../../db/migrations/', import.meta.url));
@@ -22,7 +22,7 @@ class SqlFileMigrationProvider implements MigrationProvider {
 
 export interface MigrateResult {
   applied: string[];
-  publicationCreated: boolean;
+  publication: PublicationChange;
 }
 
 /**
@@ -42,8 +42,8 @@ export async function migrate(db: Kysely<Database>, publicationName: string): Pr
     throw new Error(`migration ${failed} failed: ${errorMessage(error)}`, { cause: error });
   }
   const applied = (results ?? []).filter((r) => r.status === 'Success').map((r) => r.migrationName);
-  const publicationCreated = await ensurePublication(db, publicationName);
-  return { applied, publicationCreated };
+  const publication = await ensurePublication(db, publicationName);
+  return { applied, publication };
 }
 
 function errorMessage(error: unknown): string {

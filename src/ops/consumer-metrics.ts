@@ -3,6 +3,7 @@ import { Counter, Gauge, Histogram, Registry } from 'prom-client';
 import type { ConsumerEvents } from '../consumer/consumer-events.js';
 import { RedisWriteError } from '../errors.js';
 import { REBUILD_CAUSES } from '../sink/rebuild-record.js';
+import type { FailureTracker } from './failure-tracker.js';
 import type { SlotMonitor } from './slot-monitor.js';
 
 const PREFIX = 'budget_cdc_';
@@ -14,7 +15,12 @@ const DURATION_BUCKETS_SECONDS = [0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 
  * A Prometheus registry of one consumer, fed only by subscribing to its events, the slot monitor's
  * readings and the Redis client's 'error' event: nothing on the hot path calls a metric.
  */
-export function makeConsumerMetrics(events: ConsumerEvents, monitor: SlotMonitor, redisClient: EventEmitter): Registry {
+export function makeConsumerMetrics(
+  events: ConsumerEvents,
+  monitor: SlotMonitor,
+  redisClient: EventEmitter,
+  failures: FailureTracker,
+): Registry {
   const registry = new Registry();
   const registers = [registry];
   const counter = (name: string, help: string): Counter => new Counter({ name: PREFIX + name, help, registers });
@@ -81,6 +87,22 @@ export function makeConsumerMetrics(events: ConsumerEvents, monitor: SlotMonitor
     registers,
   });
   const evictedKeys = gauge('redis_evicted_keys', 'Keys Redis evicted under memory pressure since it started (INFO stats evicted_keys).');
+  new Gauge({
+    name: PREFIX + 'consecutive_failures',
+    help: 'Replication sessions that failed in a row with no progress in between; 0 once one acknowledges or streams for 10 s.',
+    registers,
+    collect() {
+      this.set(failures.current()?.consecutiveFailures ?? 0);
+    },
+  });
+  const replicaIdentityFull = gauge(
+    'jobs_replica_identity_full',
+    '1 when the jobs table has REPLICA IDENTITY FULL, 0 when not: a renamed or deleted job then keeps its key (see status).',
+  );
+  const missingColumns = gauge(
+    'jobs_missing_columns',
+    'Contract columns (job_id, days_online, budget, created_at) the jobs table lacks: its changes are set aside while any is missing.',
+  );
   const permanentErrors = counter('permanent_errors_total', 'Errors retrying cannot cure, after which the consumer stopped.');
   const resyncRows = counter('resync_rows_written_total', 'Rows written by resyncs.');
   const truncates = counter('truncates_total', 'TRUNCATEs applied (every key under the prefix removed).');
@@ -139,6 +161,10 @@ export function makeConsumerMetrics(events: ConsumerEvents, monitor: SlotMonitor
   });
   events.on('role', ({ role }) => active.set(role === 'active' ? 1 : 0));
   events.on('permanent-error', () => permanentErrors.inc());
+  events.on('table-described', ({ replicaIdentity, missingColumns: missing }) => {
+    replicaIdentityFull.set(replicaIdentity === 'full' ? 1 : 0);
+    missingColumns.set(missing.length);
+  });
   events.on('redis-eviction', ({ policy, evictedKeys: count }) => {
     evictionPolicy.reset();
     evictionPolicy.set({ policy }, 1);

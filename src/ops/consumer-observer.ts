@@ -8,6 +8,7 @@ import { makeConsumerMetrics } from './consumer-metrics.js';
 import type { Logger } from './logger.js';
 import { evictionWarning, readEvictionState, SAFE_EVICTION_POLICY } from '../sink/redis-eviction.js';
 import { publishLag } from './published-lag.js';
+import { FailureTracker } from './failure-tracker.js';
 import { publishRole } from './published-role.js';
 import { consumerApplicationName } from '../replication/slot-owner.js';
 import type { ConsumerHealth, ConsumerRole } from './readiness.js';
@@ -29,7 +30,8 @@ export function observeConsumer(
   logger: Logger,
 ): ConsumerObserver {
   const monitor = startSlotMonitor(db, slotName, logger);
-  const metrics = makeConsumerMetrics(events, monitor, redis);
+  const failures = new FailureTracker(events);
+  const metrics = makeConsumerMetrics(events, monitor, redis, failures);
   logConsumerEvents(events, logger);
   let streaming = false;
   let role: ConsumerRole = 'starting';
@@ -54,17 +56,23 @@ export function observeConsumer(
   let lastPublishError = '';
   const processName = consumerApplicationName();
   const evictionTimer = watchEviction(events, redis, logger);
-  monitor.onReading((reading) => {
-    Promise.all([publishLag(redis, slotName, reading), publishRole(redis, slotName, processName, role)]).then(
+  const published = (work: Promise<unknown>): void => {
+    work.then(
       () => (lastPublishError = ''),
       (error: unknown) => {
         // Redis down: the consumer reports that itself; say it here once at debug.
         const message = error instanceof Error ? error.message : String(error);
-        if (message !== lastPublishError) logger.debug({ err: message }, 'cannot publish the lag to Redis');
+        if (message !== lastPublishError) logger.debug({ err: message }, 'cannot publish the lag or role to Redis');
         lastPublishError = message;
       },
     );
-  });
+  };
+  monitor.onReading((reading) => published(publishLag(redis, slotName, reading)));
+  // On a timer of its own, not the slot monitor's readings: a consumer that cannot reach PostgreSQL still
+  // tells `status` that it runs, and why it fails.
+  const publishRoleNow = (): void => published(publishRole(redis, slotName, processName, role, failures.current()));
+  events.on('session-failed', publishRoleNow);
+  const roleTimer = setInterval(publishRoleNow, ROLE_PUBLISH_INTERVAL_MS).unref();
   return {
     metrics,
     health: () => ({
@@ -74,13 +82,18 @@ export function observeConsumer(
       role,
       activeConsumer,
       replicasBehind,
+      failing: failures.current(),
     }),
     stop: () => {
       monitor.stop();
       clearInterval(evictionTimer);
+      clearInterval(roleTimer);
     },
   };
 }
+
+/** How often the process's role (and failure state) is written for `status`, well inside its 10 s expiry. */
+const ROLE_PUBLISH_INTERVAL_MS = 1_000;
 
 /** How often Redis's eviction policy and evicted keys are read. */
 const EVICTION_CHECK_INTERVAL_MS = 10_000;

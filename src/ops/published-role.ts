@@ -1,5 +1,6 @@
 import type { Redis } from 'ioredis';
 import { INTERNAL_KEY_PREFIX } from '../config.js';
+import type { ConsumerFailing } from './failure-tracker.js';
 import type { ConsumerRole } from './readiness.js';
 
 /** A process's role expires this long after it was written: a process that died disappears from `status`. */
@@ -13,6 +14,8 @@ export interface PublishedRole {
   role: ConsumerRole;
   /** When it was written (ISO). */
   at: string;
+  /** Set while its sessions keep failing. */
+  failing?: ConsumerFailing;
 }
 
 function publishedRolePrefix(slotName: string): string {
@@ -20,9 +23,15 @@ function publishedRolePrefix(slotName: string): string {
 }
 
 /** Writes this process's role under the slot; refreshed every second by the running consumer. */
-export async function publishRole(redis: Redis, slotName: string, process: string, role: ConsumerRole): Promise<void> {
+export async function publishRole(
+  redis: Redis,
+  slotName: string,
+  process: string,
+  role: ConsumerRole,
+  failing: ConsumerFailing | undefined,
+): Promise<void> {
   const key = publishedRolePrefix(slotName) + process;
-  const value: PublishedRole = { process, role, at: new Date().toISOString() };
+  const value: PublishedRole = { process, role, at: new Date().toISOString(), ...(failing === undefined ? {} : { failing }) };
   const reply = await redis.set(key, JSON.stringify(value), 'PX', PUBLISHED_ROLE_TTL_MS);
   if (reply !== 'OK') throw new Error(`redis SET ${key} answered ${String(reply)}`);
 }

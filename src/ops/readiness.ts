@@ -1,3 +1,4 @@
+import { describeFailing, type ConsumerFailing } from './failure-tracker.js';
 import type { SlotReading } from './slot-monitor.js';
 
 /** A consumer's state as the health endpoint sees it. */
@@ -14,6 +15,8 @@ export interface ConsumerHealth {
   activeConsumer: string | undefined;
   /** Set while fewer replicas than --redis-min-replicas confirmed the last write: acknowledgements are held. */
   replicasBehind: { replicas: number; required: number } | undefined;
+  /** Set while sessions keep failing (see FailureTracker). */
+  failing: ConsumerFailing | undefined;
 }
 
 export type ConsumerRole = 'starting' | 'active' | 'standby';
@@ -47,6 +50,7 @@ export function evaluateReadiness(health: ConsumerHealth, thresholds: LagThresho
   } else if (!health.streaming) {
     reasons.push('no replication session is streaming (starting, resyncing, or waiting to reconnect)');
   }
+  if (health.failing !== undefined) reasons.push(`the consumer ${describeFailing(health.failing)}`);
   if (health.replicasBehind !== undefined) {
     const { replicas, required } = health.replicasBehind;
     reasons.push(

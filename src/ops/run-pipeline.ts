@@ -31,8 +31,8 @@ export async function runPipeline(config: Config, health: HealthConfig, logger: 
     await checkConnection(db, config.databaseUrl);
     return migrate(db, config.publicationName);
   });
-  if (migrated.applied.length > 0 || migrated.publicationCreated) {
-    logger.info({ applied: migrated.applied, publicationCreated: migrated.publicationCreated }, 'schema migrated');
+  if (migrated.applied.length > 0 || migrated.publication !== 'unchanged') {
+    logger.info({ applied: migrated.applied, publication: migrated.publication }, 'schema migrated');
   }
   const consumer = await startConsumer(config, logger);
   let endpoint;

@@ -2,6 +2,7 @@ import type { Redis } from 'ioredis';
 import { redact, type Config, type HealthConfig } from '../config.js';
 import { checkConnection } from '../db/check-database.js';
 import { withDatabase } from '../db/database.js';
+import { contractProblems, readTableContract, type TableContract } from '../db/table-contract.js';
 import { formatLsn } from '../replication/lsn.js';
 import { checkpointKey, deadLetterKey } from '../sink/internal-keys.js';
 import { REBUILD_CAUSES, type RebuildCause, type RebuildHistory } from '../sink/rebuild-record.js';
@@ -11,6 +12,7 @@ import { RedisSink } from '../sink/redis-sink.js';
 import { describeRedisTarget } from '../sink/redis-target.js';
 import { makeSilentLogger } from './logger.js';
 import { readPublishedLag } from './published-lag.js';
+import { describeFailing } from './failure-tracker.js';
 import { readPublishedRoles, type PublishedRole } from './published-role.js';
 import { readSlotHealth } from './slot-health.js';
 
@@ -26,11 +28,20 @@ export const STATUS_EXIT = {
   slotLost: 4,
   /** Redis may delete job keys before their expiry: its maxmemory-policy is not noeviction. */
   evictionPossible: 5,
+  /**
+   * The jobs table breaks the contract: a column renamed or dropped, REPLICA IDENTITY not FULL, or jobs not in
+   * the publication. Changes are set aside or keys go stale until it is repaired.
+   */
+  tableContract: 6,
+  /** A running consumer's sessions keep failing (its last error is shown), whatever the lag. */
+  consumerFailing: 7,
 } as const;
 
 /** What `budget-cdc status` reports; the --json output is this object. */
 export interface StatusReport {
   database: { url: string };
+  /** The live state of the jobs table's contract; null when there is no jobs table ("budget-cdc migrate" creates it). */
+  table: TableContract | null;
   slot: {
     name: string;
     exists: boolean;
@@ -76,6 +87,8 @@ const SEVERITY: number[] = [
   STATUS_EXIT.healthy,
   STATUS_EXIT.lagging,
   STATUS_EXIT.evictionPossible,
+  STATUS_EXIT.tableContract,
+  STATUS_EXIT.consumerFailing,
   STATUS_EXIT.slotLost,
   STATUS_EXIT.unreachable,
 ];
@@ -83,9 +96,9 @@ const REDIS_PROBE_TIMEOUT_MS = 2_000;
 
 /** Reads the slot's state from PostgreSQL and probes Redis. PostgreSQL must be reachable (else ConnectionError); Redis may not be. */
 export async function readStatus(config: Config, thresholds: HealthConfig): Promise<StatusReport> {
-  const slot = await withDatabase(config.databaseUrl, async (db) => {
+  const { slot, table } = await withDatabase(config.databaseUrl, async (db) => {
     await checkConnection(db, config.databaseUrl);
-    return readSlotHealth(db, config.slotName);
+    return { slot: await readSlotHealth(db, config.slotName), table: (await readTableContract(db, config.publicationName)) ?? null };
   });
   const redis = await probeRedis(config);
   const slotReport: StatusReport['slot'] = {
@@ -108,16 +121,18 @@ export async function readStatus(config: Config, thresholds: HealthConfig): Prom
     rebuilds: redis.rebuilds,
     eviction: redis.eviction,
   };
-  return {
+  const report: Omit<StatusReport, 'health'> = {
     database: { url: redact(config.databaseUrl) },
+    table,
     slot: slotReport,
     redis: redisReport,
     consumers: redis.consumers,
-    health: judge(slotReport, redisReport, thresholds),
   };
+  return { ...report, health: judge(report, config.publicationName, thresholds) };
 }
 
-function judge(slot: StatusReport['slot'], redis: StatusReport['redis'], thresholds: HealthConfig): StatusReport['health'] {
+function judge(report: Omit<StatusReport, 'health'>, publicationName: string, thresholds: HealthConfig): StatusReport['health'] {
+  const { slot, redis } = report;
   const problems: string[] = [];
   let exitCode: number = STATUS_EXIT.healthy;
   const raise = (code: number, problem: string): void => {
@@ -127,6 +142,12 @@ function judge(slot: StatusReport['slot'], redis: StatusReport['redis'], thresho
   if (!redis.reachable) raise(STATUS_EXIT.unreachable, `Redis does not answer: ${redis.error}`);
   if (redis.eviction !== null && redis.eviction.policy !== SAFE_EVICTION_POLICY) {
     raise(STATUS_EXIT.evictionPossible, `${evictionWarning(redis.eviction.policy)} (evicted keys so far: ${redis.eviction.evictedKeys})`);
+  }
+  if (report.table === null) raise(STATUS_EXIT.tableContract, 'there is no jobs table: run "budget-cdc migrate"');
+  else for (const problem of contractProblems(report.table, publicationName)) raise(STATUS_EXIT.tableContract, problem);
+  for (const consumer of report.consumers) {
+    if (consumer.failing !== undefined)
+      raise(STATUS_EXIT.consumerFailing, `consumer ${consumer.process} ${describeFailing(consumer.failing)}`);
   }
   if (!slot.exists)
     raise(STATUS_EXIT.slotLost, `slot ${slot.name} does not exist: "budget-cdc run" creates it and loads Redis from the table`);
@@ -213,6 +234,10 @@ function passwordOf(url: string): string {
   }
 }
 
+function formatConsumer(consumer: PublishedRole): string {
+  return `${consumer.role} ${consumer.process}${consumer.failing === undefined ? '' : ` (FAILING: ${describeFailing(consumer.failing)})`}`;
+}
+
 /** The human-readable form of the report. */
 export function formatStatus(report: StatusReport): string {
   const { slot, redis, health } = report;
@@ -233,8 +258,11 @@ export function formatStatus(report: StatusReport): string {
       : `redis ${redis.url}: unreachable (${redis.error})`,
   );
   if (redis.reachable) {
+    lines.push(`consumers: ${report.consumers.length === 0 ? 'none running' : report.consumers.map(formatConsumer).join('; ')}`);
+  }
+  if ((redis.deadLetters ?? 0) > 0) {
     lines.push(
-      `consumers: ${report.consumers.length === 0 ? 'none running' : report.consumers.map((c) => `${c.role} ${c.process}`).join('; ')}`,
+      '  rows set aside: "budget-cdc dead-letters" lists them with their reason; fix the cause (the row, or the table), then "budget-cdc resync"',
     );
   }
   if (redis.rebuilds !== null) lines.push(formatRebuilds(redis.rebuilds));

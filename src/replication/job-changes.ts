@@ -1,6 +1,6 @@
-import { DecodeError } from '../errors.js';
-import type { Lsn } from './lsn.js';
-import type { PgoutputMessage, TupleValue } from './pgoutput-decoder.js';
+import { formatLsn, type Lsn } from './lsn.js';
+import { CONTRACT_COLUMNS, type ReplicaIdentity } from '../db/table-contract.js';
+import type { PgoutputMessage, RelationColumn, TupleValue } from './pgoutput-decoder.js';
 
 /** A jobs row as pgoutput sends it: every column as PostgreSQL's text output. */
 export interface JobRow {
@@ -12,9 +12,20 @@ export interface JobRow {
 
 /** What happened to the jobs table, in commit order; the rest of the code speaks only these. */
 export type JobChange =
-  | { tag: 'upsert'; row: JobRow; previousJobId: string | undefined }
+  /** previousJobIdMissing: why the old job_id of an UPDATE is unknown (REPLICA IDENTITY not FULL): a rename leaves the old key. */
+  | { tag: 'upsert'; row: JobRow; previousJobId: string | undefined; previousJobIdMissing?: string }
   | { tag: 'delete'; jobId: string }
   | { tag: 'truncate' }
+  /**
+   * A row change the contract cannot describe (a contract column renamed or dropped, a DELETE without the
+   * old job_id): set aside with `reason`; `jobId` when it is known.
+   */
+  | { tag: 'unreadable'; jobId: string | undefined; reason: string }
+  /**
+   * The server described the jobs table (before its first change of a session, and after ALTER TABLE):
+   * `missingColumns` lists the contract columns it lacks; while any is missing its rows are unreadable.
+   */
+  | { tag: 'table'; replicaIdentity: ReplicaIdentity; missingColumns: string[] }
   /** commitLsn: where the transaction's commit record starts; with the change's index it names a change. */
   | { tag: 'begin'; commitLsn: Lsn }
   | { tag: 'commit'; endLsn: Lsn }
@@ -68,28 +79,69 @@ interface ColumnPositions {
 
 const TABLE_NAME = 'jobs';
 
+/** The jobs relation as the server last described it. */
+interface JobsRelation {
+  replicaIdentity: ReplicaIdentity;
+  columns: RelationColumn[];
+  /** Where the contract columns are; undefined while one is missing. */
+  positions: ColumnPositions | undefined;
+  /** Why its rows cannot be read, while a contract column is missing. */
+  problem: string | undefined;
+}
+
+/** A row the contract cannot describe; caught in toJobChange and turned into an 'unreadable' change. */
+class UnreadableRow extends Error {
+  constructor(
+    readonly reason: string,
+    readonly jobId: string | undefined,
+  ) {
+    super(reason);
+  }
+}
+
 /**
- * Turns pgoutput messages into JobChanges. Keeps the column positions of the jobs relation, which the
- * server describes (Relation message) before the first change of each session and after a schema change.
+ * Turns pgoutput messages into JobChanges. Keeps the description of the jobs relation, which the server
+ * sends (Relation message) before the first change of each session and after a schema change.
  */
 export class JobChangeDecoder {
-  private readonly jobRelations = new Map<number, ColumnPositions>();
+  private readonly jobRelations = new Map<number, JobsRelation>();
+  /** Positions of the relations whose contract columns are all there: the bulk-load path reads only these. */
+  private readonly readableRelations = new Map<number, ColumnPositions>();
 
   toJobChange(message: PgoutputMessage, lsn: Lsn): JobChange | undefined {
+    try {
+      return this.decode(message, lsn);
+    } catch (error) {
+      if (!(error instanceof UnreadableRow)) throw error;
+      return { tag: 'unreadable', jobId: error.jobId, reason: error.reason };
+    }
+  }
+
+  private decode(message: PgoutputMessage, lsn: Lsn): JobChange | undefined {
     switch (message.tag) {
       case 'insert': {
-        const columns = this.columnsOf(message.relationId);
-        return columns && { tag: 'upsert', row: this.row(columns, message.newTuple, undefined, lsn), previousJobId: undefined };
+        const relation = this.jobRelations.get(message.relationId);
+        if (relation === undefined) return undefined;
+        const columns = this.readable(relation, message.newTuple);
+        return { tag: 'upsert', row: this.row(relation, columns, message.newTuple, undefined), previousJobId: undefined };
       }
       case 'update': {
-        const columns = this.columnsOf(message.relationId);
-        if (columns === undefined) return undefined;
-        const previousJobId = message.oldTuple === undefined ? undefined : this.text(message.oldTuple, columns.jobId, 'job_id', lsn);
-        return { tag: 'upsert', row: this.row(columns, message.newTuple, message.oldTuple, lsn), previousJobId };
+        const relation = this.jobRelations.get(message.relationId);
+        if (relation === undefined) return undefined;
+        const columns = this.readable(relation, message.newTuple);
+        const row = this.row(relation, columns, message.newTuple, message.oldTuple);
+        const oldJobId = message.oldTuple?.[columns.jobId];
+        if (typeof oldJobId === 'string') return { tag: 'upsert', row, previousJobId: oldJobId };
+        // Without REPLICA IDENTITY FULL the server logs the old job_id only when the primary key changed.
+        return { tag: 'upsert', row, previousJobId: undefined, previousJobIdMissing: missingOldJobId(relation, 'UPDATE') };
       }
       case 'delete': {
-        const columns = this.columnsOf(message.relationId);
-        return columns && { tag: 'delete', jobId: this.text(message.oldTuple, columns.jobId, 'job_id', lsn) };
+        const relation = this.jobRelations.get(message.relationId);
+        if (relation === undefined) return undefined;
+        const columns = this.readable(relation, message.oldTuple);
+        const jobId = message.oldTuple[columns.jobId];
+        if (typeof jobId !== 'string') throw new UnreadableRow(missingOldJobId(relation, 'DELETE', message.oldTuple), undefined);
+        return { tag: 'delete', jobId };
       }
       case 'truncate':
         return message.relationIds.some((id) => this.jobRelations.has(id)) ? { tag: 'truncate' } : undefined;
@@ -100,15 +152,37 @@ export class JobChangeDecoder {
       case 'relation':
         // The server follows a table by id: after ALTER TABLE jobs RENAME it describes the same id under
         // the new name, and that table is no longer ours.
-        if (message.name === TABLE_NAME) this.jobRelations.set(message.relationId, this.positions(message.columns, lsn));
-        else this.jobRelations.delete(message.relationId);
-        return undefined;
+        if (message.name !== TABLE_NAME) {
+          this.jobRelations.delete(message.relationId);
+          this.readableRelations.delete(message.relationId);
+          return undefined;
+        }
+        return this.describe(message.relationId, message.replicaIdentity, message.columns, lsn);
       case 'begin':
         return { tag: 'begin', commitLsn: message.finalLsn };
       case 'origin':
       case 'type':
         return undefined;
     }
+  }
+
+  private describe(relationId: number, replicaIdentity: ReplicaIdentity, columns: RelationColumn[], lsn: Lsn): JobChange {
+    const index = (name: string): number => columns.findIndex((c) => c.name === name);
+    const missingColumns = CONTRACT_COLUMNS.filter((name) => index(name) < 0);
+    let positions: ColumnPositions | undefined;
+    let problem: string | undefined;
+    if (missingColumns.length === 0) {
+      const found = { jobId: index('job_id'), daysOnline: index('days_online'), budget: index('budget'), createdAt: index('created_at') };
+      positions = { ...found, last: Math.max(found.jobId, found.daysOnline, found.budget, found.createdAt) };
+      this.readableRelations.set(relationId, positions);
+    } else {
+      this.readableRelations.delete(relationId);
+      problem =
+        `the jobs table had no column ${missingColumns.join(', ')} when this row was written (as of WAL position ${formatLsn(lsn)}), ` +
+        'renamed or dropped: restore the column, then run "budget-cdc resync" to load what was set aside';
+    }
+    this.jobRelations.set(relationId, { replicaIdentity, columns, positions, problem });
+    return { tag: 'table', replicaIdentity, missingColumns };
   }
 
   /**
@@ -120,7 +194,7 @@ export class JobChangeDecoder {
   locateInsert(buffer: Buffer, offset: number, ranges: JobColumnRanges): boolean {
     const end = buffer.length;
     if (end - offset < INSERT_HEADER_BYTES || buffer[offset] !== INSERT || buffer[offset + 5] !== NEW_TUPLE) return false;
-    const columns = this.jobRelations.get(buffer.readUInt32BE(offset + 1));
+    const columns = this.readableRelations.get(buffer.readUInt32BE(offset + 1));
     if (columns === undefined) return false;
     const count = buffer.readUInt16BE(offset + 6);
     if (count <= columns.last) return false;
@@ -154,29 +228,27 @@ export class JobChangeDecoder {
     return at === end;
   }
 
-  private columnsOf(relationId: number): ColumnPositions | undefined {
-    // The publication may hold other tables an operator added; only jobs matters here.
-    return this.jobRelations.get(relationId);
+  /** The contract columns' positions, or throws UnreadableRow while the table lacks one. */
+  private readable(relation: JobsRelation, tuple: TupleValue[]): ColumnPositions {
+    if (relation.positions !== undefined) return relation.positions;
+    const jobIdAt = relation.columns.findIndex((c) => c.name === 'job_id');
+    const jobId = jobIdAt < 0 ? undefined : tuple[jobIdAt];
+    throw new UnreadableRow(relation.problem!, typeof jobId === 'string' ? jobId : undefined);
   }
 
-  private positions(columns: { name: string }[], lsn: Lsn): ColumnPositions {
-    const find = (name: string): number => {
-      const index = columns.findIndex((c) => c.name === name);
-      if (index < 0) {
-        throw new DecodeError(`the jobs table has no column ${name}: run "budget-cdc migrate" or restore the table's contract`, lsn);
-      }
-      return index;
-    };
-    const positions = { jobId: find('job_id'), daysOnline: find('days_online'), budget: find('budget'), createdAt: find('created_at') };
-    return { ...positions, last: Math.max(positions.jobId, positions.daysOnline, positions.budget, positions.createdAt) };
-  }
-
-  private row(columns: ColumnPositions, tuple: TupleValue[], oldTuple: TupleValue[] | undefined, lsn: Lsn): JobRow {
+  private row(relation: JobsRelation, columns: ColumnPositions, tuple: TupleValue[], oldTuple: TupleValue[] | undefined): JobRow {
+    const jobId = tuple[columns.jobId] ?? oldTuple?.[columns.jobId];
     // An UPDATE that leaves a TOASTed value alone sends it as "unchanged"; with REPLICA IDENTITY FULL the
     // old tuple carries it in full.
     const value = (index: number, name: string): string => {
-      const v = tuple[index];
-      return v === undefined && oldTuple !== undefined ? this.text(oldTuple, index, name, lsn) : this.text(tuple, index, name, lsn);
+      const v = tuple[index] === undefined && oldTuple !== undefined ? oldTuple[index] : tuple[index];
+      if (typeof v === 'string') return v;
+      throw new UnreadableRow(
+        v === null
+          ? `jobs.${name} arrived null: the column must be NOT NULL (run "budget-cdc migrate" to see what differs)`
+          : `jobs.${name} arrived unchanged (TOASTed) without the old row: ${identityAdvice(relation)}`,
+        typeof jobId === 'string' ? jobId : undefined,
+      );
     };
     return {
       jobId: value(columns.jobId, 'job_id'),
@@ -185,15 +257,21 @@ export class JobChangeDecoder {
       createdAt: value(columns.createdAt, 'created_at'),
     };
   }
+}
 
-  private text(tuple: TupleValue[], index: number, name: string, lsn: Lsn): string {
-    const value = tuple[index];
-    if (typeof value !== 'string') {
-      throw new DecodeError(
-        `jobs.${name} arrived ${value === null ? 'null' : 'unchanged (TOAST)'}; the table must have NOT NULL columns and REPLICA IDENTITY FULL: run "budget-cdc migrate"`,
-        lsn,
-      );
-    }
-    return value;
-  }
+/** Why an UPDATE or DELETE came without the old job_id, naming the row by the identity it came with. */
+function missingOldJobId(relation: JobsRelation, command: 'UPDATE' | 'DELETE', oldTuple?: TupleValue[]): string {
+  const identity = (oldTuple ?? [])
+    .map((value, i) => (typeof value === 'string' ? `${relation.columns[i]?.name ?? `column ${i + 1}`}=${value}` : undefined))
+    .filter((part) => part !== undefined);
+  const row = identity.length === 0 ? '' : ` (the row with ${identity.join(', ')})`;
+  const effect = command === 'DELETE' ? "the job's key stays in Redis" : 'if job_id changed, the old key stays in Redis';
+  return `${command} arrived without the old job_id${row}: ${effect}; ${identityAdvice(relation)}`;
+}
+
+function identityAdvice(relation: JobsRelation): string {
+  return (
+    `jobs has REPLICA IDENTITY ${relation.replicaIdentity.toUpperCase()}, not FULL: run "budget-cdc migrate" ` +
+    '(or ALTER TABLE jobs REPLICA IDENTITY FULL), then "budget-cdc resync" to remove stale keys'
+  );
 }

@@ -1,3 +1,4 @@
+import { REPLICA_IDENTITY_LETTERS, type ReplicaIdentity } from '../db/table-contract.js';
 import { DecodeError } from '../errors.js';
 import type { Lsn } from './lsn.js';
 
@@ -18,7 +19,14 @@ export interface RelationColumn {
 export type PgoutputMessage =
   | { tag: 'begin'; finalLsn: Lsn; xid: number }
   | { tag: 'commit'; commitLsn: Lsn; endLsn: Lsn }
-  | { tag: 'relation'; relationId: number; schema: string; name: string; columns: RelationColumn[] }
+  | {
+      tag: 'relation';
+      relationId: number;
+      schema: string;
+      name: string;
+      replicaIdentity: ReplicaIdentity;
+      columns: RelationColumn[];
+    }
   | { tag: 'insert'; relationId: number; newTuple: TupleValue[] }
   | { tag: 'update'; relationId: number; oldTuple: TupleValue[] | undefined; newTuple: TupleValue[] }
   | { tag: 'delete'; relationId: number; oldTuple: TupleValue[] }
@@ -71,7 +79,9 @@ export function decodePgoutput(buffer: Buffer, offset: number, lsn: Lsn): Pgoutp
       const relationId = reader.int32();
       const schema = reader.cstring();
       const name = reader.cstring();
-      reader.skip(1); // replica identity setting
+      const identityByte = reader.byte();
+      const replicaIdentity = REPLICA_IDENTITY_LETTERS[String.fromCharCode(identityByte)];
+      if (replicaIdentity === undefined) throw reader.error(`unknown replica identity setting ${identityByte}`);
       const count = reader.int16();
       const columns: RelationColumn[] = [];
       for (let i = 0; i < count; i++) {
@@ -81,7 +91,7 @@ export function decodePgoutput(buffer: Buffer, offset: number, lsn: Lsn): Pgoutp
         reader.skip(4); // type modifier
         columns.push({ name: columnName, typeOid, isKey: (flags & 1) === 1 });
       }
-      return { tag: 'relation', relationId, schema, name, columns };
+      return { tag: 'relation', relationId, schema, name, replicaIdentity, columns };
     }
     case 0x54 /* T */: {
       const count = reader.int32();

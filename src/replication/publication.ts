@@ -1,12 +1,14 @@
 import { sql, type Kysely } from 'kysely';
 import type { Database } from '../db/database.js';
 
+export type PublicationChange = 'created' | 'jobs-added' | 'unchanged';
+
 /**
  * Creates the publication on jobs (insert, update, delete, truncate) when missing, and adds jobs to it
- * when it exists without it. Returns whether anything was created or changed.
+ * when it exists without it (someone removed it). Returns what it did.
  * The name was validated by loadConfig; sql.id quotes it anyway.
  */
-export async function ensurePublication(db: Kysely<Database>, publicationName: string): Promise<boolean> {
+export async function ensurePublication(db: Kysely<Database>, publicationName: string): Promise<PublicationChange> {
   const existing = await sql<{ has_jobs: boolean }>`
     select exists (
       select 1 from pg_publication_tables
@@ -17,11 +19,11 @@ export async function ensurePublication(db: Kysely<Database>, publicationName: s
   if (row === undefined) {
     await sql`create publication ${sql.id(publicationName)} for table jobs
               with (publish = 'insert, update, delete, truncate')`.execute(db);
-    return true;
+    return 'created';
   }
   if (!row.has_jobs) {
     await sql`alter publication ${sql.id(publicationName)} add table jobs`.execute(db);
-    return true;
+    return 'jobs-added';
   }
-  return false;
+  return 'unchanged';
 }

@@ -95,8 +95,9 @@ const JOBS_COLUMNS: ColumnSpec[] = [
   { name: 'created_at', typeOid: TIMESTAMPTZ_OID },
 ];
 
-function relationMessage(relationId: number, schema: string, name: string, columns: ColumnSpec[]): Buffer {
-  const m = message().char('R').int32(relationId).string(schema).string(name).char('f').int16(columns.length);
+/** `identity`: pg_class.relreplident, 'f' (FULL, what migrate sets), 'd' (DEFAULT), 'i' (INDEX) or 'n' (NOTHING). */
+function relationMessage(relationId: number, schema: string, name: string, columns: ColumnSpec[], identity = 'f'): Buffer {
+  const m = message().char('R').int32(relationId).string(schema).string(name).char(identity).int16(columns.length);
   for (const column of columns) {
     m.int8(column.isKey === true ? 1 : 0)
       .string(column.name)
@@ -124,12 +125,16 @@ describe('decodePgoutput', () => {
     expect(decode(buffer)).toEqual({ tag: 'commit', commitLsn: 0x16_b374_d800n, endLsn: 0x16_b374_d848n });
   });
 
-  it('decodes Relation: schema, name, and each column with its type and key flag', () => {
+  it('decodes Relation: schema, name, replica identity, and each column with its type and key flag', () => {
+    expect(decode(relationMessage(JOBS_RELATION_ID, 'public', 'jobs', JOBS_COLUMNS, 'd'))).toMatchObject({ replicaIdentity: 'default' });
+    expect(decode(relationMessage(JOBS_RELATION_ID, 'public', 'jobs', JOBS_COLUMNS, 'n'))).toMatchObject({ replicaIdentity: 'nothing' });
+    expect(decode(relationMessage(JOBS_RELATION_ID, 'public', 'jobs', JOBS_COLUMNS, 'i'))).toMatchObject({ replicaIdentity: 'index' });
     expect(decode(relationMessage(JOBS_RELATION_ID, 'public', 'jobs', JOBS_COLUMNS))).toEqual({
       tag: 'relation',
       relationId: JOBS_RELATION_ID,
       schema: 'public',
       name: 'jobs',
+      replicaIdentity: 'full',
       columns: [
         { name: 'id', typeOid: 20, isKey: true },
         { name: 'job_id', typeOid: TEXT_OID, isKey: false },
@@ -248,12 +253,12 @@ describe('decodePgoutput', () => {
 });
 
 describe('JobChangeDecoder', () => {
-  const relation = (relationId: number, name: string, columns: ColumnSpec[]): PgoutputMessage =>
-    decode(relationMessage(relationId, 'public', name, columns));
+  const relation = (relationId: number, name: string, columns: ColumnSpec[], identity = 'f'): PgoutputMessage =>
+    decode(relationMessage(relationId, 'public', name, columns, identity));
 
-  function decoderWithJobs(columns: ColumnSpec[] = JOBS_COLUMNS): JobChangeDecoder {
+  function decoderWithJobs(columns: ColumnSpec[] = JOBS_COLUMNS, identity = 'f'): JobChangeDecoder {
     const decoder = new JobChangeDecoder();
-    expect(decoder.toJobChange(relation(JOBS_RELATION_ID, 'jobs', columns), LSN)).toBeUndefined();
+    expect(decoder.toJobChange(relation(JOBS_RELATION_ID, 'jobs', columns, identity), LSN)).toMatchObject({ tag: 'table' });
     return decoder;
   }
 
@@ -339,16 +344,47 @@ describe('JobChangeDecoder', () => {
     expect(decoder.toJobChange(decode(truncateBoth), LSN)).toEqual({ tag: 'truncate' });
   });
 
-  it('throws a DecodeError for an unchanged job_id when there is no old tuple to take it from', () => {
-    const decoder = decoderWithJobs();
+  it('sets aside an update whose unchanged job_id has no old tuple to take it from (REPLICA IDENTITY DEFAULT)', () => {
+    const decoder = decoderWithJobs(JOBS_COLUMNS, 'd');
     const update = message()
       .char('U')
       .int32(JOBS_RELATION_ID)
       .char('N')
       .tuple(['1', undefined, '2', '3.00', '2026-11-29 10:00:00+00'])
       .build();
-    expect(() => decoder.toJobChange(decode(update), LSN)).toThrow(DecodeError);
-    expect(() => decoder.toJobChange(decode(update), LSN)).toThrow(/job_id arrived unchanged/);
+    expect(decoder.toJobChange(decode(update), LSN)).toEqual({
+      tag: 'unreadable',
+      jobId: undefined,
+      reason: expect.stringMatching(/job_id arrived unchanged .*REPLICA IDENTITY DEFAULT, not FULL.*migrate.*resync/),
+    });
+  });
+
+  it('applies an update without the old row (REPLICA IDENTITY DEFAULT), saying that the old key may stay', () => {
+    const decoder = decoderWithJobs(JOBS_COLUMNS, 'd');
+    const update = message()
+      .char('U')
+      .int32(JOBS_RELATION_ID)
+      .char('N')
+      .tuple(['1', 'new-id', '2', '3.00', '2026-11-29 10:00:00+00'])
+      .build();
+    expect(decoder.toJobChange(decode(update), LSN)).toEqual({
+      tag: 'upsert',
+      row: { jobId: 'new-id', daysOnline: '2', budget: '3.00', createdAt: '2026-11-29 10:00:00+00' },
+      previousJobId: undefined,
+      previousJobIdMissing: expect.stringMatching(/^UPDATE arrived without the old job_id: if job_id changed, the old key stays/),
+    });
+  });
+
+  it('sets aside a delete that carries only the primary key (REPLICA IDENTITY DEFAULT), naming the row by it', () => {
+    const decoder = decoderWithJobs(JOBS_COLUMNS, 'd');
+    const del = message().char('D').int32(JOBS_RELATION_ID).char('K').tuple(['42', null, null, null, null]).build();
+    expect(decoder.toJobChange(decode(del), LSN)).toEqual({
+      tag: 'unreadable',
+      jobId: undefined,
+      reason: expect.stringMatching(
+        /^DELETE arrived without the old job_id \(the row with id=42\): the job's key stays in Redis; jobs has REPLICA IDENTITY DEFAULT/,
+      ),
+    });
   });
 
   it('stops following a relation once the server describes it under another name (ALTER TABLE jobs RENAME)', () => {
@@ -356,6 +392,7 @@ describe('JobChangeDecoder', () => {
     // the server re-sends its Relation message with the new name before its next change.
     const decoder = decoderWithJobs();
     expect(decoder.toJobChange(relation(JOBS_RELATION_ID, 'jobs_archive', JOBS_COLUMNS), LSN)).toBeUndefined();
+    expect(decoder.locateInsert(insertMessage(JOBS_RELATION_ID, ['1', 'a', '3', '1.00', 'x']), 0, makeJobColumnRanges())).toBe(false);
     const insert = decode(insertMessage(JOBS_RELATION_ID, ['1', 'archived-1', '3', '1.00', '2026-11-29 10:00:00+00']));
     expect(decoder.toJobChange(insert, LSN)).toBeUndefined();
     const truncate = message().char('T').int32(1).int8(0).int32(JOBS_RELATION_ID).build();
@@ -370,27 +407,53 @@ describe('JobChangeDecoder', () => {
     expect(decoder.toJobChange(decode(commit), LSN)).toEqual({ tag: 'commit', endLsn: 0x18n });
   });
 
-  it('throws a DecodeError with the LSN for a null job column, naming the column', () => {
+  it('sets aside a row with a null job column, naming the column and the job', () => {
     const decoder = decoderWithJobs();
     const insert = decode(insertMessage(JOBS_RELATION_ID, ['1', 'job-1', null, '1.00', '2026-11-29 10:00:00+00']));
-    expect(() => decoder.toJobChange(insert, 0x42n)).toThrow(/days_online arrived null/);
-    try {
-      decoder.toJobChange(insert, 0x42n);
-    } catch (error) {
-      expect(error).toBeInstanceOf(DecodeError);
-      expect((error as DecodeError).lsn).toBe(0x42n);
-    }
+    expect(decoder.toJobChange(insert, 0x42n)).toEqual({
+      tag: 'unreadable',
+      jobId: 'job-1',
+      reason: expect.stringMatching(/^jobs.days_online arrived null: the column must be NOT NULL/),
+    });
   });
 
-  it('throws a DecodeError when the jobs relation lacks a column, saying to migrate', () => {
+  it('sets aside the rows of a jobs table that lacks a contract column, until the server describes it whole again', () => {
     const decoder = new JobChangeDecoder();
-    const withoutBudget = relation(
-      JOBS_RELATION_ID,
-      'jobs',
-      JOBS_COLUMNS.filter((c) => c.name !== 'budget'),
-    );
-    expect(() => decoder.toJobChange(withoutBudget, LSN)).toThrow(DecodeError);
-    expect(() => decoder.toJobChange(withoutBudget, LSN)).toThrow(/no column budget.*migrate/);
+    const renamed = JOBS_COLUMNS.map((c) => (c.name === 'budget' ? { ...c, name: 'budget_eur' } : c));
+    expect(decoder.toJobChange(relation(JOBS_RELATION_ID, 'jobs', renamed), 0x42n)).toEqual({
+      tag: 'table',
+      replicaIdentity: 'full',
+      missingColumns: ['budget'],
+    });
+    const row = ['1', 'job-1', '3', '1.00', '2026-11-29 10:00:00+00'];
+    const insert = insertMessage(JOBS_RELATION_ID, row);
+    // Neither path reads it: the bulk-load path leaves it to toJobChange, which sets it aside with the job_id.
+    expect(decoder.locateInsert(insert, 0, makeJobColumnRanges())).toBe(false);
+    expect(decoder.toJobChange(decode(insert), 0x50n)).toEqual({
+      tag: 'unreadable',
+      jobId: 'job-1',
+      reason: expect.stringMatching(/^the jobs table had no column budget when this row was written \(as of WAL position 0\/42\).*resync/),
+    });
+    const del = message().char('D').int32(JOBS_RELATION_ID).char('O').tuple(row).build();
+    expect(decoder.toJobChange(decode(del), LSN)).toMatchObject({ tag: 'unreadable', jobId: 'job-1' });
+    // Renamed back: the next Relation message makes rows flow again.
+    expect(decoder.toJobChange(relation(JOBS_RELATION_ID, 'jobs', JOBS_COLUMNS), LSN)).toEqual({
+      tag: 'table',
+      replicaIdentity: 'full',
+      missingColumns: [],
+    });
+    expect(decoder.locateInsert(insert, 0, makeJobColumnRanges())).toBe(true);
+    expect(decoder.toJobChange(decode(insert), LSN)).toMatchObject({ tag: 'upsert', row: { jobId: 'job-1', budget: '1.00' } });
+  });
+
+  it('sets aside the rows of a jobs table without job_id, with no job_id to name', () => {
+    const decoder = decoderWithJobs(JOBS_COLUMNS.filter((c) => c.name !== 'job_id'));
+    const insert = decode(insertMessage(JOBS_RELATION_ID, ['1', '3', '1.00', '2026-11-29 10:00:00+00']));
+    expect(decoder.toJobChange(insert, LSN)).toMatchObject({
+      tag: 'unreadable',
+      jobId: undefined,
+      reason: expect.stringMatching(/no column job_id/),
+    });
   });
 });
 

@@ -27,11 +27,19 @@ function health(overrides: Partial<ConsumerHealth> = {}, slotOverrides: Partial<
     role: 'active',
     activeConsumer: undefined,
     replicasBehind: undefined,
+    failing: undefined,
     ...overrides,
   };
 }
 
 describe('evaluateReadiness', () => {
+  it('is not ready while sessions keep failing, and says how often, since when and why', () => {
+    const failing = { consecutiveFailures: 4, lastError: 'OOM command not allowed', since: '2026-12-01T01:00:00.000Z' };
+    const readiness = evaluateReadiness(health({ failing }), THRESHOLDS, NOW);
+    expect(readiness.ready).toBe(false);
+    expect(readiness.reasons).toEqual(['the consumer failed 4 times in a row since 2026-12-01T01:00:00.000Z: OOM command not allowed']);
+  });
+
   it('is ready when Redis is connected, a session streams, the slot is active and the lag is under both thresholds', () => {
     expect(evaluateReadiness(health(), THRESHOLDS, NOW)).toEqual({
       ready: true,
