@@ -182,6 +182,26 @@ describe('budget-cdc CLI', () => {
     expect(linesOf(stderr)).toEqual([expect.stringContaining('unknown command "frobnicate"')]);
   });
 
+  it.each([`p@ss:w/rd%41!'\\x`, `@@::///%%''\\\\`, `a/b@c:d#e`])(
+    'a password that is not percent-encoded (%s) never shows: every command exits 2 saying to percent-encode it',
+    async (password) => {
+      const urls = [
+        { DATABASE_URL: `postgres://budget:${password}@db.example:5432/jobs`, REDIS_URL: redisUrl },
+        { DATABASE_URL: `postgres://budget@127.0.0.1:1/x`, REDIS_URL: `redis://budget:${password}@cache.example:6379/0` },
+      ];
+      const outcomes = await Promise.all(
+        urls.flatMap((urlEnv) =>
+          [['status'], ['run'], ['resync'], ['dead-letters']].map((command) => runCli([...command, ...ownNames], urlEnv)),
+        ),
+      );
+      for (const { code, stdout, stderr } of outcomes) {
+        expect(code, stderr).toBe(2);
+        expect(linesOf(stderr), stderr).toEqual([expect.stringMatching(/is not a valid URL.*percent-encoded/)]);
+        for (const piece of password.split(/[@:/#]/).filter((p) => p.length >= 3)) expect(stdout + stderr).not.toContain(piece);
+      }
+    },
+  );
+
   describe('a DATABASE_URL that is unusable: every command exits non-zero with one line naming DATABASE_URL', () => {
     const commands = [['migrate'], ['status'], ['run'], ['load', 'jobs.csv']];
 
