@@ -182,4 +182,21 @@ describe('the jobs table changed by someone else', () => {
         'restore it (ALTER TABLE jobs RENAME COLUMN <new name> TO days_online), then run "budget-cdc resync"',
     );
   });
+
+  it('jobs taken out of the publication: status exits 6, migrate puts it back and says to resync', async () => {
+    const { fx } = await streamingFixture('contract_publication');
+    await fx.sql.query(`alter publication ${fx.config.publicationName} drop table jobs`);
+    const broken = await status(fx);
+    expect(broken.code).toBe(6);
+    expect(broken.report.health.problems).toContain(
+      `publication ${fx.config.publicationName} does not publish jobs: run "budget-cdc migrate", then "budget-cdc resync"`,
+    );
+    const migrated = await runCli(['migrate'], fx.cliEnv());
+    expect(migrated.code, migrated.stderr).toBe(0);
+    expect(migrated.stdout).toBe(
+      `schema up to date, publication ${fx.config.publicationName} publishes jobs again\n` +
+        'changes made while the contract was broken may be missing or stale in Redis: run "budget-cdc resync"\n',
+    );
+    expect((await status(fx)).report.table).toEqual({ replicaIdentity: 'full', missingColumns: [], inPublication: true });
+  });
 });
