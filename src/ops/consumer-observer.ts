@@ -71,7 +71,10 @@ export function observeConsumer(
   // On a timer of its own, not the slot monitor's readings: a consumer that cannot reach PostgreSQL still
   // tells `status` that it runs, and why it fails.
   const publishRoleNow = (): void => published(publishRole(redis, slotName, processName, role, failures.current()));
+  // At once on a change, so that `status` right after one sees it, and every second so that it does not expire.
+  events.on('role', publishRoleNow);
   events.on('session-failed', publishRoleNow);
+  publishRoleNow();
   const roleTimer = setInterval(publishRoleNow, ROLE_PUBLISH_INTERVAL_MS).unref();
   return {
     metrics,
