@@ -4,7 +4,7 @@
 // the walsender can send to it when Redis costs nothing.
 import { performance } from 'node:perf_hooks';
 import { JobChangeDecoder, makeJobColumnRanges } from '../src/replication/job-changes.js';
-import { parseLsn } from '../src/replication/lsn.js';
+import { parseLsn } from '../src/lsn.js';
 import { decodePgoutput } from '../src/replication/pgoutput-decoder.js';
 import { openReplicationConnection } from '../src/replication/replication-connection.js';
 import { PUBLICATION } from './bench-context.js';

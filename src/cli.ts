@@ -136,7 +136,7 @@ export async function main(argv: string[]): Promise<number> {
   try {
     // start and demo find their servers themselves: DATABASE_URL is not required.
     if (command === 'start') {
-      const [{ runQuickstart }, { makeLogger }] = await Promise.all([import('./local/quickstart.js'), import('./ops/logger.js')]);
+      const [{ runQuickstart }, { makeLogger }] = await Promise.all([import('./local/quickstart.js'), import('./logger.js')]);
       return await runQuickstart(options, makeLogger(loadLogLevel(options)), process.stdout);
     }
     if (command === 'demo') return await demoCommand(options, values.rows);
@@ -145,7 +145,7 @@ export async function main(argv: string[]): Promise<number> {
       case 'migrate':
         return await migrateCommand(config, values['create-role'], loadRolePassword(options));
       case 'run': {
-        const [{ runPipeline }, { makeLogger }] = await Promise.all([import('./ops/run-pipeline.js'), import('./ops/logger.js')]);
+        const [{ runPipeline }, { makeLogger }] = await Promise.all([import('./ops/run-pipeline.js'), import('./logger.js')]);
         return await runPipeline(config, loadHealthConfig(options), makeLogger(config.logLevel));
       }
       case 'load':
@@ -261,7 +261,7 @@ async function deadLettersCommand(config: Config, json: boolean, limitText: stri
   if (!Number.isSafeInteger(limit)) return fail(`--limit must be a positive integer, got "${limitText}"`, EXIT_USAGE);
   const [{ connectRedis }, { makeSilentLogger }, { RedisSink }] = await Promise.all([
     import('./sink/redis-client.js'),
-    import('./ops/logger.js'),
+    import('./logger.js'),
     import('./sink/redis-sink.js'),
   ]);
   const redis = await connectRedis(config, makeSilentLogger());

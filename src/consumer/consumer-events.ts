@@ -1,6 +1,6 @@
 import { EventEmitter } from 'node:events';
 import type { ReplicaIdentity } from '../db/table-contract.js';
-import type { Lsn } from '../replication/lsn.js';
+import type { Lsn } from '../lsn.js';
 import type { RebuildCause } from '../sink/rebuild-record.js';
 
 /** What the consumer reports; logs, metrics and tests subscribe instead of being called from the hot path. */

@@ -2,7 +2,7 @@ import type { Config } from '../config.js';
 import { checkConnection, checkReplicationReady } from '../db/check-database.js';
 import { makeDatabase } from '../db/database.js';
 import { observeConsumer } from '../ops/consumer-observer.js';
-import type { Logger } from '../ops/logger.js';
+import type { Logger } from '../logger.js';
 import type { ConsumerHealth } from '../ops/readiness.js';
 import type { Registry } from 'prom-client';
 import { PermanentError } from '../errors.js';

@@ -1,5 +1,5 @@
 import { ConfigError, DecodeError, PermanentError, RedisWriteError, SetupError } from '../errors.js';
-import { formatLsn } from '../replication/lsn.js';
+import { formatLsn } from '../lsn.js';
 
 // Which errors a new session cannot cure. Everything else (a server restart, a lost connection, a Redis
 // that lost its state, a failover) is transient: the consumer retries with a growing delay.

@@ -4,7 +4,7 @@ import { withDatabase } from '../db/database.js';
 import { readSlot } from '../replication/slot.js';
 import { connectRedis } from '../sink/redis-client.js';
 import { RedisSink } from '../sink/redis-sink.js';
-import { makeSilentLogger } from '../ops/logger.js';
+import { makeSilentLogger } from '../logger.js';
 import { readPublishedRoles, type PublishedRole } from '../ops/published-role.js';
 
 const POLL_INTERVAL_MS = 200;

@@ -2,7 +2,7 @@ import pg from 'pg';
 import { parseJob } from '../budget/job.js';
 import { RowError } from '../errors.js';
 import type { JobRow } from '../replication/job-changes.js';
-import { formatLsn, type Lsn } from '../replication/lsn.js';
+import { formatLsn, type Lsn } from '../lsn.js';
 import type { RedisSink } from '../sink/redis-sink.js';
 
 /** Rows read from the table per round trip: bounds memory whatever the table's size. */

@@ -1,4 +1,4 @@
-import type { Lsn } from '../replication/lsn.js';
+import type { Lsn } from '../lsn.js';
 
 /**
  * A unit of Redis work, in stream order. `ackLsn` is the end of the last transaction whose writes are all

@@ -1,7 +1,7 @@
 import { chmod, mkdir, readFile } from 'node:fs/promises';
 import { join, resolve } from 'node:path';
 import { loadConfig, loadHealthConfig, loadQuickstartConfig, type ConfigOptions } from '../config.js';
-import type { Logger } from '../ops/logger.js';
+import type { Logger } from '../logger.js';
 import { runPipeline } from '../ops/run-pipeline.js';
 import { clusterVersion, startLocalPostgres, type LocalPostgres } from './local-postgres.js';
 import { findRedisServer, startLocalRedis, type LocalRedis } from './local-redis.js';

@@ -1,6 +1,6 @@
 import type { ConsumerEvents } from '../consumer/consumer-events.js';
-import { formatLsn } from '../replication/lsn.js';
-import type { Logger } from './logger.js';
+import { formatLsn } from '../lsn.js';
+import type { Logger } from '../logger.js';
 
 /**
  * Logs what the session does not log itself: a line per batch and acknowledgement at debug, TRUNCATE at

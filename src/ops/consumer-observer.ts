@@ -5,7 +5,7 @@ import type { ConsumerEvents } from '../consumer/consumer-events.js';
 import type { Database } from '../db/database.js';
 import { logConsumerEvents } from './consumer-event-log.js';
 import { makeConsumerMetrics } from './consumer-metrics.js';
-import type { Logger } from './logger.js';
+import type { Logger } from '../logger.js';
 import { evictionWarning, readEvictionState, SAFE_EVICTION_POLICY } from '../sink/redis-eviction.js';
 import { publishLag } from './published-lag.js';
 import { FailureTracker } from './failure-tracker.js';

@@ -9,10 +9,10 @@ import { generatedJobsCsv } from '../load/generated-jobs.js';
 import { loadCsv, STDIN_SOURCE } from '../load/load-csv.js';
 import { LOCAL_DATABASE_NAME } from '../local/local-postgres.js';
 import { readQuickstartState, runningQuickstartPid } from '../local/quickstart-folder.js';
-import { parseLsn } from '../replication/lsn.js';
+import { parseLsn } from '../lsn.js';
 import { readSlot } from '../replication/slot.js';
 import { connectRedis } from '../sink/redis-client.js';
-import { makeSilentLogger } from './logger.js';
+import { makeSilentLogger } from '../logger.js';
 
 const SAMPLE_KEYS = 3;
 const CATCH_UP_TIMEOUT_MS = 10 * 60_000;

@@ -3,7 +3,7 @@ import type { AddressInfo } from 'node:net';
 import { collectDefaultMetrics, type Registry } from 'prom-client';
 import type { HealthConfig } from '../config.js';
 import { SetupError } from '../errors.js';
-import type { Logger } from './logger.js';
+import type { Logger } from '../logger.js';
 import { evaluateReadiness, type ConsumerHealth } from './readiness.js';
 
 /** What the endpoint serves: a consumer's metrics and health. */

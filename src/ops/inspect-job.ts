@@ -8,7 +8,7 @@ import { RowError } from '../errors.js';
 import type { JobRow } from '../replication/job-changes.js';
 import { jobValue } from '../sink/job-value.js';
 import { connectRedis } from '../sink/redis-client.js';
-import { makeSilentLogger } from './logger.js';
+import { makeSilentLogger } from '../logger.js';
 
 /** A job's row, its key, and what the key must hold according to the row (computed by the pipeline's own code). */
 export interface JobInspection {

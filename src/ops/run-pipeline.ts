@@ -4,7 +4,7 @@ import { checkConnection } from '../db/check-database.js';
 import { withDatabase } from '../db/database.js';
 import { migrate } from '../db/migrate.js';
 import { startHttpServer } from './http-server.js';
-import type { Logger } from './logger.js';
+import type { Logger } from '../logger.js';
 
 const EXIT_OK = 0;
 const EXIT_FAILURE = 1;

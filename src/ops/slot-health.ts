@@ -1,6 +1,6 @@
 import { sql, type Kysely } from 'kysely';
 import type { Database } from '../db/database.js';
-import { parseLsn, type Lsn } from '../replication/lsn.js';
+import { parseLsn, type Lsn } from '../lsn.js';
 
 /** What PostgreSQL says of a slot's health, read in one statement. */
 export interface SlotHealth {

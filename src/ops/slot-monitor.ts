@@ -1,6 +1,6 @@
 import type { Kysely } from 'kysely';
 import type { Database } from '../db/database.js';
-import type { Logger } from './logger.js';
+import type { Logger } from '../logger.js';
 import { readSlotHealth, type SlotHealth } from './slot-health.js';
 import { WalAgeEstimator } from './wal-age-estimator.js';
 

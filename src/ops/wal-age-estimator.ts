@@ -1,4 +1,4 @@
-import type { Lsn } from '../replication/lsn.js';
+import type { Lsn } from '../lsn.js';
 
 /** Samples kept; beyond this every other one is dropped, so memory stays bounded and precision degrades gently. */
 const MAX_SAMPLES = 4096;

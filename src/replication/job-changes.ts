@@ -1,4 +1,4 @@
-import { formatLsn, type Lsn } from './lsn.js';
+import { formatLsn, type Lsn } from '../lsn.js';
 import { CONTRACT_COLUMNS, type ReplicaIdentity } from '../db/table-contract.js';
 import type { PgoutputMessage, RelationColumn, TupleValue } from './pgoutput-decoder.js';
 

@@ -1,6 +1,6 @@
 import { REPLICA_IDENTITY_LETTERS, type ReplicaIdentity } from '../db/table-contract.js';
 import { DecodeError } from '../errors.js';
-import type { Lsn } from './lsn.js';
+import type { Lsn } from '../lsn.js';
 
 // Decoder of the pgoutput logical replication protocol, version 1 (PostgreSQL 10+), text format.
 // https://www.postgresql.org/docs/15/protocol-logicalrep-message-formats.html

@@ -1,5 +1,5 @@
 import pg from 'pg';
-import { formatLsn, type Lsn } from './lsn.js';
+import { formatLsn, type Lsn } from '../lsn.js';
 
 // A walsender connection (replication=database) on pg's Client, speaking the streaming replication
 // protocol directly: START_REPLICATION as a pg "submittable" whose CopyData messages come to us.

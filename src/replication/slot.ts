@@ -1,6 +1,6 @@
 import { sql, type Kysely } from 'kysely';
 import type { Database } from '../db/database.js';
-import { parseLsn, type Lsn } from './lsn.js';
+import { parseLsn, type Lsn } from '../lsn.js';
 import type { ReplicationConnection } from './replication-connection.js';
 
 /** What PostgreSQL says of our slot (pg_replication_slots), with the WAL it holds back. */

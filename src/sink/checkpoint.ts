@@ -1,4 +1,4 @@
-import { formatLsn, parseLsn, type Lsn } from '../replication/lsn.js';
+import { formatLsn, parseLsn, type Lsn } from '../lsn.js';
 
 /**
  * The position of the last change Redis holds: (the LSN of its transaction's commit record, its index in the

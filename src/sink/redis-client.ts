@@ -1,6 +1,6 @@
 import { Redis, type RedisOptions } from 'ioredis';
 import { connectionError } from '../errors.js';
-import type { Logger } from '../ops/logger.js';
+import type { Logger } from '../logger.js';
 import { describeRedisTarget, redisTargetSetting, type RedisTarget } from './redis-target.js';
 
 /**

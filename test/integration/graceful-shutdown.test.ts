@@ -1,7 +1,7 @@
 import { spawn, type ChildProcess } from 'node:child_process';
 import { fileURLToPath } from 'node:url';
 import { afterAll, beforeAll, describe, expect, inject, it } from 'vitest';
-import { formatLsn } from '../../src/replication/lsn.js';
+import { formatLsn } from '../../src/lsn.js';
 import { makePipelineFixture, type PipelineFixture } from '../support/pipeline-fixture.js';
 import { compareRedisWithTable } from '../support/table-oracle.js';
 import { waitFor } from '../support/wait-for.js';

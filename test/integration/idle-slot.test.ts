@@ -1,6 +1,6 @@
 import { afterAll, beforeAll, describe, expect, inject, it } from 'vitest';
 import type { Consumer } from '../../src/consumer/consumer.js';
-import { formatLsn } from '../../src/replication/lsn.js';
+import { formatLsn } from '../../src/lsn.js';
 import { parseCheckpoint } from '../../src/sink/checkpoint.js';
 import { checkpointKey } from '../../src/sink/internal-keys.js';
 import { makePipelineFixture, type PipelineFixture } from '../support/pipeline-fixture.js';

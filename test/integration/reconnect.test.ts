@@ -3,7 +3,7 @@ import { join } from 'node:path';
 import pg from 'pg';
 import { afterAll, beforeAll, describe, expect, inject, it } from 'vitest';
 import type { Consumer } from '../../src/consumer/consumer.js';
-import { formatLsn, parseLsn, type Lsn } from '../../src/replication/lsn.js';
+import { formatLsn, parseLsn, type Lsn } from '../../src/lsn.js';
 import { makePipelineFixture, type PipelineFixture } from '../support/pipeline-fixture.js';
 import { startPostgres, type PostgresServer } from '../support/postgres-server.js';
 import { startRedis, type RedisServer } from '../support/redis-server.js';

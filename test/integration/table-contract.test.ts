@@ -1,6 +1,6 @@
 import { afterAll, afterEach, describe, expect, inject, it } from 'vitest';
 import type { Consumer } from '../../src/consumer/consumer.js';
-import { formatLsn } from '../../src/replication/lsn.js';
+import { formatLsn } from '../../src/lsn.js';
 import type { StatusReport } from '../../src/ops/status.js';
 import { killLiveCliProcesses, runCli } from '../support/cli-process.js';
 import { makePipelineFixture, type PipelineFixture } from '../support/pipeline-fixture.js';

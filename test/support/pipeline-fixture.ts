@@ -5,8 +5,8 @@ import { loadConfig, type Config } from '../../src/config.js';
 import { startConsumer, type Consumer } from '../../src/consumer/consumer.js';
 import { withDatabase } from '../../src/db/database.js';
 import { migrate } from '../../src/db/migrate.js';
-import { makeSilentLogger } from '../../src/ops/logger.js';
-import { parseLsn, type Lsn } from '../../src/replication/lsn.js';
+import { makeSilentLogger } from '../../src/logger.js';
+import { parseLsn, type Lsn } from '../../src/lsn.js';
 import { createTestDatabase, type TestDatabase } from './test-database.js';
 import { waitFor } from './wait-for.js';
 

@@ -2,7 +2,7 @@ import fc from 'fast-check';
 import { describe, expect, it } from 'vitest';
 import { DecodeError } from '../../src/errors.js';
 import { JobChangeDecoder, makeJobColumnRanges, type JobColumnRanges, type JobRow } from '../../src/replication/job-changes.js';
-import { formatLsn, parseLsn, type Lsn } from '../../src/replication/lsn.js';
+import { formatLsn, parseLsn, type Lsn } from '../../src/lsn.js';
 import { decodePgoutput, type PgoutputMessage, type TupleValue } from '../../src/replication/pgoutput-decoder.js';
 
 // Messages are built byte by byte from the protocol's description, not from the decoder:

@@ -1,6 +1,6 @@
 import { describe, expect, it } from 'vitest';
 import { WriteQueue, type WriteTask } from '../../src/consumer/write-queue.js';
-import type { Lsn } from '../../src/replication/lsn.js';
+import type { Lsn } from '../../src/lsn.js';
 
 /** A task whose outcome the test decides: it records when it started, and ends on resolve()/reject(). */
 interface FakeTask extends WriteTask {
