@@ -1,8 +1,6 @@
 /** A WAL position as PostgreSQL prints it ("16/B374D848"), held as a 64-bit unsigned bigint. */
 export type Lsn = bigint;
 
-export const INVALID_LSN: Lsn = 0n;
-
 const LSN_TEXT = /^([0-9A-Fa-f]{1,8})\/([0-9A-Fa-f]{1,8})$/;
 
 /** Parses "X/Y" into a bigint; throws on anything else. */

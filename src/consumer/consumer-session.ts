@@ -1,6 +1,7 @@
 import { randomBytes } from 'node:crypto';
 import type { Kysely } from 'kysely';
-import { parseJob, readJobFigures, type JobFigures } from '../budget/job.js';
+import type { JobFigures } from '../budget/job.js';
+import { parseJob, readJobFigures } from '../replication/job-row.js';
 import { checkReplicationReady } from '../db/check-database.js';
 import { contractProblems, readTableContract, type TableContract } from '../db/table-contract.js';
 import type { Database } from '../db/database.js';

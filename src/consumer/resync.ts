@@ -1,5 +1,5 @@
 import pg from 'pg';
-import { parseJob } from '../budget/job.js';
+import { parseJob } from '../replication/job-row.js';
 import { RowError } from '../errors.js';
 import type { JobRow } from '../replication/job-changes.js';
 import { formatLsn, type Lsn } from '../lsn.js';

@@ -1,6 +1,6 @@
 import type { Redis } from 'ioredis';
 import { sql } from 'kysely';
-import { parseJob } from '../budget/job.js';
+import { parseJob } from '../replication/job-row.js';
 import type { Config } from '../config.js';
 import { checkConnection } from '../db/check-database.js';
 import { withDatabase } from '../db/database.js';

@@ -1,6 +1,7 @@
 import fc from 'fast-check';
 import { describe, expect, it } from 'vitest';
-import { DAY_MS, LAST_EXPIRY_MS, parseJob, readJobFigures, type JobFigures } from '../../src/budget/job.js';
+import { DAY_MS, LAST_EXPIRY_MS, type JobFigures } from '../../src/budget/job.js';
+import { parseJob, readJobFigures } from '../../src/replication/job-row.js';
 import { formatCents } from '../../src/budget/money.js';
 import { RowError } from '../../src/errors.js';
 import type { JobColumnRanges, JobRow } from '../../src/replication/job-changes.js';

@@ -1,6 +1,7 @@
 import fc from 'fast-check';
 import { describe, expect, it } from 'vitest';
-import { formatCents, parseCents } from '../../src/budget/money.js';
+import { formatCents } from '../../src/budget/money.js';
+import { parseCents } from '../../src/replication/money-text.js';
 import { splitBudget } from '../../src/budget/split-budget.js';
 
 /** numeric(14,2) at its largest, 999 999 999 999.99, in cents. */
