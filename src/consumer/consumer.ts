@@ -1,10 +1,9 @@
 import type { Config } from '../config.js';
 import { checkConnection, checkReplicationReady } from '../db/check-database.js';
-import { makeDatabase } from '../db/database.js';
-import { observeConsumer } from '../ops/consumer-observer.js';
+import { makeDatabase, type Database } from '../db/database.js';
 import type { Logger } from '../logger.js';
-import type { ConsumerHealth } from '../ops/readiness.js';
-import type { Registry } from 'prom-client';
+import type { Kysely } from 'kysely';
+import type { Redis } from 'ioredis';
 import { PermanentError } from '../errors.js';
 import { connectRedis } from '../sink/redis-client.js';
 import { RedisSink } from '../sink/redis-sink.js';
@@ -21,12 +20,19 @@ const SESSION_PROGRESS_MS = 30_000;
 /** How long one WAIT for replicas blocks the writer connection before the consumer asks again. */
 const REDIS_WAIT_TIMEOUT_MS = 1_000;
 
+/** The consumer's connections, lent to what observes it (slot monitor, published status); closed by the consumer. */
+export interface ConsumerConnections {
+  db: Kysely<Database>;
+  redis: Redis;
+}
+
+/** What watches a consumer from outside: started with its connections, stopped before they close. */
+export interface ConsumerWatcher {
+  stop(): void;
+}
+
 export interface Consumer {
   readonly events: ConsumerEvents;
-  /** This consumer's metrics (a registry of its own), fed by its events and the slot monitor. */
-  readonly metrics: Registry;
-  /** Redis connection, session and slot state, for /readyz. */
-  health(): ConsumerHealth;
   /**
    * Resolves when the consumer has stopped (after stop()). Rejects with a PermanentError on an error that
    * retrying cannot cure (its message says what to fix), never on a lost connection.
@@ -41,7 +47,12 @@ export interface Consumer {
  * streams in sessions: when one fails (PostgreSQL or Redis restarted, network dropped) the next starts
  * after a jittered, growing delay and resumes from the slot's confirmed position.
  */
-export async function startConsumer(config: Config, logger: Logger, events: ConsumerEvents = makeConsumerEvents()): Promise<Consumer> {
+export async function startConsumer(
+  config: Config,
+  logger: Logger,
+  events: ConsumerEvents = makeConsumerEvents(),
+  watch: (connections: ConsumerConnections) => ConsumerWatcher = () => ({ stop: () => undefined }),
+): Promise<Consumer> {
   const db = makeDatabase(config.databaseUrl, 'budget-cdc run');
   let redis;
   try {
@@ -59,7 +70,7 @@ export async function startConsumer(config: Config, logger: Logger, events: Cons
     waitTimeoutMs: REDIS_WAIT_TIMEOUT_MS,
   });
   const sessionLogger = logger.child({ component: 'consumer', slot: config.slotName });
-  const observer = observeConsumer(events, db, redis, config.slotName, sessionLogger);
+  const watcher = watch({ db, redis });
   let stopping = false;
   let session: ConsumerSession | undefined;
   let wakeUp: (() => void) | undefined;
@@ -132,7 +143,7 @@ export async function startConsumer(config: Config, logger: Logger, events: Cons
   };
 
   const done = loop().finally(async () => {
-    observer.stop();
+    watcher.stop();
     sink.close();
     redis.disconnect();
     await db.destroy();
@@ -140,8 +151,6 @@ export async function startConsumer(config: Config, logger: Logger, events: Cons
 
   return {
     events,
-    metrics: observer.metrics,
-    health: () => observer.health(),
     done,
     async stop() {
       if (!stopping) {

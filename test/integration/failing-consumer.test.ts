@@ -1,8 +1,8 @@
 import pg from 'pg';
 import { afterAll, beforeAll, describe, expect, inject, it } from 'vitest';
-import type { Consumer } from '../../src/consumer/consumer.js';
+import type { ObservedConsumer as Consumer } from '../../src/commands/observed-consumer.js';
 import { evaluateReadiness } from '../../src/ops/readiness.js';
-import type { StatusReport } from '../../src/ops/status.js';
+import type { StatusReport } from '../../src/commands/status.js';
 import { killLiveCliProcesses, runCli } from '../support/cli-process.js';
 import { makePipelineFixture, type PipelineFixture } from '../support/pipeline-fixture.js';
 import { startPostgres, type PostgresServer } from '../support/postgres-server.js';

@@ -1,5 +1,5 @@
 import { afterAll, beforeAll, describe, expect, inject, it } from 'vitest';
-import type { Consumer } from '../../src/consumer/consumer.js';
+import type { ObservedConsumer as Consumer } from '../../src/commands/observed-consumer.js';
 import { formatLsn } from '../../src/lsn.js';
 import { parseCheckpoint } from '../../src/sink/checkpoint.js';
 import { checkpointKey } from '../../src/sink/internal-keys.js';

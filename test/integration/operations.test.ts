@@ -1,7 +1,7 @@
 import { randomBytes } from 'node:crypto';
 import { Redis } from 'ioredis';
 import pg from 'pg';
-import type { StatusReport } from '../../src/ops/status.js';
+import type { StatusReport } from '../../src/commands/status.js';
 import { afterAll, beforeAll, describe, expect, inject, it } from 'vitest';
 import { freePort, killLiveCliProcesses, linesOf, runCli, startCli, type CliProcess } from '../support/cli-process.js';
 import { startRedis, type RedisServer } from '../support/redis-server.js';

@@ -2,7 +2,7 @@ import { pipeline } from 'node:stream/promises';
 import { Readable } from 'node:stream';
 import { from as copyFrom } from 'pg-copy-streams';
 import { afterAll, beforeAll, describe, expect, inject, it } from 'vitest';
-import type { Consumer } from '../../src/consumer/consumer.js';
+import type { ObservedConsumer as Consumer } from '../../src/commands/observed-consumer.js';
 import { makePipelineFixture, type PipelineFixture } from '../support/pipeline-fixture.js';
 import { compareRedisWithTable } from '../support/table-oracle.js';
 import { waitFor } from '../support/wait-for.js';

@@ -2,7 +2,7 @@ import { readFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import pg from 'pg';
 import { afterAll, beforeAll, describe, expect, inject, it } from 'vitest';
-import type { Consumer } from '../../src/consumer/consumer.js';
+import type { ObservedConsumer as Consumer } from '../../src/commands/observed-consumer.js';
 import { formatLsn, parseLsn, type Lsn } from '../../src/lsn.js';
 import { makePipelineFixture, type PipelineFixture } from '../support/pipeline-fixture.js';
 import { startPostgres, type PostgresServer } from '../support/postgres-server.js';

@@ -2,7 +2,7 @@ import { execFile } from 'node:child_process';
 import { promisify } from 'node:util';
 import pg from 'pg';
 import { afterAll, beforeAll, describe, expect, inject, it } from 'vitest';
-import type { Consumer } from '../../src/consumer/consumer.js';
+import type { ObservedConsumer as Consumer } from '../../src/commands/observed-consumer.js';
 import { checkpointKey } from '../../src/sink/internal-keys.js';
 import { makePipelineFixture, type PipelineFixture } from '../support/pipeline-fixture.js';
 import { compareRedisWithTable } from '../support/table-oracle.js';

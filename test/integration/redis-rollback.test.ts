@@ -1,6 +1,6 @@
 import { Redis } from 'ioredis';
 import { afterAll, beforeAll, describe, expect, inject, it } from 'vitest';
-import type { Consumer } from '../../src/consumer/consumer.js';
+import type { ObservedConsumer as Consumer } from '../../src/commands/observed-consumer.js';
 import type { RebuildCause } from '../../src/sink/rebuild-record.js';
 import { checkpointKey } from '../../src/sink/internal-keys.js';
 import { makePipelineFixture, type PipelineFixture } from '../support/pipeline-fixture.js';

@@ -1,6 +1,6 @@
 import { Redis } from 'ioredis';
 import { afterAll, beforeAll, describe, expect, inject, it } from 'vitest';
-import type { StatusReport } from '../../src/ops/status.js';
+import type { StatusReport } from '../../src/commands/status.js';
 import { checkpointKey } from '../../src/sink/internal-keys.js';
 import { killLiveCliProcesses, runCli, startCli } from '../support/cli-process.js';
 import { makePipelineFixture, type PipelineFixture } from '../support/pipeline-fixture.js';

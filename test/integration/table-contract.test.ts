@@ -1,7 +1,7 @@
 import { afterAll, afterEach, describe, expect, inject, it } from 'vitest';
-import type { Consumer } from '../../src/consumer/consumer.js';
+import type { ObservedConsumer as Consumer } from '../../src/commands/observed-consumer.js';
 import { formatLsn } from '../../src/lsn.js';
-import type { StatusReport } from '../../src/ops/status.js';
+import type { StatusReport } from '../../src/commands/status.js';
 import { killLiveCliProcesses, runCli } from '../support/cli-process.js';
 import { makePipelineFixture, type PipelineFixture } from '../support/pipeline-fixture.js';
 import { compareRedisWithTable } from '../support/table-oracle.js';

@@ -2,7 +2,7 @@ import { randomBytes } from 'node:crypto';
 import { Redis } from 'ioredis';
 import pg from 'pg';
 import { loadConfig, type Config } from '../../src/config.js';
-import { startConsumer, type Consumer } from '../../src/consumer/consumer.js';
+import { startObservedConsumer, type ObservedConsumer as Consumer } from '../../src/commands/observed-consumer.js';
 import { withDatabase } from '../../src/db/database.js';
 import { migrate } from '../../src/db/migrate.js';
 import { makeSilentLogger } from '../../src/logger.js';
@@ -64,7 +64,7 @@ export async function makePipelineFixture(adminUrl: string, redisUrl: string, na
     sql,
     redis,
     async startConsumer(overrides = {}) {
-      const consumer = await startConsumer({ ...config, ...overrides }, makeSilentLogger());
+      const consumer = await startObservedConsumer({ ...config, ...overrides }, makeSilentLogger());
       consumers.push(consumer);
       return consumer;
     },

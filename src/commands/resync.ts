@@ -1,11 +1,15 @@
 import { setTimeout as sleep } from 'node:timers/promises';
+import { SingleBar as ProgressBar } from 'cli-progress';
 import type { Config } from '../config.js';
 import { withDatabase } from '../db/database.js';
 import { readSlot } from '../replication/slot.js';
 import { connectRedis } from '../sink/redis-client.js';
 import { RedisSink } from '../sink/redis-sink.js';
 import { makeSilentLogger } from '../logger.js';
+import { describeFailing } from '../ops/failure-tracker.js';
 import { readPublishedRoles, type PublishedRole } from '../ops/published-role.js';
+import { EXIT_OK } from './exit-codes.js';
+import { STATUS_EXIT } from './status.js';
 
 const POLL_INTERVAL_MS = 200;
 /** A consumer that stays away this long (slot inactive) is not coming back to finish the resync. */
@@ -57,4 +61,40 @@ export async function requestResync(
   } finally {
     redis.disconnect();
   }
+}
+
+/** `budget-cdc resync`: asks for the rebuild, shows its progress; exits 7 (as status) when the consumer keeps failing. */
+export async function resyncCommand(config: Config): Promise<number> {
+  const terminal = process.stderr.isTTY === true;
+  let bar: ProgressBar | undefined;
+  let lastLine = 0;
+  const outcome = await requestResync(config, ({ totalRows, rowsDone }) => {
+    if (terminal) {
+      if (bar === undefined) {
+        bar = new ProgressBar({ format: 'resync [{bar}] {percentage}% | {value}/{total} rows | ETA {eta}s', stream: process.stderr });
+        bar.start(totalRows, rowsDone);
+      }
+      bar.setTotal(totalRows);
+      bar.update(rowsDone);
+    } else if (Date.now() - lastLine > 5_000) {
+      lastLine = Date.now();
+      process.stderr.write(`resync: ${rowsDone}/${totalRows} rows\n`);
+    }
+  });
+  bar?.stop();
+  if (outcome.state === 'rebuilt') {
+    process.stdout.write('resync finished: Redis holds the alive rows of the table, and the stream goes on from there\n');
+  } else if (outcome.state === 'consumer-failing') {
+    const { consumer } = outcome;
+    process.stdout.write(
+      `the consumer ${consumer.process} is failing (${describeFailing(consumer.failing!)}): the resync is requested and runs ` +
+        'as soon as one of its sessions gets past that error; fix the error first ("budget-cdc status" follows it)\n',
+    );
+    return STATUS_EXIT.consumerFailing;
+  } else {
+    process.stdout.write(
+      `no consumer is running on slot ${config.slotName}: the checkpoint is removed, so the next "budget-cdc run" rebuilds Redis from the table before it streams\n`,
+    );
+  }
+  return EXIT_OK;
 }

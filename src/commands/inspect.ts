@@ -4,7 +4,7 @@ import { parseJob } from '../replication/job-row.js';
 import type { Config } from '../config.js';
 import { checkConnection } from '../db/check-database.js';
 import { withDatabase } from '../db/database.js';
-import { RowError } from '../errors.js';
+import { ConfigError, RowError } from '../errors.js';
 import type { JobRow } from '../replication/job-changes.js';
 import { jobValue } from '../sink/job-value.js';
 import { connectRedis } from '../sink/redis-client.js';
@@ -124,4 +124,16 @@ export function formatInspection(inspection: JobInspection): string {
       : `agree: no (${inspection.differences.join('; ')}); if the row changed just now, the consumer may not have applied it yet: see "budget-cdc status"`,
   );
   return lines.join('\n');
+}
+
+/** inspect: the key does not hold what the row implies. */
+export const EXIT_DISAGREE = 3;
+
+/** `budget-cdc inspect <job_id> [--json]`: exit 0 when the key agrees with the row, EXIT_DISAGREE when not. */
+export async function inspectCommand(config: Config, args: string[], json: boolean): Promise<number> {
+  const [jobId, ...extra] = args;
+  if (jobId === undefined || extra.length > 0) throw new ConfigError('inspect', 'inspect takes one argument: a job_id');
+  const inspection = await inspectJob(config, jobId);
+  process.stdout.write(json ? JSON.stringify(inspection) + '\n' : formatInspection(inspection) + '\n');
+  return inspection.agree ? 0 : EXIT_DISAGREE;
 }

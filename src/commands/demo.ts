@@ -4,7 +4,7 @@ import { sql } from 'kysely';
 import { loadConfig, loadQuickstartConfig, type Config, type ConfigOptions } from '../config.js';
 import { checkConnection } from '../db/check-database.js';
 import { withDatabase } from '../db/database.js';
-import { SetupError } from '../errors.js';
+import { ConfigError, SetupError } from '../errors.js';
 import { generatedJobsCsv } from '../load/generated-jobs.js';
 import { loadCsv, STDIN_SOURCE } from '../load/load-csv.js';
 import { LOCAL_DATABASE_NAME } from '../local/local-postgres.js';
@@ -114,4 +114,11 @@ function formatDuration(ms: number): string {
   const seconds = Math.floor(ms / 1000);
   const [d, h, m, s] = [Math.floor(seconds / 86_400), Math.floor(seconds / 3600) % 24, Math.floor(seconds / 60) % 60, seconds % 60];
   return `${d}d ${h}h ${String(m).padStart(2, '0')}m ${String(s).padStart(2, '0')}s`;
+}
+
+/** `budget-cdc demo [--rows N]`. */
+export async function demoCommand(options: ConfigOptions, rowsText: string): Promise<number> {
+  const rows = /^[1-9]\d{0,8}$/.test(rowsText) ? Number(rowsText) : NaN;
+  if (!Number.isSafeInteger(rows)) throw new ConfigError('--rows', `--rows must be a positive integer up to 999999999, got "${rowsText}"`);
+  return runDemo(options, rows, process.stdout);
 }

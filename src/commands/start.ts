@@ -2,13 +2,19 @@ import { chmod, mkdir, readFile } from 'node:fs/promises';
 import { join, resolve } from 'node:path';
 import { loadConfig, loadHealthConfig, loadQuickstartConfig, type ConfigOptions } from '../config.js';
 import type { Logger } from '../logger.js';
-import { runPipeline } from '../ops/run-pipeline.js';
-import { clusterVersion, startLocalPostgres, type LocalPostgres } from './local-postgres.js';
-import { findRedisServer, startLocalRedis, type LocalRedis } from './local-redis.js';
-import { findPostgresBinaries } from './postgres-binaries.js';
-import { postgresOwner } from './process-owner.js';
-import { choosePort, lockQuickstartFolder, quickstartPaths, readQuickstartState, writeQuickstartState } from './quickstart-folder.js';
-import { isAlive } from './server-process.js';
+import { runPipeline } from './run.js';
+import { clusterVersion, startLocalPostgres, type LocalPostgres } from '../local/local-postgres.js';
+import { findRedisServer, startLocalRedis, type LocalRedis } from '../local/local-redis.js';
+import { findPostgresBinaries } from '../local/postgres-binaries.js';
+import { postgresOwner } from '../local/process-owner.js';
+import {
+  choosePort,
+  lockQuickstartFolder,
+  quickstartPaths,
+  readQuickstartState,
+  writeQuickstartState,
+} from '../local/quickstart-folder.js';
+import { isAlive } from '../local/server-process.js';
 
 /** Ports tried first for the local servers: near the usual ones, but not them, which a system server may hold. */
 export const PREFERRED_POSTGRES_PORT = 15432;

@@ -1,9 +1,9 @@
 import type { Config, HealthConfig } from '../config.js';
-import { startConsumer } from '../consumer/consumer.js';
+import { startObservedConsumer } from './observed-consumer.js';
 import { checkConnection } from '../db/check-database.js';
 import { withDatabase } from '../db/database.js';
 import { migrate } from '../db/migrate.js';
-import { startHttpServer } from './http-server.js';
+import { startHttpServer } from '../ops/http-server.js';
 import type { Logger } from '../logger.js';
 
 const EXIT_OK = 0;
@@ -34,7 +34,7 @@ export async function runPipeline(config: Config, health: HealthConfig, logger: 
   if (migrated.applied.length > 0 || migrated.publication !== 'unchanged') {
     logger.info({ applied: migrated.applied, publication: migrated.publication }, 'schema migrated');
   }
-  const consumer = await startConsumer(config, logger);
+  const consumer = await startObservedConsumer(config, logger);
   let endpoint;
   try {
     endpoint = await startHttpServer(consumer, health, logger.child({ component: 'http' }));

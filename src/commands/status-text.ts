@@ -1,0 +1,66 @@
+import { describeFailing } from '../ops/failure-tracker.js';
+import type { PublishedRole } from '../ops/published-role.js';
+import { REBUILD_CAUSES, type RebuildCause, type RebuildHistory } from '../sink/rebuild-record.js';
+import type { StatusReport } from './status.js';
+
+// The human-readable form of `budget-cdc status`; --json prints the StatusReport itself.
+
+function formatConsumer(consumer: PublishedRole): string {
+  return `${consumer.role} ${consumer.process}${consumer.failing === undefined ? '' : ` (FAILING: ${describeFailing(consumer.failing)})`}`;
+}
+
+/** The human-readable form of the report. */
+export function formatStatus(report: StatusReport): string {
+  const { slot, redis, health } = report;
+  const lines = [`postgres ${report.database.url}`];
+  if (slot.exists) {
+    lines.push(
+      `slot ${slot.name}: ${slot.active ? 'active' : 'inactive (no consumer streams from it)'}, confirmed ${slot.confirmedLsn}, wal_status ${slot.walStatus}`,
+      `  lag ${formatBytes(slot.lagBytes)}, ${slot.lagSeconds === null ? 'seconds unknown (measured by a running consumer)' : `${slot.lagSeconds.toFixed(1)} s`}` +
+        `; retained WAL ${formatBytes(slot.retainedBytes)}; safe_wal_size ${slot.safeWalSizeBytes === null ? 'unlimited' : formatBytes(slot.safeWalSizeBytes)}`,
+    );
+  } else {
+    lines.push(`slot ${slot.name}: does not exist (created by "budget-cdc run")`);
+  }
+  lines.push(
+    redis.reachable
+      ? `redis ${redis.url}: reachable; checkpoint ${redis.checkpoint ?? 'none (the consumer loads Redis from the table)'}; dead letters ${redis.deadLetters}` +
+          (redis.eviction === null ? '' : `; maxmemory-policy ${redis.eviction.policy}, evicted keys ${redis.eviction.evictedKeys}`)
+      : `redis ${redis.url}: unreachable (${redis.error})`,
+  );
+  if (redis.reachable) {
+    lines.push(`consumers: ${report.consumers.length === 0 ? 'none running' : report.consumers.map(formatConsumer).join('; ')}`);
+  }
+  if ((redis.deadLetters ?? 0) > 0) {
+    lines.push(
+      '  rows set aside: "budget-cdc dead-letters" lists them with their reason; fix the cause (the row, or the table), then "budget-cdc resync"',
+    );
+  }
+  if (redis.rebuilds !== null) lines.push(formatRebuilds(redis.rebuilds));
+  lines.push(health.exitCode === 0 ? 'healthy' : `unhealthy (exit ${health.exitCode}): ${health.problems.join('; ')}`);
+  return lines.join('\n');
+}
+
+const REBUILD_CAUSE_TEXT: Record<RebuildCause, string> = {
+  'new-slot': 'new slot',
+  'slot-lost': 'slot lost',
+  'redis-empty': 'Redis lost everything',
+  'redis-went-back': 'Redis went back in time',
+  requested: 'requested',
+};
+
+/** "rebuilds: 1 new slot, 2 Redis went back in time; last …" */
+function formatRebuilds(history: RebuildHistory): string {
+  const counts = REBUILD_CAUSES.filter((cause) => (history.counts[cause] ?? 0) > 0).map(
+    (cause) => `${history.counts[cause]} ${REBUILD_CAUSE_TEXT[cause]}`,
+  );
+  if (counts.length === 0) return 'rebuilds from the table: none';
+  const last = history.last;
+  return `rebuilds from the table: ${counts.join(', ')}${last === undefined ? '' : `; last ${last.at} (${REBUILD_CAUSE_TEXT[last.cause]}): ${last.detail}`}`;
+}
+
+function formatBytes(bytes: number | null): string {
+  if (bytes === null) return 'unknown';
+  const MIB = 1024 * 1024;
+  return bytes < MIB ? `${bytes} bytes` : `${(bytes / MIB).toFixed(1)} MiB (${bytes} bytes)`;
+}
