@@ -1,4 +1,15 @@
 import { ConfigError } from './errors.js';
+import {
+  checkLogLevel,
+  checkNonNegativeInteger,
+  checkNonNegativeNumber,
+  checkPort,
+  checkPositiveInteger,
+  checkSqlName,
+  checkUrl,
+  MAX_PORT_NUMBER,
+} from './config-checks.js';
+export { redact } from './config-checks.js';
 
 /** Settings given on the command line; each overrides its environment variable. */
 export interface ConfigOptions {
@@ -56,11 +67,6 @@ export const DEFAULT_PUBLICATION_NAME = 'budget_cdc';
 export const DEFAULT_KEY_PREFIX = 'job:';
 export const DEFAULT_BATCH_SIZE = 1000;
 export const DEFAULT_REDIS_MIN_REPLICAS = 0;
-const LOG_LEVELS = ['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent'];
-
-// PostgreSQL folds unquoted names to lower case and limits them to 63 bytes; we accept only names
-// that need no quoting so that the same name works in SQL, in replication commands and in psql.
-const SQL_NAME = /^[a-z_][a-z0-9_]{0,62}$/;
 
 /** Builds the Config from flags, then environment, then defaults; throws ConfigError saying what to set. */
 export function loadConfig(options: ConfigOptions, env: NodeJS.ProcessEnv = process.env): Config {
@@ -145,50 +151,13 @@ function parseHostPort(text: string): RedisAddress {
   // host:port, or [IPv6]:port
   const match = /^(?:\[([0-9A-Fa-f:.]+)\]|([A-Za-z0-9.-]+)):(\d{1,5})$/.exec(text);
   const port = Number(match?.[3]);
-  if (match === null || !(port >= 1 && port <= MAX_PORT)) {
+  if (match === null || !(port >= 1 && port <= MAX_PORT_NUMBER)) {
     throw new ConfigError(
       'REDIS_SENTINELS',
       `--redis-sentinels / REDIS_SENTINELS: "${text}" is not host:port; give a comma-separated list such as 10.0.0.1:26379,10.0.0.2:26379`,
     );
   }
   return Object.freeze({ host: match[1] ?? match[2]!, port });
-}
-
-function checkNonNegativeInteger(variable: string, flag: string, value: string, unit: string): number {
-  const n = /^\d{1,9}$/.test(value) ? Number(value) : NaN;
-  if (!Number.isSafeInteger(n))
-    throw new ConfigError(variable, `${flag} / ${variable} must be a whole number of ${unit} (0 or more), got "${value}"`);
-  return n;
-}
-
-function checkUrl(variable: string, flag: string, value: string, protocols: string[]): string {
-  let url: URL;
-  try {
-    url = new URL(value);
-  } catch {
-    throw new ConfigError(
-      variable,
-      `${variable} is not a valid URL (${redact(value)}): set it or ${flag} to a URL like ${protocols[0]}//user:password@host:port, ` +
-        `with special characters of the user and password percent-encoded (@ as %40, : as %3A, / as %2F, % as %25)`,
-    );
-  }
-  if (!protocols.includes(url.protocol)) {
-    throw new ConfigError(
-      variable,
-      `${variable} must start with ${protocols.map((p) => p + '//').join(' or ')}, got ${url.protocol}//: fix it or pass ${flag}`,
-    );
-  }
-  return value;
-}
-
-function checkSqlName(variable: string, flag: string, value: string): string {
-  if (!SQL_NAME.test(value)) {
-    throw new ConfigError(
-      variable,
-      `${flag} / ${variable} "${value}" is not a valid name: use 1 to 63 lower-case letters, digits and underscores, starting with a letter or underscore`,
-    );
-  }
-  return value;
 }
 
 /** Where budget-cdc keeps its own keys (checkpoint, dead letters): no job key prefix may cover them. */
@@ -201,21 +170,6 @@ function checkKeyPrefix(value: string): string {
       'BUDGET_CDC_KEY_PREFIX',
       `--key-prefix / BUDGET_CDC_KEY_PREFIX "${value}" would cover budget-cdc's own keys (${INTERNAL_KEY_PREFIX}…): choose a non-empty prefix such as job:`,
     );
-  }
-  return value;
-}
-
-function checkPositiveInteger(variable: string, flag: string, value: string): number {
-  const n = /^[1-9]\d*$/.test(value) ? Number(value) : NaN;
-  if (!Number.isSafeInteger(n)) {
-    throw new ConfigError(variable, `${flag} / ${variable} must be a positive integer, got "${value}"`);
-  }
-  return n;
-}
-
-function checkLogLevel(value: string): string {
-  if (!LOG_LEVELS.includes(value)) {
-    throw new ConfigError('LOG_LEVEL', `--log-level / LOG_LEVEL must be one of ${LOG_LEVELS.join(', ')}, got "${value}"`);
   }
   return value;
 }
@@ -239,7 +193,6 @@ export const DEFAULT_HTTP_HOST = '127.0.0.1';
 const GIB = 1024 * 1024 * 1024;
 export const DEFAULT_MAX_LAG_BYTES = 1 * GIB;
 export const DEFAULT_MAX_LAG_SECONDS = 300;
-const MAX_PORT = 65_535;
 
 /** Builds the HealthConfig from flags, then environment, then defaults; throws ConfigError saying what to set. */
 export function loadHealthConfig(options: ConfigOptions, env: NodeJS.ProcessEnv = process.env): HealthConfig {
@@ -308,43 +261,4 @@ export function loadQuickstartConfig(options: ConfigOptions, env: NodeJS.Process
 export function loadRolePassword(options: ConfigOptions, env: NodeJS.ProcessEnv = process.env): string | undefined {
   const password = options.rolePassword ?? env.BUDGET_CDC_ROLE_PASSWORD;
   return password === '' ? undefined : password;
-}
-
-function checkPort(value: string): number {
-  const n = /^\d{1,5}$/.test(value) ? Number(value) : NaN;
-  if (!(n >= 0 && n <= MAX_PORT)) {
-    throw new ConfigError(
-      'BUDGET_CDC_HTTP_PORT',
-      `--http-port / BUDGET_CDC_HTTP_PORT must be a port from 1 to ${MAX_PORT}, or 0 to turn the endpoint off; got "${value}"`,
-    );
-  }
-  return n;
-}
-
-function checkNonNegativeNumber(variable: string, flag: string, value: string, integer: boolean): number {
-  const pattern = integer ? /^\d+$/ : /^\d+(\.\d+)?$/;
-  const n = pattern.test(value) ? Number(value) : NaN;
-  if (!Number.isFinite(n) || (integer && !Number.isSafeInteger(n))) {
-    throw new ConfigError(
-      variable,
-      `${flag} / ${variable} must be a ${integer ? 'whole ' : ''}number of ${integer ? 'bytes' : 'seconds'} (0 or more), got "${value}"`,
-    );
-  }
-  return n;
-}
-
-/** Hides a password so that error messages and logs never print it. */
-export function redact(url: string): string {
-  try {
-    const parsed = new URL(url);
-    if (parsed.password !== '') parsed.password = '***';
-    // libpq and pg also take the password as a query parameter.
-    if (parsed.searchParams.has('password')) parsed.searchParams.set('password', '***');
-    return parsed.toString();
-  } catch {
-    // A URL that does not parse may hold a password with any character in any place (an unencoded @, : or /
-    // moves the host boundary): only its scheme is safe to print.
-    const scheme = /^([A-Za-z][A-Za-z0-9+.-]*:)\/\//.exec(url)?.[1];
-    return scheme === undefined ? '(not shown)' : `${scheme}//…`;
-  }
 }

@@ -4,7 +4,7 @@ import type { Config } from '../config.js';
 import { withDatabase } from '../db/database.js';
 import { readSlot } from '../replication/slot.js';
 import { connectRedis } from '../sink/redis-client.js';
-import { RedisSink } from '../sink/redis-sink.js';
+import { RedisStore } from '../sink/redis-store.js';
 import { makeSilentLogger } from '../logger.js';
 import { describeFailing } from '../ops/failure-tracker.js';
 import { readPublishedRoles, type PublishedRole } from '../ops/published-role.js';
@@ -34,7 +34,7 @@ export async function requestResync(
 ): Promise<ResyncOutcome> {
   const redis = await connectRedis(config, makeSilentLogger());
   try {
-    const sink = new RedisSink(redis, config.keyPrefix, config.slotName);
+    const sink = new RedisStore(redis, config.keyPrefix, config.slotName);
     await redis.del(sink.resyncProgressKey);
     await sink.requestRebuild({ cause: 'requested', detail: 'budget-cdc resync was run' });
     return await withDatabase(config.databaseUrl, async (db) => {

@@ -9,7 +9,7 @@ import { checkpointKey, deadLetterKey } from '../sink/internal-keys.js';
 import type { RebuildHistory } from '../sink/rebuild-record.js';
 import { connectRedis } from '../sink/redis-client.js';
 import { evictionWarning, readEvictionState, SAFE_EVICTION_POLICY, type EvictionState } from '../sink/redis-eviction.js';
-import { RedisSink } from '../sink/redis-sink.js';
+import { RedisStore } from '../sink/redis-store.js';
 import { describeRedisTarget } from '../sink/redis-target.js';
 import { makeSilentLogger } from '../logger.js';
 import { readPublishedLag } from '../ops/published-lag.js';
@@ -195,7 +195,7 @@ async function probeRedis(config: Config): Promise<RedisProbe> {
         const deadLetters = await redis.llen(deadLetterKey(config.slotName));
         if (typeof deadLetters !== 'number') throw new Error(`LLEN ${deadLetterKey(config.slotName)} answered ${String(deadLetters)}`);
         const lag = await readPublishedLag(redis, config.slotName);
-        const rebuilds = await new RedisSink(redis, config.keyPrefix, config.slotName).readRebuildHistory();
+        const rebuilds = await new RedisStore(redis, config.keyPrefix, config.slotName).readRebuildHistory();
         const consumers = await readPublishedRoles(redis, config.slotName);
         const eviction = await readEvictionState(redis);
         return {

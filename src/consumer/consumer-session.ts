@@ -16,7 +16,8 @@ import { createSlot, dropSlot, readSlot, type CreatedSlot, type SlotState } from
 import { formatCheckpoint, isCovered, parseCheckpoint, type Checkpoint } from '../sink/checkpoint.js';
 import { isPlainJobId } from '../sink/job-value.js';
 import type { RebuildCause } from '../sink/rebuild-record.js';
-import type { BatchReply, RedisSink } from '../sink/redis-sink.js';
+import type { BatchReply } from '../sink/batch-writer.js';
+import type { Sink } from '../sink/sink.js';
 import type { WriteBatch } from '../sink/write-batch.js';
 import type { ConsumerEvents } from './consumer-events.js';
 import { resyncFromSnapshot } from './resync.js';
@@ -119,7 +120,7 @@ export class ConsumerSession {
   constructor(
     private readonly settings: SessionSettings,
     private readonly db: Kysely<Database>,
-    private readonly sink: RedisSink,
+    private readonly sink: Sink,
     private readonly events: ConsumerEvents,
     private readonly logger: Logger,
   ) {

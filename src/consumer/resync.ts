@@ -3,7 +3,7 @@ import { parseJob } from '../replication/job-row.js';
 import { RowError } from '../errors.js';
 import type { JobRow } from '../replication/job-changes.js';
 import { formatLsn, type Lsn } from '../lsn.js';
-import type { RedisSink } from '../sink/redis-sink.js';
+import type { Sink } from '../sink/sink.js';
 
 /** Rows read from the table per round trip: bounds memory whatever the table's size. */
 const RESYNC_FETCH_ROWS = 5_000;
@@ -31,7 +31,7 @@ export async function resyncFromSnapshot(options: {
   databaseUrl: string;
   snapshotName: string;
   snapshotLsn: Lsn;
-  sink: RedisSink;
+  sink: Sink;
   onProgress?: (progress: ResyncProgress) => void | Promise<void>;
 }): Promise<ResyncResult> {
   const { sink, snapshotName } = options;
@@ -103,7 +103,7 @@ export async function resyncFromSnapshot(options: {
  * Deletes keys under the prefix whose job is not alive in the snapshot; memory stays bounded (one SCAN page
  * checked while the next is read).
  */
-async function deleteStaleKeys(client: pg.Client, sink: RedisSink): Promise<number> {
+async function deleteStaleKeys(client: pg.Client, sink: Sink): Promise<number> {
   let deleted = 0;
   const pages = sink.scanKeysUnderPrefix();
   let nextPage = pages.next();

@@ -1,5 +1,5 @@
 import type { Redis } from 'ioredis';
-import { INTERNAL_KEY_PREFIX } from '../config.js';
+import { publishedLagKey } from '../sink/internal-keys.js';
 import type { SlotReading } from './slot-monitor.js';
 
 /** A running consumer's lag reading expires this long after it was written, so `status` never shows a stale one. */
@@ -10,11 +10,6 @@ export interface PublishedLag {
   lagSeconds: number;
   /** When it was measured (ISO). */
   at: string;
-}
-
-/** The key of a slot's lag reading, among budget-cdc's own keys. */
-export function publishedLagKey(slotName: string): string {
-  return `${INTERNAL_KEY_PREFIX}lag:${slotName}`;
 }
 
 /** Writes the reading (only its lag in seconds: the bytes are read from PostgreSQL by whoever asks). */

@@ -1,5 +1,5 @@
 import type { Redis } from 'ioredis';
-import { INTERNAL_KEY_PREFIX } from '../config.js';
+import { publishedRolePrefix } from '../sink/internal-keys.js';
 import type { ConsumerFailing } from './failure-tracker.js';
 import type { ConsumerRole } from './readiness.js';
 
@@ -16,10 +16,6 @@ export interface PublishedRole {
   at: string;
   /** Set while its sessions keep failing. */
   failing?: ConsumerFailing;
-}
-
-function publishedRolePrefix(slotName: string): string {
-  return `${INTERNAL_KEY_PREFIX}consumer:${slotName}:`;
 }
 
 /** Writes this process's role under the slot; refreshed every second by the running consumer. */

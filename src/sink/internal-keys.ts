@@ -30,3 +30,13 @@ export function rebuildRequestKey(keyPrefix: string): string {
 export function rebuildHistoryKey(keyPrefix: string): string {
   return `${INTERNAL_KEY_PREFIX}rebuilds:${keyPrefix}`;
 }
+
+/** What a running consumer measured of the slot's lag, for `budget-cdc status`; expires when it stops publishing. */
+export function publishedLagKey(slotName: string): string {
+  return `${INTERNAL_KEY_PREFIX}lag:${slotName}`;
+}
+
+/** Where the consumers of a slot publish their role, one key per process under this prefix. */
+export function publishedRolePrefix(slotName: string): string {
+  return `${INTERNAL_KEY_PREFIX}consumer:${slotName}:`;
+}
