@@ -1,16 +1,11 @@
 import { execFileSync } from 'node:child_process';
 import { existsSync } from 'node:fs';
 import { mkdir, readFile } from 'node:fs/promises';
-import { connect } from 'node:net';
 import { delimiter, join } from 'node:path';
-import { setTimeout as sleep } from 'node:timers/promises';
 import { SetupError } from '../errors.js';
-import { adoptServer, isAlive, logTail, spawnServer, type ServerProcess } from './server-process.js';
+import { launchRedis, persistenceArgs, redisProcess, redisProcessId, type RedisProcess } from './redis-process.js';
+import { adoptServer, isAlive, type ServerProcess } from './server-process.js';
 
-const SECOND = 1000;
-const READY_TIMEOUT_MS = 30 * SECOND;
-const STOP_TIMEOUT_MS = 30 * SECOND;
-const PROBE_TIMEOUT_MS = SECOND;
 /** SET … PXAT needs Redis 6.2. */
 const MIN_VERSION: [number, number] = [6, 2];
 const USUAL_BIN_DIRS = ['/opt/homebrew/bin', '/usr/local/bin', '/usr/bin', '/usr/sbin', '/snap/bin'];
@@ -23,7 +18,7 @@ export interface LocalRedis {
   /** False when an earlier run's server was still running and was taken over. */
   started: boolean;
   readonly server: ServerProcess;
-  /** SIGTERM: Redis writes the append-only file out and exits. */
+  /** SIGTERM: Redis writes the append-only file out and exits; SIGKILL past a deadline. */
   stop(): Promise<void>;
 }
 
@@ -57,64 +52,24 @@ export async function startLocalRedis(options: { program: string; dir: string; l
   const { program, dir, logPath, port } = options;
   await mkdir(dir, { recursive: true });
   const pidFile = join(dir, 'redis.pid');
-  const url = `redis://127.0.0.1:${port}`;
   const leftover = await leftoverServer(pidFile, port);
-  let server: ServerProcess;
-  if (leftover !== undefined) {
-    server = leftover;
-  } else {
-    const args = [
-      '--port', String(port), '--bind', '127.0.0.1', '--dir', dir, '--pidfile', pidFile,
-      '--appendonly', 'yes', '--appendfsync', 'always', '--save', '',
-    ]; // prettier-ignore
-    server = spawnServer(program, args, { cwd: dir, logPath }).server;
-    await waitUntilServing(server, port, logPath);
-  }
-  return { url, started: leftover === undefined, server, stop: () => server.stop('SIGTERM', STOP_TIMEOUT_MS) };
+  const redis: RedisProcess =
+    leftover ??
+    (await launchRedis({
+      program,
+      args: ['--port', String(port), '--bind', '127.0.0.1', '--dir', dir, '--pidfile', pidFile, ...persistenceArgs('aof')],
+      port,
+      cwd: dir,
+      logPath,
+      // Ctrl-C reaches only budget-cdc, which stops the pipeline before the servers.
+      detached: true,
+    }));
+  return { url: `redis://127.0.0.1:${port}`, started: leftover === undefined, server: redis.server, stop: () => redis.stop() };
 }
 
-async function leftoverServer(pidFile: string, port: number): Promise<ServerProcess | undefined> {
+async function leftoverServer(pidFile: string, port: number): Promise<RedisProcess | undefined> {
   const pid = Number((await readFile(pidFile, 'utf8').catch(() => '')).trim());
   if (!Number.isInteger(pid) || pid <= 0 || !isAlive(pid)) return undefined;
-  if ((await redisProcessId(port)) === pid) return adoptServer(pid);
+  if ((await redisProcessId(port)) === pid) return redisProcess(adoptServer(pid), port);
   return undefined; // a stale pid file whose number now belongs to another process
-}
-
-async function waitUntilServing(server: ServerProcess, port: number, logPath: string): Promise<void> {
-  const deadline = Date.now() + READY_TIMEOUT_MS;
-  while (Date.now() < deadline) {
-    if (server.exited()) throw new SetupError(`redis-server exited while starting; its log says:\n${await logTail(logPath)}`);
-    if ((await redisProcessId(port)) === server.pid) return;
-    await sleep(100);
-  }
-  await server.stop('SIGTERM', STOP_TIMEOUT_MS);
-  throw new SetupError(`redis-server did not answer within ${READY_TIMEOUT_MS / SECOND} s; its log says:\n${await logTail(logPath)}`);
-}
-
-/**
- * The process id of the Redis answering on `port` (inline `INFO`), or undefined while it loads its data or when
- * none answers: a PING alone could be answered by another Redis that holds the port while ours fails to bind it.
- */
-function redisProcessId(port: number): Promise<number | undefined> {
-  return new Promise((resolve) => {
-    const socket = connect({ host: '127.0.0.1', port });
-    let reply = '';
-    const finish = (pid: number | undefined): void => {
-      socket.destroy();
-      resolve(pid);
-    };
-    socket.setTimeout(PROBE_TIMEOUT_MS, () => finish(undefined));
-    socket.once('error', () => finish(undefined));
-    socket.once('connect', () => socket.write('INFO\r\n'));
-    socket.on('data', (chunk: Buffer) => {
-      reply += chunk.toString();
-      if (reply.startsWith('-')) finish(undefined);
-      // A bulk string: "$<length>\r\n<text>\r\n"; wait for all of it.
-      const header = /^\$(\d+)\r\n/.exec(reply);
-      if (header === null || Buffer.byteLength(reply) < header[0].length + Number(header[1])) return;
-      const processId = /\r\nprocess_id:(\d+)\r\n/.exec(reply)?.[1];
-      const loading = /\r\nloading:(\d)\r\n/.exec(reply)?.[1];
-      finish(processId !== undefined && loading === '0' ? Number(processId) : undefined);
-    });
-  });
 }

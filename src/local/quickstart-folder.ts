@@ -1,9 +1,8 @@
 import { readFile, rm, writeFile } from 'node:fs/promises';
-import { createServer } from 'node:net';
 import { join } from 'node:path';
 import { SetupError } from '../errors.js';
 import { isAlive } from './server-process.js';
-import { findFreePort } from './free-port.js';
+import { findFreePort, isPortFree } from './free-port.js';
 
 /** What the quickstart remembers in its folder between runs, so that the URLs stay the same. */
 export interface QuickstartState {
@@ -70,12 +69,4 @@ export async function choosePort(remembered: number | undefined, preferred: numb
   if (remembered !== undefined && (heldByLeftover || (await isPortFree(remembered)))) return remembered;
   if (await isPortFree(preferred)) return preferred;
   return findFreePort();
-}
-
-function isPortFree(port: number): Promise<boolean> {
-  return new Promise((resolve) => {
-    const server = createServer();
-    server.once('error', () => resolve(false));
-    server.listen(port, '127.0.0.1', () => server.close(() => resolve(true)));
-  });
 }

@@ -1,20 +1,21 @@
-import { type ChildProcess } from 'node:child_process';
-import { mkdtemp, readFile, rm } from 'node:fs/promises';
-import { connect, createServer } from 'node:net';
-import { tmpdir } from 'node:os';
+import type { ChildProcess } from 'node:child_process';
 import { join } from 'node:path';
-import { waitFor } from './wait-for.js';
 import { findFreePort } from '../../src/local/free-port.js';
-import { spawnServer, trackTemporaryDir, untrackTemporaryDir } from './server-process.js';
+import {
+  launchRedis as launchRedisProcess,
+  persistenceArgs,
+  redisProcess,
+  type RedisPersistence,
+  type RedisProcess,
+} from '../../src/local/redis-process.js';
+import { watchChild, type SpawnedServer } from '../../src/local/server-process.js';
+import { makeTemporaryDir, removeTemporaryDir } from './server-process.js';
+
+export { makeTemporaryDir, removeTemporaryDir, type RedisPersistence };
 
 const SECOND = 1000;
 const READY_TIMEOUT_MS = 30 * SECOND;
-const SHUTDOWN_TIMEOUT_MS = 10 * SECOND;
-const PROBE_TIMEOUT_MS = SECOND;
-const LOG_TAIL_CHARS = 3000;
-
-/** How a server of `startRedis` keeps its data; see `RedisServerOptions.persistence`. */
-export type RedisPersistence = 'none' | 'rdb' | 'aof';
+const STOP_GRACE_MS = 10 * SECOND;
 
 /** Options of `startRedis`. */
 export interface RedisServerOptions {
@@ -53,7 +54,7 @@ export async function startRedis(options: RedisServerOptions = {}): Promise<Redi
   // Undefined after stop(), so that the next start() begins empty; crash() keeps it for the next start() to load.
   let dir: string | undefined;
   let lastDir = '';
-  let running: ChildProcess | undefined;
+  let running: RedisProcess | undefined;
 
   const start = async () => {
     if (running) return;
@@ -61,7 +62,7 @@ export async function startRedis(options: RedisServerOptions = {}): Promise<Redi
     const startDir = dir ?? (await makeTemporaryDir('budget-cdc-redis-'));
     dir = lastDir = startDir;
     try {
-      running = await launchRedis(port, startDir, [...args, '--dir', startDir, ...(options.extraArgs ?? [])]);
+      running = await launch(port, startDir, [...args, '--dir', startDir, ...(options.extraArgs ?? [])]);
     } catch (error) {
       if (fresh) {
         dir = undefined;
@@ -81,7 +82,7 @@ export async function startRedis(options: RedisServerOptions = {}): Promise<Redi
     async stop() {
       const stopping = running;
       running = undefined;
-      if (stopping) await killRedis(stopping, port, 'SIGTERM');
+      await stopping?.stop();
       if (dir === undefined) return;
       const removing = dir;
       dir = undefined;
@@ -90,34 +91,10 @@ export async function startRedis(options: RedisServerOptions = {}): Promise<Redi
     async crash() {
       const crashing = running;
       running = undefined;
-      if (crashing) await killRedis(crashing, port, 'SIGKILL');
+      await crashing?.crash();
     },
     start,
   };
-}
-
-function persistenceArgs(persistence: RedisPersistence): string[] {
-  switch (persistence) {
-    // 'rdb' starts the same server as 'none': snapshots are the test's own SAVE, so that it knows what one holds.
-    case 'none':
-    case 'rdb':
-      return ['--save', '', '--appendonly', 'no'];
-    case 'aof':
-      return ['--save', '', '--appendonly', 'yes', '--appendfsync', 'always'];
-  }
-}
-
-/** A new directory under the temp dir, removed when the test process exits unless `removeTemporaryDir` is called. */
-export async function makeTemporaryDir(prefix: string): Promise<string> {
-  const dir = await mkdtemp(join(tmpdir(), prefix));
-  trackTemporaryDir(dir);
-  return dir;
-}
-
-/** Removes a directory of `makeTemporaryDir` now, instead of when the test process exits. */
-export async function removeTemporaryDir(dir: string): Promise<void> {
-  await rm(dir, { recursive: true, force: true });
-  untrackTemporaryDir(dir);
 }
 
 /**
@@ -126,31 +103,7 @@ export async function removeTemporaryDir(dir: string): Promise<void> {
  * to the caller.
  */
 export async function launchRedis(port: number, dir: string, args: string[]): Promise<ChildProcess> {
-  const logPath = join(dir, 'redis.log');
-  const server = spawnServer('redis-server', args, { cwd: dir }, logPath);
-  const child = server.child;
-  try {
-    const outcome = await waitFor(
-      async () => {
-        if (server.exit()) return 'exited' as const;
-        return (await answersAsProcess(port, child.pid)) ? ('ready' as const) : undefined;
-      },
-      { timeoutMs: READY_TIMEOUT_MS, message: `redis-server to answer on port ${port}` },
-    );
-    if (outcome === 'exited') {
-      const exit = server.exit();
-      const how =
-        exit && 'error' in exit
-          ? `${exit.error.message}; install redis-server (version 7) or set TEST_REDIS_URL`
-          : `code ${exit?.code}, signal ${exit?.signal}`;
-      throw new Error(`redis-server exited during startup on port ${port} (${how})\n${await logTail(logPath)}`);
-    }
-    return child;
-  } catch (error) {
-    // No waiting for the port here: when redis-server could not bind it, someone else holds it.
-    await killChild(child, 'SIGTERM');
-    throw error;
-  }
+  return (await launch(port, dir, args)).server.child;
 }
 
 /**
@@ -158,57 +111,19 @@ export async function launchRedis(port: number, dir: string, args: string[]): Pr
  * restart can bind it again.
  */
 export async function killRedis(child: ChildProcess, port: number, signal: 'SIGTERM' | 'SIGKILL'): Promise<void> {
-  await killChild(child, signal);
-  await waitFor(() => isPortFree(port), { timeoutMs: SHUTDOWN_TIMEOUT_MS, message: `port ${port} to be free` });
+  const redis = redisProcess(watchChild(child), port, STOP_GRACE_MS);
+  await (signal === 'SIGKILL' ? redis.crash() : redis.stop());
 }
 
-async function killChild(child: ChildProcess, signal: 'SIGTERM' | 'SIGKILL'): Promise<void> {
-  // A child that failed to spawn has no pid and will never emit 'exit'.
-  if (child.exitCode !== null || child.signalCode !== null || child.pid === undefined) return;
-  const exited = new Promise<void>((resolve) => child.once('exit', () => resolve()));
-  child.kill(signal);
-  const timer = setTimeout(() => child.kill('SIGKILL'), SHUTDOWN_TIMEOUT_MS);
-  try {
-    await exited;
-  } finally {
-    clearTimeout(timer);
-  }
-}
-
-/**
- * Asks for the server's process id with an inline `INFO server` and compares it with our child's: a PING alone
- * could be answered by another Redis that holds the port while ours fails to bind it.
- */
-async function answersAsProcess(port: number, pid: number | undefined): Promise<boolean> {
-  return new Promise((resolve) => {
-    const socket = connect({ host: '127.0.0.1', port });
-    let reply = '';
-    const finish = (answered: boolean) => {
-      socket.destroy();
-      resolve(answered);
-    };
-    socket.setTimeout(PROBE_TIMEOUT_MS, () => finish(false));
-    socket.once('error', () => finish(false));
-    socket.once('connect', () => socket.write('INFO server\r\n'));
-    socket.on('data', (chunk: Buffer) => {
-      reply += chunk.toString();
-      // An error reply (such as -LOADING) means "not yet".
-      if (reply.startsWith('-')) finish(false);
-      const processId = /\r\nprocess_id:(\d+)\r\n/.exec(reply)?.[1];
-      if (processId !== undefined) finish(Number(processId) === pid);
-    });
+async function launch(port: number, dir: string, args: string[]): Promise<RedisProcess<SpawnedServer>> {
+  return launchRedisProcess({
+    program: 'redis-server',
+    args,
+    port,
+    cwd: dir,
+    logPath: join(dir, 'redis.log'),
+    detached: false,
+    readyTimeoutMs: READY_TIMEOUT_MS,
+    stopGraceMs: STOP_GRACE_MS,
   });
-}
-
-async function isPortFree(port: number): Promise<boolean> {
-  return new Promise((resolve) => {
-    const server = createServer();
-    server.once('error', () => resolve(false));
-    server.listen(port, '127.0.0.1', () => server.close(() => resolve(true)));
-  });
-}
-
-async function logTail(logPath: string): Promise<string> {
-  const text = await readFile(logPath, 'utf8').catch(() => '(no log)');
-  return `--- ${logPath} ---\n${text.slice(-LOG_TAIL_CHARS)}`;
 }

@@ -1,21 +1,26 @@
-import { spawn, type ChildProcess, type SpawnOptions } from 'node:child_process';
-import { closeSync, openSync, rmSync } from 'node:fs';
+import type { ChildProcess, SpawnOptions } from 'node:child_process';
+import { rmSync } from 'node:fs';
+import { mkdtemp, rm } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { killAttachedServers, spawnServer as spawnLocalServer, type ServerExit } from '../../src/local/server-process.js';
 
-// The servers the harness starts (PostgreSQL, Redis): spawned with their output in a log file, and killed
-// with their temp dirs removed when the test process exits, even when a test forgot to stop them.
+// The test harness's side of src/local's launcher: servers it spawns are attached to the test process (killed
+// when it exits, even when a test forgot to stop them), and their temp dirs are removed then too.
 
-export type ServerExit = { code: number | null; signal: NodeJS.Signals | null } | { error: Error };
+export type { ServerExit };
 
+/** A server process the harness spawned. */
 export interface ServerProcess {
   child: ChildProcess;
   /** How the process ended, or undefined while it runs. */
   exit(): ServerExit | undefined;
 }
 
-const liveChildren = new Set<ChildProcess>();
 const temporaryDirs = new Set<string>();
 process.once('exit', () => {
-  for (const child of liveChildren) child.kill('SIGKILL');
+  // Killed first, so that no server writes into a directory being removed.
+  killAttachedServers();
   for (const dir of temporaryDirs) {
     try {
       rmSync(dir, { recursive: true, force: true, maxRetries: 3 });
@@ -25,27 +30,12 @@ process.once('exit', () => {
   }
 });
 
-/** Spawns `program` with stdout and stderr appended to `logPath`, opened by this process. */
+/** Spawns `program` in `options.cwd` (as `options.uid`/`gid` when given) with stdout and stderr appended to `logPath`. */
 export function spawnServer(program: string, args: string[], options: SpawnOptions, logPath: string): ServerProcess {
-  // The parent opens the log, so a server running as another user needs no write access to it.
-  const logFd = openSync(logPath, 'a');
-  let child: ChildProcess;
-  try {
-    child = spawn(program, args, { ...options, stdio: ['ignore', logFd, logFd] });
-  } finally {
-    closeSync(logFd);
-  }
-  liveChildren.add(child);
-  let exit: ServerExit | undefined;
-  child.once('error', (error) => {
-    exit = { error };
-    liveChildren.delete(child);
-  });
-  child.once('exit', (code, signal) => {
-    exit = { code, signal };
-    liveChildren.delete(child);
-  });
-  return { child, exit: () => exit };
+  if (typeof options.cwd !== 'string') throw new Error(`spawnServer(${program}) needs options.cwd as a path string`);
+  const owner = options.uid !== undefined && options.gid !== undefined ? { uid: options.uid, gid: options.gid } : undefined;
+  const server = spawnLocalServer(program, args, { cwd: options.cwd, logPath, owner, detached: false });
+  return { child: server.child, exit: () => server.exit() };
 }
 
 /** Removes `dir` when the test process exits, unless untrackTemporaryDir is called first. */
@@ -55,4 +45,17 @@ export function trackTemporaryDir(dir: string): void {
 
 export function untrackTemporaryDir(dir: string): void {
   temporaryDirs.delete(dir);
+}
+
+/** A new directory under the temp dir, removed when the test process exits unless `removeTemporaryDir` is called. */
+export async function makeTemporaryDir(prefix: string): Promise<string> {
+  const dir = await mkdtemp(join(tmpdir(), prefix));
+  trackTemporaryDir(dir);
+  return dir;
+}
+
+/** Removes a directory of `makeTemporaryDir` now, instead of when the test process exits. */
+export async function removeTemporaryDir(dir: string): Promise<void> {
+  await rm(dir, { recursive: true, force: true });
+  untrackTemporaryDir(dir);
 }
