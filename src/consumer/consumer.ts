@@ -8,7 +8,8 @@ import { PermanentError } from '../errors.js';
 import { connectRedis } from '../sink/redis-client.js';
 import { RedisSink } from '../sink/redis-sink.js';
 import { makeConsumerEvents, type ConsumerEvents } from './consumer-events.js';
-import { ConsumerSession, StandbyError } from './consumer-session.js';
+import { ConsumerSession } from './consumer-session.js';
+import { StandbyError } from './session-errors.js';
 import { permanentErrorMessage } from './error-kind.js';
 
 const RETRY_MIN_MS = 250;

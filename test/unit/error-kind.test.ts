@@ -1,5 +1,5 @@
 import { describe, expect, it } from 'vitest';
-import { RedisStateLostError, RedisWentBackError } from '../../src/consumer/consumer-session.js';
+import { RedisStateLostError, RedisWentBackError } from '../../src/consumer/session-errors.js';
 import { permanentErrorMessage } from '../../src/consumer/error-kind.js';
 import { ConfigError, ConnectionError, DecodeError, PermanentError, RedisWriteError, SetupError } from '../../src/errors.js';
 
