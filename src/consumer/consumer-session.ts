@@ -1,28 +1,18 @@
 import type { Kysely } from 'kysely';
-import type { JobFigures } from '../budget/job.js';
-import { parseJob, readJobFigures } from '../replication/job-row.js';
 import type { Database } from '../db/database.js';
-import { RowError } from '../errors.js';
 import type { Logger } from '../logger.js';
-import { JobChangeDecoder, makeJobColumnRanges, type JobChange } from '../replication/job-changes.js';
 import { formatLsn, type Lsn } from '../lsn.js';
-import { decodePgoutput } from '../replication/pgoutput-decoder.js';
 import { openReplicationConnection, type ReplicationConnection } from '../replication/replication-connection.js';
 import { consumerApplicationName } from '../replication/slot-owner.js';
-import { isCovered, type Checkpoint } from '../sink/checkpoint.js';
-import { isPlainJobId } from '../sink/job-value.js';
 import type { Sink } from '../sink/sink.js';
 import type { ConsumerEvents } from './consumer-events.js';
-import { CheckpointKeeper } from './checkpoint-keeper.js';
-import { PendingBatch } from './pending-batch.js';
-import { emitTableDescribed, SessionStarter, type SessionSettings } from './session-start.js';
+import { ChangeApplier } from './change-applier.js';
+import { CheckpointKeeper, type ChangePosition } from './checkpoint-keeper.js';
+import { SessionStarter, type SessionSettings } from './session-start.js';
 import { WriteQueue } from './write-queue.js';
 
 export type { SessionSettings } from './session-start.js';
 
-/** A batch is sent once its RESP encoding reaches this many bytes, whatever its command count: long
- * values (a 3650-day job is 36 kB) must not make batches, and so memory, grow with them. */
-export const MAX_BATCH_BYTES = 1 << 20;
 /** Batches queued or in flight before reading from PostgreSQL pauses; reading resumes at half. */
 export const MAX_QUEUED_BATCHES = 4;
 /** How often the position is reported even when nothing changes, well inside wal_sender_timeout (60 s). */
@@ -45,19 +35,11 @@ export const ACK_WRITE_INTERVAL_MS = 2_000;
  */
 export class ConsumerSession {
   private connection: ReplicationConnection | undefined;
-  private readonly decoder = new JobChangeDecoder();
   private readonly queue: WriteQueue;
   private readonly starter: SessionStarter;
   private readonly checkpoints: CheckpointKeeper;
-  /** The batch being built, sent by flush(). */
-  private pending: PendingBatch;
+  private readonly applier: ChangeApplier;
   private flushScheduled = false;
-  private inTransaction = false;
-  /** Current transaction: its commit position and the index of its last change. */
-  private transactionLsn: Lsn = 0n;
-  private changeIndex = -1;
-  /** Changes at or before this are already in Redis (a replay after a restart): skipped. */
-  private skipThrough: Checkpoint | undefined;
   private paused = false;
   private stopping = false;
   private confirmedLsn: Lsn = 0n;
@@ -66,10 +48,6 @@ export class ConsumerSession {
   /** A position safe to acknowledge once a checkpoint write covers it (from an idle keepalive or a write-less commit). */
   private pendingAckLsn: Lsn | undefined;
   private ackTimer: NodeJS.Timeout | undefined;
-  /** Scratch space of the bulk-load path (applyInsertFromBytes), reused for every row. */
-  private readonly insertRanges = makeJobColumnRanges();
-  private readonly insertFigures: JobFigures = { budgetCents: 0, daysOnline: 0, createdAtMs: 0, expiresAtMs: 0 };
-  private readonly keyPrefixBytes: Buffer;
   private readonly failed: Promise<never>;
   private rejectFailed!: (error: Error) => void;
 
@@ -84,10 +62,13 @@ export class ConsumerSession {
       this.rejectFailed = reject;
     });
     this.failed.catch(() => undefined); // observed by run(); avoids an unhandled rejection before that
-    this.pending = new PendingBatch(sink.newBatch());
+    this.applier = new ChangeApplier(settings, () => sink.newBatch(), events, logger, {
+      flush: () => this.flush(),
+      scheduleFlush: () => this.scheduleFlush(),
+      truncate: (position) => this.truncate(position),
+    });
     this.checkpoints = new CheckpointKeeper(sink, settings.redisMinReplicas, events, logger, () => this.stopping);
     this.starter = new SessionStarter(settings, db, sink, events, logger, this.checkpoints.writerToken);
-    this.keyPrefixBytes = Buffer.from(settings.keyPrefix);
     this.queue = new WriteQueue(
       (lsn) => this.confirm(lsn),
       (error) => this.rejectFailed(error),
@@ -107,7 +88,7 @@ export class ConsumerSession {
     let checkpointTimer: NodeJS.Timeout | undefined;
     try {
       const { checkpointText, slotConfirmedLsn, slotCreated } = await this.starter.prepare(connection);
-      this.skipThrough = this.checkpoints.adopt(checkpointText, slotConfirmedLsn);
+      this.applier.startAfter(this.checkpoints.adopt(checkpointText, slotConfirmedLsn));
       this.confirmedLsn = slotConfirmedLsn;
       if (this.stopping) return;
       const streamEnded = connection.start(
@@ -163,129 +144,23 @@ export class ConsumerSession {
 
   private onXLogData(data: Buffer, offset: number, lsn: Lsn): void {
     if (this.stopping) return; // not applied, so not acknowledged: the next session receives it again
-    if (this.applyInsertFromBytes(data, offset)) return;
-    const change = this.decoder.toJobChange(decodePgoutput(data, offset, lsn), lsn);
-    if (change !== undefined) this.apply(change, lsn);
+    this.applier.applyMessage(data, offset, lsn);
   }
 
-  /**
-   * The path of bulk loads: an Insert into jobs goes from the message bytes into the batch as one SET,
-   * with no strings or objects per row. Returns false, having done nothing, for every other message and
-   * for a row not in the plain form PostgreSQL prints (a job_id JSON must escape, a row to set aside, a
-   * job already offline): apply() handles those, with the same result.
-   */
-  private applyInsertFromBytes(data: Buffer, offset: number): boolean {
-    const ranges = this.insertRanges;
-    const figures = this.insertFigures;
-    if (!this.decoder.locateInsert(data, offset, ranges)) return false;
-    if (!isPlainJobId(data, ranges.jobIdStart, ranges.jobIdEnd)) return false;
-    if (!readJobFigures(data, ranges, figures) || figures.expiresAtMs <= Date.now()) return false;
-    if (!this.countChange()) return true;
-    this.moveBatchCheckpoint();
-    this.pending.writes.setJob(this.keyPrefixBytes, data, ranges.jobIdStart, ranges.jobIdEnd, figures);
-    this.flushIfFull();
-    return true;
-  }
-
-  /** Counts a change of the current transaction; false when the checkpoint covers it (a replay): skip it. */
-  private countChange(): boolean {
-    this.changeIndex++;
-    if (this.skipThrough !== undefined) {
-      if (isCovered(this.skipThrough, this.transactionLsn, this.changeIndex)) return false;
-      this.skipThrough = undefined; // the stream is in commit order: nothing after this is covered
-    }
-    this.pending.rows++;
-    return true;
-  }
-
-  /** The batch now holds the current change: its checkpoint is that change's. */
-  private moveBatchCheckpoint(): void {
-    this.pending.lastChange = { commitLsn: this.transactionLsn, index: this.changeIndex };
-  }
-
-  private apply(change: JobChange, lsn: Lsn): void {
-    if (change.tag === 'upsert' || change.tag === 'delete' || change.tag === 'truncate' || change.tag === 'unreadable') {
-      if (!this.countChange()) return;
-      // A TRUNCATE writes its checkpoint itself, after the batch before it.
-      if (change.tag !== 'truncate') this.moveBatchCheckpoint();
-    }
-    switch (change.tag) {
-      case 'upsert': {
-        const prefix = this.settings.keyPrefix;
-        if (change.previousJobId !== undefined && change.previousJobId !== change.row.jobId) {
-          this.pending.writes.del(prefix + change.previousJobId);
-        }
-        let job;
-        try {
-          job = parseJob(change.row);
-        } catch (error) {
-          if (!(error instanceof RowError)) throw error;
-          this.setAside(error.jobId, error.message, lsn);
-          break;
-        }
-        // A job already offline gets no key; an older key of it goes.
-        if (job.expiresAtMs <= Date.now()) this.pending.writes.del(prefix + job.jobId);
-        else this.pending.writes.setJobOf(this.keyPrefixBytes, job);
-        // The new value is right; what may be wrong is an old key nobody can name: set aside to say so.
-        if (change.previousJobIdMissing !== undefined) this.setAside(job.jobId, change.previousJobIdMissing, lsn);
-        break;
-      }
-      case 'unreadable':
-        this.setAside(change.jobId, change.reason, lsn);
-        break;
-      case 'table':
-        // The stream's description says nothing of the publication: the stream comes through it.
-        emitTableDescribed(this.events, this.settings.publicationName, 'stream', {
-          replicaIdentity: change.replicaIdentity,
-          missingColumns: change.missingColumns,
-          inPublication: true,
-        });
-        break;
-      case 'delete':
-        this.pending.writes.del(this.settings.keyPrefix + change.jobId);
-        break;
-      case 'truncate': {
-        this.flush();
-        // No WAIT: it acknowledges nothing; the commit's acknowledgement waits for the replicas later.
-        const checkpoint = this.checkpoints.issue({ commitLsn: this.transactionLsn, index: this.changeIndex }, undefined, false);
-        this.queue.push({
-          exclusive: true,
-          ackLsn: undefined,
-          run: async () => {
-            const deletedKeys = await this.sink.deleteKeysUnderPrefix();
-            await this.checkpoints.write(this.sink.newBatch(), checkpoint);
-            this.events.emit('truncated', { deletedKeys });
-          },
-        });
-        break;
-      }
-      case 'begin':
-        this.inTransaction = true;
-        this.transactionLsn = change.commitLsn;
-        this.changeIndex = -1;
-        break;
-      case 'commit':
-        this.inTransaction = false;
-        this.pending.transactions++;
-        this.pending.ackLsn = change.endLsn;
-        this.scheduleFlush();
-        break;
-      case 'message':
-        break;
-    }
-    this.flushIfFull();
-  }
-
-  private flushIfFull(): void {
-    if (this.pending.writes.commands >= this.settings.batchSize || this.pending.writes.length >= MAX_BATCH_BYTES) this.flush();
-  }
-
-  /** Puts a change aside as a dead letter (job_id null when the change did not carry it), in the batch of its position. */
-  private setAside(jobId: string | undefined, reason: string, lsn: Lsn): void {
-    const entry = JSON.stringify({ job_id: jobId ?? null, lsn: formatLsn(lsn), reason, at: new Date().toISOString() });
-    this.pending.writes.deadLetter(entry);
-    this.logger.warn({ jobId, lsn: formatLsn(lsn), reason }, 'row set aside as a dead letter');
-    this.events.emit('dead-letter', { jobId, reason, lsn });
+  /** TRUNCATE: the batch before it, then every key under the prefix, then its own checkpoint. */
+  private truncate(position: ChangePosition): void {
+    this.flush();
+    // No WAIT: it acknowledges nothing; the commit's acknowledgement waits for the replicas later.
+    const checkpoint = this.checkpoints.issue(position, undefined, false);
+    this.queue.push({
+      exclusive: true,
+      ackLsn: undefined,
+      run: async () => {
+        const deletedKeys = await this.sink.deleteKeysUnderPrefix();
+        await this.checkpoints.write(this.sink.newBatch(), checkpoint);
+        this.events.emit('truncated', { deletedKeys });
+      },
+    });
   }
 
   /** Commits are flushed once the current burst of socket data is processed, so small transactions share a batch. */
@@ -299,19 +174,19 @@ export class ConsumerSession {
   }
 
   private flush(): void {
-    const ackLsn = maxLsn(this.pending.ackLsn, this.pendingAckLsn);
-    this.pending.ackLsn = undefined;
-    if (this.pending.writes.commands === 0) {
+    const pending = this.applier.pending;
+    const ackLsn = maxLsn(pending.ackLsn, this.pendingAckLsn);
+    pending.ackLsn = undefined;
+    if (pending.writes.commands === 0) {
       // Commits with no write of their own (all changes replayed, or set aside elsewhere) move only the
       // acknowledged position: a checkpoint write must cover it first, which waits for the next interval.
       if (ackLsn !== undefined) this.acknowledgeWithoutWrites(ackLsn);
       return;
     }
     this.pendingAckLsn = undefined;
-    const batch = this.pending;
-    this.pending = new PendingBatch(this.sink.newBatch());
+    const batch = this.applier.takeBatch();
     const { writes, rows, transactions } = batch;
-    const position = batch.lastChange ?? this.checkpoints.issuedPosition;
+    const position = batch.lastChange() ?? this.checkpoints.issuedPosition;
     // A batch that ends no transaction acknowledges nothing: replicas need not confirm it, and its WAIT would
     // stall the writer connection for nothing (a large COPY is hundreds of such batches). The next WAIT
     // covers it: WAIT waits for everything Redis applied before it.
@@ -371,7 +246,7 @@ export class ConsumerSession {
     // Between transactions, with nothing waiting to be flushed, everything the server sent before this
     // keepalive is handled once the writes already queued succeed, so its position can be acknowledged
     // after them (and after a checkpoint write that covers it): an idle slot must not hold back WAL.
-    const idle = !this.inTransaction && this.pending.writes.commands === 0 && this.pending.ackLsn === undefined;
+    const idle = this.applier.idle;
     if (idle && walEnd > this.confirmedLsn && walEnd > (this.pendingAckLsn ?? 0n)) this.acknowledgeWithoutWrites(walEnd);
     if (replyRequested) this.connection?.sendStatus(this.confirmedLsn);
   }

@@ -9,8 +9,17 @@ export class PendingBatch {
   /** Changes applied and commits seen, for the 'batch-written' event. */
   rows = 0;
   transactions = 0;
-  /** The position of the last change in `writes`: the batch's checkpoint; undefined when it holds none. */
-  lastChange: ChangePosition | undefined;
+  /**
+   * The position of the last change in `writes` (its transaction's commit LSN, its index): the batch's
+   * checkpoint. Two fields, not an object: they are set for every row of a bulk load.
+   */
+  lastChangeLsn: Lsn | undefined;
+  lastChangeIndex = -1;
 
   constructor(readonly writes: WriteBatch) {}
+
+  /** The batch's checkpoint position; undefined when it holds no change (only commits). */
+  lastChange(): ChangePosition | undefined {
+    return this.lastChangeLsn === undefined ? undefined : { commitLsn: this.lastChangeLsn, index: this.lastChangeIndex };
+  }
 }

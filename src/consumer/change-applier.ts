@@ -1,0 +1,203 @@
+import type { JobFigures } from '../budget/job.js';
+import { RowError } from '../errors.js';
+import type { Logger } from '../logger.js';
+import { formatLsn, type Lsn } from '../lsn.js';
+import { JobChangeDecoder, makeJobColumnRanges, type JobChange } from '../replication/job-changes.js';
+import { parseJob, readJobFigures } from '../replication/job-row.js';
+import { decodePgoutput } from '../replication/pgoutput-decoder.js';
+import { isCovered, type Checkpoint } from '../sink/checkpoint.js';
+import { isPlainJobId } from '../sink/job-value.js';
+import type { WriteBatch } from '../sink/write-batch.js';
+import type { ChangePosition } from './checkpoint-keeper.js';
+import type { ConsumerEvents } from './consumer-events.js';
+import { PendingBatch } from './pending-batch.js';
+import { emitTableDescribed } from './session-start.js';
+
+// What each replicated change does to the batch being built: decode (the bulk-load path straight from the
+// bytes), skip what the checkpoint covers, apply the budget rule, set aside what cannot be processed. The
+// session sends the batches and acknowledges; this file never talks to Redis or PostgreSQL.
+
+/** A batch is sent once its RESP encoding reaches this many bytes, whatever its command count: long
+ * values (a 3650-day job is 36 kB) must not make batches, and so memory, grow with them. */
+export const MAX_BATCH_BYTES = 1 << 20;
+
+/** What the applier asks of the session. */
+export interface ApplierHost {
+  /** Sends the batch now: it is full, or a TRUNCATE must come after it. */
+  flush(): void;
+  /** Sends the batch once the current burst of socket data is processed (a commit), so small transactions share one. */
+  scheduleFlush(): void;
+  /** Removes every key under the prefix after the batches before it; `position` is the TRUNCATE's. */
+  truncate(position: ChangePosition): void;
+}
+
+export interface ApplierSettings {
+  keyPrefix: string;
+  publicationName: string;
+  batchSize: number;
+}
+
+export class ChangeApplier {
+  private readonly decoder = new JobChangeDecoder();
+  /** The batch being built, handed over by takeBatch(). */
+  private current: PendingBatch;
+  private inTransaction = false;
+  /** Current transaction: its commit position and the index of its last change. */
+  private transactionLsn: Lsn = 0n;
+  private changeIndex = -1;
+  /** Changes at or before this are already in Redis (a replay after a restart): skipped. */
+  private skipThrough: Checkpoint | undefined;
+  /** Scratch space of the bulk-load path (applyInsertFromBytes), reused for every row. */
+  private readonly insertRanges = makeJobColumnRanges();
+  private readonly insertFigures: JobFigures = { budgetCents: 0, daysOnline: 0, createdAtMs: 0, expiresAtMs: 0 };
+  private readonly keyPrefixBytes: Buffer;
+
+  constructor(
+    private readonly settings: ApplierSettings,
+    private readonly newBatch: () => WriteBatch,
+    private readonly events: ConsumerEvents,
+    private readonly logger: Logger,
+    private readonly host: ApplierHost,
+  ) {
+    this.current = new PendingBatch(newBatch());
+    this.keyPrefixBytes = Buffer.from(settings.keyPrefix);
+  }
+
+  /** Skips the changes `checkpoint` covers: they are in Redis already. */
+  startAfter(checkpoint: Checkpoint): void {
+    this.skipThrough = checkpoint;
+  }
+
+  /** The batch being built. */
+  get pending(): PendingBatch {
+    return this.current;
+  }
+
+  /** Hands the batch over and starts an empty one. */
+  takeBatch(): PendingBatch {
+    const batch = this.current;
+    this.current = new PendingBatch(this.newBatch());
+    return batch;
+  }
+
+  /** Between transactions with nothing waiting to be sent: everything received so far is in a batch already sent. */
+  get idle(): boolean {
+    return !this.inTransaction && this.current.writes.commands === 0 && this.current.ackLsn === undefined;
+  }
+
+  /** One pgoutput message (an XLogData payload at `offset`). */
+  applyMessage(data: Buffer, offset: number, lsn: Lsn): void {
+    if (this.applyInsertFromBytes(data, offset)) return;
+    const change = this.decoder.toJobChange(decodePgoutput(data, offset, lsn), lsn);
+    if (change !== undefined) this.apply(change, lsn);
+  }
+
+  /**
+   * The path of bulk loads: an Insert into jobs goes from the message bytes into the batch as one SET,
+   * with no strings or objects per row. Returns false, having done nothing, for every other message and
+   * for a row not in the plain form PostgreSQL prints (a job_id JSON must escape, a row to set aside, a
+   * job already offline): apply() handles those, with the same result.
+   */
+  private applyInsertFromBytes(data: Buffer, offset: number): boolean {
+    const ranges = this.insertRanges;
+    const figures = this.insertFigures;
+    if (!this.decoder.locateInsert(data, offset, ranges)) return false;
+    if (!isPlainJobId(data, ranges.jobIdStart, ranges.jobIdEnd)) return false;
+    if (!readJobFigures(data, ranges, figures) || figures.expiresAtMs <= Date.now()) return false;
+    if (!this.countChange()) return true;
+    this.moveBatchCheckpoint();
+    this.current.writes.setJob(this.keyPrefixBytes, data, ranges.jobIdStart, ranges.jobIdEnd, figures);
+    this.flushIfFull();
+    return true;
+  }
+
+  /** Counts a change of the current transaction; false when the checkpoint covers it (a replay): skip it. */
+  private countChange(): boolean {
+    this.changeIndex++;
+    if (this.skipThrough !== undefined) {
+      if (isCovered(this.skipThrough, this.transactionLsn, this.changeIndex)) return false;
+      this.skipThrough = undefined; // the stream is in commit order: nothing after this is covered
+    }
+    this.current.rows++;
+    return true;
+  }
+
+  /** The batch now holds the current change: its checkpoint is that change's. */
+  private moveBatchCheckpoint(): void {
+    this.current.lastChangeLsn = this.transactionLsn;
+    this.current.lastChangeIndex = this.changeIndex;
+  }
+
+  private apply(change: JobChange, lsn: Lsn): void {
+    if (change.tag === 'upsert' || change.tag === 'delete' || change.tag === 'truncate' || change.tag === 'unreadable') {
+      if (!this.countChange()) return;
+      // A TRUNCATE writes its checkpoint itself, after the batch before it.
+      if (change.tag !== 'truncate') this.moveBatchCheckpoint();
+    }
+    switch (change.tag) {
+      case 'upsert': {
+        const prefix = this.settings.keyPrefix;
+        if (change.previousJobId !== undefined && change.previousJobId !== change.row.jobId) {
+          this.current.writes.del(prefix + change.previousJobId);
+        }
+        let job;
+        try {
+          job = parseJob(change.row);
+        } catch (error) {
+          if (!(error instanceof RowError)) throw error;
+          this.setAside(error.jobId, error.message, lsn);
+          break;
+        }
+        // A job already offline gets no key; an older key of it goes.
+        if (job.expiresAtMs <= Date.now()) this.current.writes.del(prefix + job.jobId);
+        else this.current.writes.setJobOf(this.keyPrefixBytes, job);
+        // The new value is right; what may be wrong is an old key nobody can name: set aside to say so.
+        if (change.previousJobIdMissing !== undefined) this.setAside(job.jobId, change.previousJobIdMissing, lsn);
+        break;
+      }
+      case 'unreadable':
+        this.setAside(change.jobId, change.reason, lsn);
+        break;
+      case 'table':
+        // The stream's description says nothing of the publication: the stream comes through it.
+        emitTableDescribed(this.events, this.settings.publicationName, 'stream', {
+          replicaIdentity: change.replicaIdentity,
+          missingColumns: change.missingColumns,
+          inPublication: true,
+        });
+        break;
+      case 'delete':
+        this.current.writes.del(this.settings.keyPrefix + change.jobId);
+        break;
+      case 'truncate':
+        this.host.truncate({ commitLsn: this.transactionLsn, index: this.changeIndex });
+        break;
+      case 'begin':
+        this.inTransaction = true;
+        this.transactionLsn = change.commitLsn;
+        this.changeIndex = -1;
+        break;
+      case 'commit':
+        this.inTransaction = false;
+        this.current.transactions++;
+        this.current.ackLsn = change.endLsn;
+        this.host.scheduleFlush();
+        break;
+      case 'message':
+        break;
+    }
+    this.flushIfFull();
+  }
+
+  private flushIfFull(): void {
+    if (this.current.writes.commands >= this.settings.batchSize || this.current.writes.length >= MAX_BATCH_BYTES) this.host.flush();
+  }
+
+  /** Puts a change aside as a dead letter (job_id null when the change did not carry it), in the batch of its position. */
+  private setAside(jobId: string | undefined, reason: string, lsn: Lsn): void {
+    const entry = JSON.stringify({ job_id: jobId ?? null, lsn: formatLsn(lsn), reason, at: new Date().toISOString() });
+    this.current.writes.deadLetter(entry);
+    this.logger.warn({ jobId, lsn: formatLsn(lsn), reason }, 'row set aside as a dead letter');
+    this.events.emit('dead-letter', { jobId, reason, lsn });
+  }
+}
