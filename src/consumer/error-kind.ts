@@ -16,7 +16,7 @@ const PERMANENT_POSTGRES_CODES: Record<string, string> = {
 /** Redis replies that mean a setting or an ACL is wrong, not that the server is away. */
 const PERMANENT_REDIS_REPLIES: Array<[RegExp, string]> = [
   [/\b(WRONGPASS|NOAUTH)\b/, 'fix the user or password in REDIS_URL'],
-  [/\bNOPERM\b/, 'grant the Redis user the commands and keys budget-cdc needs (see README, Redis ACL)'],
+  [/\bNOPERM\b/, 'grant the Redis user the commands and keys budget-cdc needs (see docs/operations.md, Redis ACL)'],
 ];
 
 /** Messages of servers in between that cannot pass replication on. */

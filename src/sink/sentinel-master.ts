@@ -6,7 +6,7 @@ const SENTINEL_TIMEOUT_MS = 2_000;
 
 /**
  * Asks the Sentinels, in order, where the master `masterName` is; the first that answers wins. Sentinels
- * are reached without TLS or password (see README, Sentinel). Throws a RedisWriteError when none answers,
+ * are reached without TLS or password (see docs/operations.md, Redis behind Sentinel). Throws a RedisWriteError when none answers,
  * which ends the session like any lost Redis connection: the next one asks again.
  */
 export async function findSentinelMaster(sentinels: readonly RedisAddress[], masterName: string): Promise<RedisAddress> {
