@@ -47,6 +47,22 @@ export interface WaitOnlyResults extends BenchSetup {
   waitCost: WaitCostResults;
 }
 
+/** budget-cdc run catching up with a committed load, against pg_recvlogical's reference of the same run. */
+export type EndToEndResults = RateSeries & {
+  /** To pg_recvlogical's median rate. */
+  ratio: number;
+  /** From spawn until the slot was active, per sample. */
+  startupSeconds: (number | null)[];
+  peakRssMiB: number[];
+  medianPeakRssMiB: number;
+};
+
+/** `npm run bench -- --only-e2e`; written as JSON to bench/results/latest-only-e2e.json. */
+export interface EndToEndOnlyResults extends BenchSetup {
+  reference: RateSeries;
+  endToEnd: EndToEndResults;
+}
+
 /** Everything one run of the bench measured; written as JSON to bench/results/latest.json. */
 export interface BenchResults extends BenchSetup {
   cliStartup: { seconds: number[]; medianSeconds: number };
@@ -59,14 +75,7 @@ export interface BenchResults extends BenchSetup {
     /** From START_REPLICATION to the first row, per sample: the walsender decoding the whole transaction first. */
     firstRowSeconds: number[];
   };
-  endToEnd: RateSeries & {
-    /** To pg_recvlogical's median rate. */
-    ratio: number;
-    /** From spawn until the slot was active, per sample. */
-    startupSeconds: (number | null)[];
-    peakRssMiB: number[];
-    medianPeakRssMiB: number;
-  };
+  endToEnd: EndToEndResults;
   waitCost: WaitCostResults;
   latency: { commits: number; intervalMs: number; p50Ms: number; p99Ms: number; maxMs: number; samplesMs: number[] };
   /** The consumer catching up with one transaction of 5 × rows. */
@@ -77,6 +86,26 @@ export interface BenchResults extends BenchSetup {
 export function makeRateSeries(rows: number, seconds: number[]): RateSeries {
   const rowsPerSecond = seconds.map((s) => round(rows / s, 0));
   return { seconds: seconds.map((s) => round(s, 3)), rowsPerSecond, medianRowsPerSecond: median(rowsPerSecond) };
+}
+
+/** The end-to-end figures of `runs`, each over `rows` rows, their ratio taken to `reference`. */
+export function makeEndToEndResults(
+  rows: number,
+  runs: readonly { seconds: number; startupSeconds: number | undefined; peakRssBytes: number }[],
+  reference: RateSeries,
+): EndToEndResults {
+  const series = makeRateSeries(
+    rows,
+    runs.map((run) => run.seconds),
+  );
+  const peakRssMiB = runs.map((run) => toMiB(run.peakRssBytes));
+  return {
+    ...series,
+    ratio: round(series.medianRowsPerSecond / reference.medianRowsPerSecond, 3),
+    startupSeconds: runs.map((run) => (run.startupSeconds === undefined ? null : round(run.startupSeconds, 3))),
+    peakRssMiB,
+    medianPeakRssMiB: median(peakRssMiB),
+  };
 }
 
 /** The rates of both settings, from the seconds of their runs, and their ratio. */

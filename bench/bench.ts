@@ -1,7 +1,8 @@
-// npm run bench [-- --rows N] [--only-wait]
+// npm run bench [-- --rows N] [--runs N] [--only-wait | --only-e2e]
 // Throughput, latency and memory of budget-cdc against psql \copy and pg_recvlogical, on a throwaway
 // PostgreSQL and Redis (issue 4), and the cost of WAIT (--redis-min-replicas 1) with a replica attached.
-// Progress on stderr; the table on stdout; the figures in bench/results/latest.json (latest-only-wait.json).
+// Progress on stderr; the table on stdout; the figures in bench/results/latest.json (latest-only-wait.json,
+// latest-only-e2e.json).
 import { execFileSync } from 'node:child_process';
 import { mkdtemp, rm, writeFile } from 'node:fs/promises';
 import { cpus, tmpdir } from 'node:os';
@@ -16,12 +17,14 @@ import { killBenchChildren } from './bench-child.js';
 import type { BenchContext } from './bench-context.js';
 import {
   checkTargets,
+  makeEndToEndResults,
   makeRateSeries,
   makeWaitCostResults,
   round,
   toMiB,
   type BenchResults,
   type BenchSetup,
+  type EndToEndOnlyResults,
   type WaitOnlyResults,
 } from './bench-results.js';
 import { serverVersion, withPgClient } from './bench-sql.js';
@@ -35,24 +38,28 @@ import { measureReaderAlone } from './measure-reader-alone.js';
 import { measureRecvlogical } from './measure-recvlogical.js';
 import { measureWaitCost } from './measure-wait-cost.js';
 import { psqlCopyGenerated } from './postgres-programs.js';
-import { formatResultsTable, formatWaitOnlyTable } from './results-table.js';
+import { formatEndToEndOnlyTable, formatResultsTable, formatWaitOnlyTable } from './results-table.js';
 import { median, percentile, rowsPerSecond } from './stats.js';
 
 const SECOND = 1000;
 const DEFAULT_ROWS = 1_000_000;
-const SAMPLES = 3;
+const DEFAULT_SAMPLES = 3;
 const LATENCY_COMMITS = 1000;
 const LATENCY_INTERVAL_MS = 5;
 /** The memory target is checked at `rows` and at this many times `rows`, in one transaction. */
 const LARGE_TRANSACTION_FACTOR = 5;
 const RESULTS_PATH = fileURLToPath(new URL('./results/latest.json', import.meta.url));
-// Its own file, so that a quick --only-wait run leaves the last full run's figures in place.
+// Their own files, so that a quick --only-wait or --only-e2e run leaves the last full run's figures in place.
 const WAIT_ONLY_RESULTS_PATH = fileURLToPath(new URL('./results/latest-only-wait.json', import.meta.url));
+const END_TO_END_ONLY_RESULTS_PATH = fileURLToPath(new URL('./results/latest-only-e2e.json', import.meta.url));
 const EXIT_INTERRUPTED = 130;
 const EXIT_USAGE = 2;
 const USAGE =
-  'usage: npm run bench [-- --rows N] [--only-wait]   (N rows per load, default 1000000; the memory check also uses 5 N;\n' +
-  '       --only-wait: only end to end with 1 replica, BUDGET_CDC_REDIS_MIN_REPLICAS 0 and 1 alternated)\n';
+  'usage: npm run bench [-- --rows N] [--runs N] [--only-wait | --only-e2e]\n' +
+  '       --rows: rows per load, default 1000000; the memory check also uses 5 N\n' +
+  '       --runs: samples of each measurement, medians reported; default 3\n' +
+  '       --only-wait: only end to end with 1 replica, BUDGET_CDC_REDIS_MIN_REPLICAS 0 and 1 alternated\n' +
+  '       --only-e2e: only end to end (budget-cdc run) and its pg_recvlogical reference, alternated\n';
 
 // The tests' settings (wal_level=logical, fsync=off, …) plus what a clean measurement needs.
 const POSTGRES_SETTINGS: Record<string, string> = {
@@ -74,33 +81,50 @@ function log(line: string): void {
   process.stderr.write(`[${elapsed} s] ${line}\n`);
 }
 
-/** The command line: `--rows N` and `--only-wait`. */
+/** The command line: `--rows N`, `--runs N`, `--only-wait`, `--only-e2e`. */
 interface BenchOptions {
   rows: number;
+  /** Samples of each measurement. */
+  samples: number;
   onlyWait: boolean;
+  onlyEndToEnd: boolean;
 }
 
 function parseOptions(): BenchOptions {
-  let text: string;
-  let onlyWait: boolean;
+  let values: { rows: string; runs: string; 'only-wait': boolean; 'only-e2e': boolean };
   try {
-    const { values } = parseArgs({
-      options: { rows: { type: 'string', default: String(DEFAULT_ROWS) }, 'only-wait': { type: 'boolean', default: false } },
-    });
-    [text, onlyWait] = [values.rows, values['only-wait']];
+    ({ values } = parseArgs({
+      options: {
+        rows: { type: 'string', default: String(DEFAULT_ROWS) },
+        runs: { type: 'string', default: String(DEFAULT_SAMPLES) },
+        'only-wait': { type: 'boolean', default: false },
+        'only-e2e': { type: 'boolean', default: false },
+      },
+    }));
   } catch (error) {
-    process.stderr.write(`${(error as Error).message}\n${USAGE}`);
-    process.exit(EXIT_USAGE);
+    usageError((error as Error).message);
   }
-  const rows = /^[1-9]\d*$/.test(text) ? Number(text) : NaN;
-  if (!Number.isSafeInteger(rows)) {
-    process.stderr.write(`--rows must be a positive integer, got "${text}"\n${USAGE}`);
-    process.exit(EXIT_USAGE);
-  }
-  return { rows, onlyWait };
+  if (values['only-wait'] && values['only-e2e']) usageError('--only-wait and --only-e2e exclude each other');
+  return {
+    rows: positiveInteger('--rows', values.rows),
+    samples: positiveInteger('--runs', values.runs),
+    onlyWait: values['only-wait'],
+    onlyEndToEnd: values['only-e2e'],
+  };
 }
 
-const { rows, onlyWait } = parseOptions();
+function positiveInteger(flag: string, text: string): number {
+  const value = /^[1-9]\d*$/.test(text) ? Number(text) : NaN;
+  if (!Number.isSafeInteger(value)) usageError(`${flag} must be a positive integer, got "${text}"`);
+  return value;
+}
+
+function usageError(message: string): never {
+  process.stderr.write(`${message}\n${USAGE}`);
+  process.exit(EXIT_USAGE);
+}
+
+const { rows, samples, onlyWait, onlyEndToEnd } = parseOptions();
 let postgres: PostgresServer | undefined;
 let redisServer: RedisServer | undefined;
 let redis: Redis | undefined;
@@ -127,7 +151,7 @@ process.once('SIGINT', onSignal);
 process.once('SIGTERM', onSignal);
 
 try {
-  log(`starting PostgreSQL and Redis; ${rows.toLocaleString('en-US')} rows, ${SAMPLES} samples per measurement`);
+  log(`starting PostgreSQL and Redis; ${rows.toLocaleString('en-US')} rows, ${samples} samples per measurement`);
   postgres = await startPostgres({ extraSettings: POSTGRES_SETTINGS });
   redisServer = await startRedis();
   redis = new Redis(redisServer.url);
@@ -143,6 +167,9 @@ try {
   if (onlyWait) {
     const results = await runWaitOnly(context);
     await report(formatWaitOnlyTable(results), results, WAIT_ONLY_RESULTS_PATH);
+  } else if (onlyEndToEnd) {
+    const results = await runEndToEndOnly(context);
+    await report(formatEndToEndOnlyTable(results), results, END_TO_END_ONLY_RESULTS_PATH);
   } else {
     const results = await runBench(context);
     await report(formatResultsTable(results), results, RESULTS_PATH);
@@ -167,8 +194,30 @@ async function report(table: string, results: BenchSetup, path: string): Promise
 async function runWaitOnly(context: BenchContext): Promise<WaitOnlyResults> {
   log(`writing ${rows.toLocaleString('en-US')} rows to ${context.csvPath}`);
   await writeJobsCsv(context.csvPath, rows);
-  const waitCost = await measureWaitCost(context, SAMPLES);
+  const waitCost = await measureWaitCost(context, samples);
   return { ...(await describeSetup(context)), waitCost: makeWaitCostResults(rows, seconds(waitCost.wait0), seconds(waitCost.wait1)) };
+}
+
+/** `--only-e2e`: end to end and its pg_recvlogical reference, alternated sample by sample. */
+async function runEndToEndOnly(context: BenchContext): Promise<EndToEndOnlyResults> {
+  log(`writing ${rows.toLocaleString('en-US')} rows to ${context.csvPath}`);
+  await writeJobsCsv(context.csvPath, rows);
+  const reference: number[] = [];
+  const endToEnd: CatchUpRun[] = [];
+  for (let sample = 1; sample <= samples; sample++) {
+    const seconds = await measureRecvlogical(context);
+    reference.push(seconds);
+    log(`pg_recvlogical ${sample}/${samples}: ${seconds.toFixed(2)} s, ${rowsPerSecond(rows, seconds)}`);
+    const run = await measureEndToEnd(context);
+    endToEnd.push(run);
+    log(`end to end ${sample}/${samples}: ${describeCatchUp(run)}`);
+  }
+  const referenceSeries = makeRateSeries(rows, reference);
+  return {
+    ...(await describeSetup(context)),
+    reference: referenceSeries,
+    endToEnd: makeEndToEndResults(rows, endToEnd, referenceSeries),
+  };
 }
 
 async function runBench(context: BenchContext): Promise<BenchResults> {
@@ -176,35 +225,35 @@ async function runBench(context: BenchContext): Promise<BenchResults> {
   await writeJobsCsv(context.csvPath, rows);
 
   const cliStartup: number[] = [];
-  for (let i = 0; i < SAMPLES; i++) cliStartup.push(await measureCliStartup());
+  for (let i = 0; i < samples; i++) cliStartup.push(await measureCliStartup());
   log(`CLI start-up (budget-cdc --help): ${cliStartup.map((s) => s.toFixed(2)).join(', ')} s`);
 
-  const load = await measureLoad(context, SAMPLES);
+  const load = await measureLoad(context, samples);
 
   const reference: number[] = [];
-  for (let sample = 1; sample <= SAMPLES; sample++) {
+  for (let sample = 1; sample <= samples; sample++) {
     const seconds = await measureRecvlogical(context);
     reference.push(seconds);
-    log(`pg_recvlogical ${sample}/${SAMPLES}: ${seconds.toFixed(2)} s, ${rowsPerSecond(rows, seconds)}`);
+    log(`pg_recvlogical ${sample}/${samples}: ${seconds.toFixed(2)} s, ${rowsPerSecond(rows, seconds)}`);
   }
 
   const readerAlone: Awaited<ReturnType<typeof measureReaderAlone>>[] = [];
-  for (let sample = 1; sample <= SAMPLES; sample++) {
+  for (let sample = 1; sample <= samples; sample++) {
     const run = await measureReaderAlone(context);
     readerAlone.push(run);
     log(
-      `reader alone ${sample}/${SAMPLES}: ${run.seconds.toFixed(2)} s, ${rowsPerSecond(rows, run.seconds)}, first row after ${(run.firstRowMs / SECOND).toFixed(2)} s`,
+      `reader alone ${sample}/${samples}: ${run.seconds.toFixed(2)} s, ${rowsPerSecond(rows, run.seconds)}, first row after ${(run.firstRowMs / SECOND).toFixed(2)} s`,
     );
   }
 
   const endToEnd: CatchUpRun[] = [];
-  for (let sample = 1; sample <= SAMPLES; sample++) {
+  for (let sample = 1; sample <= samples; sample++) {
     const run = await measureEndToEnd(context);
     endToEnd.push(run);
-    log(`end to end ${sample}/${SAMPLES}: ${describeCatchUp(run)}`);
+    log(`end to end ${sample}/${samples}: ${describeCatchUp(run)}`);
   }
 
-  const waitCost = await measureWaitCost(context, SAMPLES);
+  const waitCost = await measureWaitCost(context, samples);
 
   log(`latency: ${LATENCY_COMMITS} single-row commits, one every ${LATENCY_INTERVAL_MS} ms`);
   const latencies = await measureLatency(context, { commits: LATENCY_COMMITS, intervalMs: LATENCY_INTERVAL_MS });
@@ -233,8 +282,6 @@ async function runBench(context: BenchContext): Promise<BenchResults> {
   const loadSeries = { psqlCopy: makeRateSeries(rows, load['psql \\copy']), budgetCdcLoad: makeRateSeries(rows, load['budget-cdc load']) };
   const referenceSeries = makeRateSeries(rows, reference);
   const readerAloneSeries = makeRateSeries(rows, seconds(readerAlone));
-  const endToEndSeries = makeRateSeries(rows, seconds(endToEnd));
-  const peakRssMiB = endToEnd.map((run) => toMiB(run.peakRssBytes));
   const measured: Omit<BenchResults, 'targets'> = {
     ...(await describeSetup(context)),
     cliStartup: { seconds: cliStartup.map((s) => round(s, 3)), medianSeconds: round(median(cliStartup), 3) },
@@ -248,13 +295,7 @@ async function runBench(context: BenchContext): Promise<BenchResults> {
       ratio: round(readerAloneSeries.medianRowsPerSecond / referenceSeries.medianRowsPerSecond, 3),
       firstRowSeconds: readerAlone.map((run) => round(run.firstRowMs / SECOND, 3)),
     },
-    endToEnd: {
-      ...endToEndSeries,
-      ratio: round(endToEndSeries.medianRowsPerSecond / referenceSeries.medianRowsPerSecond, 3),
-      startupSeconds: endToEnd.map((run) => (run.startupSeconds === undefined ? null : round(run.startupSeconds, 3))),
-      peakRssMiB,
-      medianPeakRssMiB: median(peakRssMiB),
-    },
+    endToEnd: makeEndToEndResults(rows, endToEnd, referenceSeries),
     waitCost: makeWaitCostResults(rows, seconds(waitCost.wait0), seconds(waitCost.wait1)),
     latency,
     fiveTimes: {
@@ -283,7 +324,7 @@ async function describeSetup(context: BenchContext): Promise<BenchSetup> {
     cpuModel: cpus()[0]?.model ?? 'unknown',
     ...gitCommit(),
     rows,
-    samples: SAMPLES,
+    samples,
     postgres: { version: postgresVersion, settings: POSTGRES_SETTINGS },
     redis: { version: /^redis_version:(.+)$/m.exec(redisInfo)?.[1]?.trim() ?? 'unknown' },
   };

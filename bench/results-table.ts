@@ -1,4 +1,12 @@
-import type { BenchResults, BenchSetup, RateSeries, TargetResult, WaitCostResults, WaitOnlyResults } from './bench-results.js';
+import type {
+  BenchResults,
+  BenchSetup,
+  EndToEndOnlyResults,
+  RateSeries,
+  TargetResult,
+  WaitCostResults,
+  WaitOnlyResults,
+} from './bench-results.js';
 import { formatInteger, median } from './stats.js';
 
 const COLUMN_GAP = '   ';
@@ -66,6 +74,30 @@ export function formatResultsTable(results: BenchResults): string {
     ],
   ];
   return formatTable(results, rows);
+}
+
+/** End to end and its pg_recvlogical reference alone (`--only-e2e`), in the same table format. */
+export function formatEndToEndOnlyTable(results: EndToEndOnlyResults): string {
+  const { endToEnd: e } = results;
+  return formatTable(results, [
+    HEADER,
+    ['reference: pg_recvlogical', rate(results.reference), samples(results.reference), '', ''],
+    ['end to end: budget-cdc run', rate(e), samples(e), '', `${e.ratio.toFixed(2)}× pg_recvlogical`],
+    [
+      '  of it, spawn → slot active',
+      seconds(e.startupSeconds),
+      e.startupSeconds.map((s) => (s === null ? '?' : s.toFixed(2))).join('  '),
+      '',
+      '',
+    ],
+    [
+      `peak RSS: ${formatInteger(results.rows)}-row transaction`,
+      `${e.medianPeakRssMiB.toFixed(1)} MiB`,
+      e.peakRssMiB.map((m) => m.toFixed(1)).join('  '),
+      '',
+      '',
+    ],
+  ]);
 }
 
 /** The cost of WAIT alone (`--only-wait`), in the same table format. */

@@ -6,8 +6,7 @@ import { daysFromCivil } from '../budget/civil-days.js';
 // database whose TimeZone is something else still yields the right instant.
 //
 // The form is "YYYY-MM-DD HH:MM:SS[.ffffff]±HH[:MM[:SS]][ BC]" (four or more year digits). It is read
-// byte by byte, straight from the replication message: a regular expression and a Date per row were the
-// largest single cost of the consumer in a profile of a bulk load.
+// byte by byte, straight from the replication message: no regular expression, string or Date per row.
 
 /** The largest instant a JavaScript Date (and so an ISO string) can hold: 8.64e15 ms after 1970. */
 export const MAX_DATE_MS = 8.64e15;

@@ -30,34 +30,19 @@ export function writeBytes(target: Buffer, at: number, source: Buffer, start: nu
   return at;
 }
 
-/** Powers of ten up to 10^15: decimalDigits compares instead of dividing. */
-const POWERS_OF_TEN = Array.from({ length: 16 }, (_, i) => 10 ** i);
-
 /** How many decimal digits a non-negative safe integer has. */
 export function decimalDigits(value: number): number {
   let digits = 1;
-  while (digits < POWERS_OF_TEN.length && value >= POWERS_OF_TEN[digits]!) digits++;
+  while (value >= 10) {
+    value = Math.floor(value / 10);
+    digits++;
+  }
   return digits;
 }
 
-/** Below this, digits are taken with small-integer arithmetic; above, in two halves. */
-const SMALL_INTEGER_LIMIT = 100_000_000;
-
 /** Writes a non-negative safe integer in decimal. */
 export function writeDecimal(target: Buffer, at: number, value: number): number {
-  if (value >= SMALL_INTEGER_LIMIT) {
-    // An expiry in milliseconds has 13 digits: its high and low halves each fit a small integer.
-    const high = Math.floor(value / SMALL_INTEGER_LIMIT);
-    at = writeDecimal(target, at, high);
-    return writePadded(target, at, value - high * SMALL_INTEGER_LIMIT, 8);
-  }
-  const end = at + decimalDigits(value);
-  for (let i = end - 1; i >= at; i--) {
-    const next = Math.floor(value / 10);
-    target[i] = DIGIT_0 + (value - next * 10);
-    value = next;
-  }
-  return end;
+  return writePadded(target, at, value, decimalDigits(value));
 }
 
 /** Writes a non-negative integer below 10^width in exactly `width` digits, zeros first. */

@@ -9,7 +9,7 @@ const INITIAL_BYTES = 512 * 1024;
 /**
  * Buffers of batches Redis has answered, for the next batches. Without reuse every batch's buffer would
  * wait for a full garbage collection to be freed (the batch object outlives the quick collections), and
- * those dead buffers were tens of megabytes of the consumer's peak memory.
+ * the dead buffers would add to the consumer's peak memory.
  */
 const FREE_BUFFERS: Buffer[] = [];
 const FREE_BUFFERS_KEPT = 8;
@@ -21,7 +21,7 @@ const PXAT_HEAD_BYTES = asciiConstant('\r\n$4\r\nPXAT\r\n$');
 /**
  * The Redis commands of one batch, encoded as RESP straight into a buffer as they are added. The buffer
  * lives outside the JavaScript heap: a batch that grows over many rows leaves no strings behind for the
- * garbage collector to promote and sweep, which is what kept the consumer's memory high.
+ * garbage collector to promote and sweep, which would keep the consumer's memory high.
  */
 export class WriteBatch {
   private buffer = FREE_BUFFERS.pop() ?? Buffer.allocUnsafe(INITIAL_BYTES);
