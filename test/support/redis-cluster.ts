@@ -1,0 +1,191 @@
+import { execFile } from 'node:child_process';
+import { promisify } from 'node:util';
+import { Redis } from 'ioredis';
+import { findFreePort, isPortFree } from '../../src/local/free-port.js';
+import { startRedis, type RedisServer } from './redis-server.js';
+import { waitFor } from './wait-for.js';
+
+// A Redis Cluster of throwaway redis-server processes on 127.0.0.1, for tests of a sink that spreads its keys over
+// several masters. Each node is a `startRedis` server with cluster mode on, so it stops, crashes and restarts (from
+// its nodes.conf, rejoining the cluster) like any other test Redis.
+
+const SECOND = 1000;
+const HOST = '127.0.0.1';
+const SLOT_COUNT = 16384;
+/** A node also listens on port + 10000 for the cluster bus, which must be a valid port and free as well. */
+const BUS_PORT_OFFSET = 10000;
+const MAX_NODE_PORT = 65535 - BUS_PORT_OFFSET;
+const PORT_ATTEMPTS = 20;
+const NODE_TIMEOUT_MS = 2 * SECOND;
+const CREATE_TIMEOUT_MS = 60 * SECOND;
+const READY_TIMEOUT_MS = 30 * SECOND;
+const PROBE_TIMEOUT_MS = SECOND;
+// persistence 'none' adds --save '' --appendonly no. A replica may take over even when it lost touch with its master
+// long ago (validity factor 0), and a master streams its snapshot to a replica at once, not after 5 s.
+const NODE_ARGS = [
+  '--cluster-enabled',
+  'yes',
+  '--cluster-config-file',
+  'nodes.conf',
+  '--cluster-node-timeout',
+  String(NODE_TIMEOUT_MS),
+  '--cluster-replica-validity-factor',
+  '0',
+  '--repl-diskless-sync-delay',
+  '0',
+];
+
+const execFileAsync = promisify(execFile);
+
+/** Options of `startRedisCluster`. */
+export interface RedisClusterOptions {
+  /** How many masters share the 16384 slots; default 3, the least `redis-cli --cluster create` accepts. */
+  masters?: number;
+  /** How many replicas follow each master; default 0. */
+  replicasPerMaster?: number;
+}
+
+/** A node of the cluster; master or replica as `redis-cli --cluster create` and later failovers decide. */
+export type RedisClusterNode = Pick<RedisServer, 'port' | 'url' | 'stop' | 'crash' | 'start'>;
+
+/** A throwaway Redis Cluster whose slots are all assigned. */
+export interface RedisCluster {
+  /** Every node, in the order given to `redis-cli --cluster create` (masters first, as it assigns them). */
+  nodes: RedisClusterNode[];
+  /** Every node as `127.0.0.1:port,127.0.0.1:port,...`. */
+  seeds: string;
+  /** Stops every node and removes their directories. */
+  stop(): Promise<void>;
+}
+
+/**
+ * Starts `masters * (1 + replicasPerMaster)` redis-server processes (from PATH) in cluster mode, joins them with
+ * `redis-cli --cluster create`, and waits until every node reports all slots assigned and the cluster ok.
+ */
+export async function startRedisCluster(options: RedisClusterOptions = {}): Promise<RedisCluster> {
+  const masters = options.masters ?? 3;
+  const replicasPerMaster = options.replicasPerMaster ?? 0;
+  if (!Number.isInteger(masters) || masters < 3) {
+    throw new Error(`masters is ${masters}: redis-cli --cluster create needs an integer of at least 3`);
+  }
+  if (!Number.isInteger(replicasPerMaster) || replicasPerMaster < 0) {
+    throw new Error(`replicasPerMaster is ${replicasPerMaster}: use an integer of 0 or more`);
+  }
+  const nodes: RedisServer[] = [];
+  const stop = async () => {
+    await Promise.all(nodes.map((node) => node.stop()));
+  };
+
+  try {
+    const nodeCount = masters * (1 + replicasPerMaster);
+    for (let index = 0; index < nodeCount; index += 1) nodes.push(await startClusterNode());
+    const addresses = nodes.map(({ port }) => `${HOST}:${port}`);
+    await createCluster(addresses, replicasPerMaster);
+    for (const node of nodes) {
+      await waitFor(() => clusterIsReady(node.port, nodeCount), {
+        timeoutMs: READY_TIMEOUT_MS,
+        message: `the cluster node on port ${node.port} to know all ${nodeCount} nodes and report cluster_state:ok with all ${SLOT_COUNT} slots assigned`,
+      });
+    }
+    return { nodes, seeds: addresses.join(','), stop };
+  } catch (error) {
+    await stop();
+    throw error;
+  }
+}
+
+/** The fields of `CLUSTER INFO` on `port`. */
+export async function clusterInfo(port: number): Promise<Map<string, string>> {
+  const text = await withConnection(port, (redis) => redis.call('CLUSTER', 'INFO') as Promise<string>);
+  const fields = new Map<string, string>();
+  for (const line of text.split(/\r?\n/)) {
+    const separator = line.indexOf(':');
+    if (separator > 0) fields.set(line.slice(0, separator), line.slice(separator + 1));
+  }
+  return fields;
+}
+
+/** One line of `CLUSTER NODES`. */
+export interface ClusterNodeEntry {
+  id: string;
+  port: number;
+  flags: string[];
+  /** The id of the master it replicates, or undefined for a master. */
+  masterId: string | undefined;
+}
+
+/** The cluster as the node on `port` sees it (`CLUSTER NODES`). */
+export async function clusterNodes(port: number): Promise<ClusterNodeEntry[]> {
+  const text = await withConnection(port, (redis) => redis.call('CLUSTER', 'NODES') as Promise<string>);
+  return text
+    .split('\n')
+    .filter((line) => line.trim() !== '')
+    .map((line) => {
+      // <id> <ip:port@cport[,hostname]> <flags> <master> <ping-sent> <pong-recv> <config-epoch> <link-state> <slot>...
+      const [id = '', address = '', flags = '', master = '-'] = line.split(' ');
+      const port = Number(/:(\d+)@/.exec(address)?.[1]);
+      return { id, port, flags: flags.split(','), masterId: master === '-' ? undefined : master };
+    });
+}
+
+/** Runs `use` with a fresh connection to `port` that fails fast instead of retrying, then closes it. */
+export async function withConnection<T>(port: number, use: (redis: Redis) => Promise<T>): Promise<T> {
+  const redis = new Redis({
+    host: HOST,
+    port,
+    lazyConnect: true,
+    connectTimeout: PROBE_TIMEOUT_MS,
+    commandTimeout: PROBE_TIMEOUT_MS,
+    enableOfflineQueue: false,
+    maxRetriesPerRequest: 0,
+    retryStrategy: () => null,
+  });
+  // connect() rejects with the same error; without a listener ioredis would also print it.
+  redis.on('error', () => {});
+  try {
+    await redis.connect();
+    return await use(redis);
+  } finally {
+    redis.disconnect();
+  }
+}
+
+/** A cluster node on a port whose bus port (port + 10000) is valid and was free a moment ago. */
+async function startClusterNode(): Promise<RedisServer> {
+  let lastError: unknown;
+  for (let attempt = 0; attempt < PORT_ATTEMPTS; attempt += 1) {
+    const port = await findFreePort();
+    if (port > MAX_NODE_PORT || !(await isPortFree(port + BUS_PORT_OFFSET))) continue;
+    try {
+      return await startRedis({ port, extraArgs: NODE_ARGS });
+    } catch (error) {
+      // Another program may have taken either port since; startRedis has cleaned up, so try another.
+      lastError = error;
+    }
+  }
+  throw new Error(
+    `found no port below ${MAX_NODE_PORT + 1} whose cluster bus port (+${BUS_PORT_OFFSET}) was free in ${PORT_ATTEMPTS} attempts: ` +
+      'lower net.ipv4.ip_local_port_range or free some ports',
+    { cause: lastError },
+  );
+}
+
+async function createCluster(addresses: string[], replicasPerMaster: number): Promise<void> {
+  const args = ['--cluster', 'create', ...addresses, '--cluster-replicas', String(replicasPerMaster), '--cluster-yes'];
+  try {
+    await execFileAsync('redis-cli', args, { timeout: CREATE_TIMEOUT_MS });
+  } catch (error) {
+    const output =
+      error instanceof Error && 'stdout' in error ? `${String(error.stdout)}${String((error as { stderr?: unknown }).stderr)}` : '';
+    throw new Error(`redis-cli ${args.join(' ')} failed (install redis-cli 7.0 or later on PATH):\n${output}`, { cause: error });
+  }
+}
+
+async function clusterIsReady(port: number, nodeCount: number): Promise<boolean> {
+  const info = await clusterInfo(port);
+  return (
+    info.get('cluster_state') === 'ok' &&
+    info.get('cluster_slots_assigned') === String(SLOT_COUNT) &&
+    info.get('cluster_known_nodes') === String(nodeCount)
+  );
+}
