@@ -27,5 +27,5 @@ export async function startObservedConsumer(config: Config, logger: Logger): Pro
     return observer;
   });
   const watching = observer!;
-  return { ...consumer, stop: () => consumer.stop(), metrics: watching.metrics, health: () => watching.health() };
+  return { ...consumer, metrics: watching.metrics, health: () => watching.health() };
 }

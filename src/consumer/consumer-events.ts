@@ -3,6 +3,12 @@ import type { ReplicaIdentity } from '../db/table-contract.js';
 import type { Lsn } from '../lsn.js';
 import type { RebuildCause } from '../sink/rebuild-record.js';
 
+/**
+ * A session that streamed this long, or acknowledged a position, made progress: its failure starts a new count
+ * of failures in a row (the consumer's retry delay, and what observers call failing).
+ */
+export const SESSION_PROGRESS_MS = 10_000;
+
 /** What the consumer reports; logs, metrics and tests subscribe instead of being called from the hot path. */
 export interface ConsumerEventMap {
   /** A replication session started streaming from the slot. */

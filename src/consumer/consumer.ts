@@ -7,7 +7,7 @@ import type { Redis } from 'ioredis';
 import { PermanentError } from '../errors.js';
 import { connectRedis } from '../sink/redis-client.js';
 import { RedisSink } from '../sink/redis-sink.js';
-import { makeConsumerEvents, type ConsumerEvents } from './consumer-events.js';
+import { makeConsumerEvents, SESSION_PROGRESS_MS, type ConsumerEvents } from './consumer-events.js';
 import { ConsumerSession } from './consumer-session.js';
 import { StandbyError } from './session-errors.js';
 import { permanentErrorMessage } from './error-kind.js';
@@ -16,8 +16,6 @@ const RETRY_MIN_MS = 250;
 const RETRY_MAX_MS = 30_000;
 /** How often a standby tries to take the slot over: how soon it notices that the active process is gone. */
 const STANDBY_POLL_MS = 1_000;
-/** A session that streamed this long made progress, even with nothing to acknowledge: its failure starts a new count. */
-const SESSION_PROGRESS_MS = 30_000;
 /** How long one WAIT for replicas blocks the writer connection before the consumer asks again. */
 const REDIS_WAIT_TIMEOUT_MS = 1_000;
 

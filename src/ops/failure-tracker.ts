@@ -1,7 +1,4 @@
-import type { ConsumerEvents } from '../consumer/consumer-events.js';
-
-/** A session streaming this long without failing means the consumer recovered, even with nothing to acknowledge. */
-export const RECOVERED_AFTER_STREAMING_MS = 10_000;
+import { SESSION_PROGRESS_MS, type ConsumerEvents } from '../consumer/consumer-events.js';
 
 /** A consumer whose sessions keep failing: published for `status`, /readyz and the metrics. */
 export interface ConsumerFailing {
@@ -15,7 +12,7 @@ export interface ConsumerFailing {
 
 /**
  * Follows a consumer's sessions: failing from a session's failure until a later one acknowledges a
- * position or streams for RECOVERED_AFTER_STREAMING_MS.
+ * position or streams for SESSION_PROGRESS_MS, as the consumer counts failures in a row.
  */
 export class FailureTracker {
   private failing: ConsumerFailing | undefined;
@@ -34,7 +31,7 @@ export class FailureTracker {
   /** The failure state now, or undefined when the consumer is not failing. */
   current(): ConsumerFailing | undefined {
     const streamingSince = this.streamingSinceMs;
-    if (streamingSince !== undefined && performance.now() - streamingSince >= RECOVERED_AFTER_STREAMING_MS) this.failing = undefined;
+    if (streamingSince !== undefined && performance.now() - streamingSince >= SESSION_PROGRESS_MS) this.failing = undefined;
     return this.failing;
   }
 }

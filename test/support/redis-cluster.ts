@@ -1,9 +1,11 @@
 import { execFile } from 'node:child_process';
 import { promisify } from 'node:util';
-import { Redis } from 'ioredis';
 import { findFreePort, isPortFree } from '../../src/local/free-port.js';
 import { startRedis, type RedisServer } from './redis-server.js';
 import { waitFor } from './wait-for.js';
+import { withConnection } from './redis-probe.js';
+
+export { withConnection };
 
 // A Redis Cluster of throwaway redis-server processes on 127.0.0.1, for tests of a sink that spreads its keys over
 // several masters. Each node is a `startRedis` server with cluster mode on, so it stops, crashes and restarts (from
@@ -19,7 +21,6 @@ const PORT_ATTEMPTS = 20;
 const NODE_TIMEOUT_MS = 2 * SECOND;
 const CREATE_TIMEOUT_MS = 60 * SECOND;
 const READY_TIMEOUT_MS = 30 * SECOND;
-const PROBE_TIMEOUT_MS = SECOND;
 // persistence 'none' adds --save '' --appendonly no. A replica may take over even when it lost touch with its master
 // long ago (validity factor 0), and a master streams its snapshot to a replica at once, not after 5 s.
 const NODE_ARGS = [
@@ -126,28 +127,6 @@ export async function clusterNodes(port: number): Promise<ClusterNodeEntry[]> {
       const port = Number(/:(\d+)@/.exec(address)?.[1]);
       return { id, port, flags: flags.split(','), masterId: master === '-' ? undefined : master };
     });
-}
-
-/** Runs `use` with a fresh connection to `port` that fails fast instead of retrying, then closes it. */
-export async function withConnection<T>(port: number, use: (redis: Redis) => Promise<T>): Promise<T> {
-  const redis = new Redis({
-    host: HOST,
-    port,
-    lazyConnect: true,
-    connectTimeout: PROBE_TIMEOUT_MS,
-    commandTimeout: PROBE_TIMEOUT_MS,
-    enableOfflineQueue: false,
-    maxRetriesPerRequest: 0,
-    retryStrategy: () => null,
-  });
-  // connect() rejects with the same error; without a listener ioredis would also print it.
-  redis.on('error', () => {});
-  try {
-    await redis.connect();
-    return await use(redis);
-  } finally {
-    redis.disconnect();
-  }
 }
 
 /** A cluster node on a port whose bus port (port + 10000) is valid and was free a moment ago. */

@@ -1,10 +1,10 @@
 import { type ChildProcess } from 'node:child_process';
 import { writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
-import { Redis } from 'ioredis';
 import { findFreePort } from '../../src/local/free-port.js';
 import { killRedis, launchRedis, makeTemporaryDir, removeTemporaryDir, startRedis, type RedisServer } from './redis-server.js';
 import { waitFor } from './wait-for.js';
+import { withConnection } from './redis-probe.js';
 
 // A master, a replica and three Sentinels on 127.0.0.1, for tests of a Redis whose master changes under the client.
 // Both data nodes start without --replicaof (the replica is pointed at the master with REPLICAOF once it runs), so
@@ -21,7 +21,6 @@ const DEFAULT_DOWN_AFTER_MS = SECOND;
 const FAILOVER_TIMEOUT_MS = 3 * SECOND;
 const READY_TIMEOUT_MS = 30 * SECOND;
 const DEFAULT_FAILOVER_WAIT_MS = 30 * SECOND;
-const PROBE_TIMEOUT_MS = SECOND;
 // A master waits 5 s by default before it streams a snapshot to a new replica, in case more replicas come.
 const NODE_ARGS = ['--repl-diskless-sync-delay', '0'];
 const MASTER_NAME_PATTERN = /^[A-Za-z0-9._-]+$/;
@@ -198,26 +197,4 @@ function fieldsOf(flat: string[]): Map<string, string> {
   const fields = new Map<string, string>();
   for (let index = 0; index + 1 < flat.length; index += 2) fields.set(flat[index]!, flat[index + 1]!);
   return fields;
-}
-
-/** A connection for one probe: it fails at once instead of queueing or retrying while a node is down. */
-async function withConnection<T>(port: number, use: (redis: Redis) => Promise<T>): Promise<T> {
-  const redis = new Redis({
-    host: HOST,
-    port,
-    lazyConnect: true,
-    connectTimeout: PROBE_TIMEOUT_MS,
-    commandTimeout: PROBE_TIMEOUT_MS,
-    enableOfflineQueue: false,
-    maxRetriesPerRequest: 0,
-    retryStrategy: () => null,
-  });
-  // connect() rejects with the same error; without a listener ioredis would also print it.
-  redis.on('error', () => {});
-  try {
-    await redis.connect();
-    return await use(redis);
-  } finally {
-    redis.disconnect();
-  }
 }
