@@ -83,9 +83,11 @@ export async function startRedisCluster(options: RedisClusterOptions = {}): Prom
     const addresses = nodes.map(({ port }) => `${HOST}:${port}`);
     await createCluster(addresses, replicasPerMaster);
     for (const node of nodes) {
-      await waitFor(() => clusterIsReady(node.port, nodeCount), {
+      await waitFor(() => clusterIsReady(node.port, nodeCount, nodeCount - masters), {
         timeoutMs: READY_TIMEOUT_MS,
-        message: `the cluster node on port ${node.port} to know all ${nodeCount} nodes and report cluster_state:ok with all ${SLOT_COUNT} slots assigned`,
+        message:
+          `the cluster node on port ${node.port} to know all ${nodeCount} nodes, which replicas follow which master, ` +
+          `and report cluster_state:ok with all ${SLOT_COUNT} slots assigned`,
       });
     }
     return { nodes, seeds: addresses.join(','), stop };
@@ -160,11 +162,15 @@ async function createCluster(addresses: string[], replicasPerMaster: number): Pr
   }
 }
 
-async function clusterIsReady(port: number, nodeCount: number): Promise<boolean> {
+/**
+ * Ready when `port` sees every node, every slot assigned, and each replica following its master: gossip spreads
+ * replica assignments after the slots, and a test that kills a master needs its replica known everywhere.
+ */
+async function clusterIsReady(port: number, nodeCount: number, replicaCount: number): Promise<boolean> {
   const info = await clusterInfo(port);
-  return (
+  const ready =
     info.get('cluster_state') === 'ok' &&
     info.get('cluster_slots_assigned') === String(SLOT_COUNT) &&
-    info.get('cluster_known_nodes') === String(nodeCount)
-  );
+    info.get('cluster_known_nodes') === String(nodeCount);
+  return ready && (await clusterNodes(port)).filter(({ masterId }) => masterId !== undefined).length === replicaCount;
 }
