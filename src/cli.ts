@@ -38,9 +38,13 @@ options (flag, then environment variable, then default):
                        user, password, TLS and database; default none
   --redis-sentinel-master NAME
                        the master's name at the Sentinels, REDIS_SENTINEL_MASTER; required with --redis-sentinels
+  --redis-cluster-nodes HOST:PORT,...
+                       nodes of a Redis Cluster (any of them; the rest are discovered), REDIS_CLUSTER_NODES;
+                       REDIS_URL then gives only the user, password and TLS (database 0 only); not with
+                       --redis-sentinels; default none
   --redis-min-replicas N
-                       acknowledge a write to PostgreSQL only once N Redis replicas confirmed it (WAIT),
-                       BUDGET_CDC_REDIS_MIN_REPLICAS; default 0
+                       acknowledge a write to PostgreSQL only once N Redis replicas confirmed it (WAIT), with
+                       a cluster N replicas of each master written to, BUDGET_CDC_REDIS_MIN_REPLICAS; default 0
   --slot NAME          replication slot, BUDGET_CDC_SLOT; default budget_cdc
   --publication NAME   publication on jobs, BUDGET_CDC_PUBLICATION; default budget_cdc
   --key-prefix TEXT    prefix of the Redis keys, BUDGET_CDC_KEY_PREFIX; default job:
@@ -77,6 +81,7 @@ export async function main(argv: string[]): Promise<number> {
         'redis-url': { type: 'string' },
         'redis-sentinels': { type: 'string' },
         'redis-sentinel-master': { type: 'string' },
+        'redis-cluster-nodes': { type: 'string' },
         'redis-min-replicas': { type: 'string' },
         slot: { type: 'string' },
         publication: { type: 'string' },
@@ -113,6 +118,7 @@ export async function main(argv: string[]): Promise<number> {
     redisUrl: values['redis-url'],
     redisSentinels: values['redis-sentinels'],
     redisSentinelMaster: values['redis-sentinel-master'],
+    redisClusterNodes: values['redis-cluster-nodes'],
     redisMinReplicas: values['redis-min-replicas'],
     slot: values.slot,
     publication: values.publication,

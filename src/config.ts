@@ -17,6 +17,7 @@ export interface ConfigOptions {
   redisUrl?: string | undefined;
   redisSentinels?: string | undefined;
   redisSentinelMaster?: string | undefined;
+  redisClusterNodes?: string | undefined;
   redisMinReplicas?: string | undefined;
   slot?: string | undefined;
   publication?: string | undefined;
@@ -38,6 +39,7 @@ export interface Config {
   /**
    * Redis connection string (REDIS_URL, --redis-url). Default redis://127.0.0.1:6379. With Sentinels, its
    * user, password, TLS (rediss://) and database apply to the data nodes; its host and port are not used.
+   * With a cluster, its user, password and TLS apply to every node; its host and port are not used.
    */
   readonly redisUrl: string;
   /** Sentinels that name the Redis master (REDIS_SENTINELS, --redis-sentinels, host:port,…); empty: REDIS_URL's host. */
@@ -45,8 +47,14 @@ export interface Config {
   /** The master's name at the Sentinels (REDIS_SENTINEL_MASTER, --redis-sentinel-master); set exactly when redisSentinels is. */
   readonly redisSentinelMaster: string | undefined;
   /**
+   * Nodes of a Redis Cluster to discover it from (REDIS_CLUSTER_NODES, --redis-cluster-nodes, host:port,…);
+   * empty: not a cluster. Never set together with redisSentinels; REDIS_URL's database is then 0.
+   */
+  readonly redisClusterNodes: readonly RedisAddress[];
+  /**
    * Replicas that must confirm a batch (WAIT) before its position is acknowledged to PostgreSQL
-   * (BUDGET_CDC_REDIS_MIN_REPLICAS, --redis-min-replicas). Default 0 replicas: no WAIT.
+   * (BUDGET_CDC_REDIS_MIN_REPLICAS, --redis-min-replicas); with a cluster, replicas of each master written to.
+   * Default 0 replicas: no WAIT.
    */
   readonly redisMinReplicas: number;
   /** Logical replication slot (BUDGET_CDC_SLOT, --slot). Default budget_cdc. */
@@ -84,6 +92,8 @@ export function loadConfig(options: ConfigOptions, env: NodeJS.ProcessEnv = proc
     redisUrl: checkUrl('REDIS_URL', '--redis-url', redisUrl, ['redis:', 'rediss:']),
     redisSentinels: sentinels.addresses,
     redisSentinelMaster: sentinels.masterName,
+    // After redisUrl: its database is checked against a cluster's only one, so it must be a valid URL first.
+    redisClusterNodes: loadClusterNodes(options, env, sentinels.addresses, redisUrl),
     redisMinReplicas: checkNonNegativeInteger(
       'BUDGET_CDC_REDIS_MIN_REPLICAS',
       '--redis-min-replicas',
@@ -112,7 +122,7 @@ export function loadLogLevel(options: ConfigOptions, env: NodeJS.ProcessEnv = pr
   return checkLogLevel(options.logLevel ?? env.LOG_LEVEL ?? 'info');
 }
 
-/** A Redis server's address (a Sentinel's, or a master's as a Sentinel names it). */
+/** A Redis server's address (a Sentinel's, a cluster node's, or a master's as a Sentinel names it). */
 export interface RedisAddress {
   readonly host: string;
   readonly port: number;
@@ -143,18 +153,75 @@ function loadSentinels(
         : `--redis-sentinel-master / REDIS_SENTINEL_MASTER "${masterName}" is not a Sentinel master name: use letters, digits, '.', '_' and '-'`,
     );
   }
-  const addresses = listText.split(',').map((item) => parseHostPort(item.trim()));
+  const addresses = listText.split(',').map((item) => parseHostPort(item.trim(), SENTINEL_LIST));
   return { addresses: Object.freeze(addresses), masterName };
 }
 
-function parseHostPort(text: string): RedisAddress {
+/** REDIS_CLUSTER_NODES: any node of the cluster will do, ioredis learns the others from it. */
+function loadClusterNodes(
+  options: ConfigOptions,
+  env: NodeJS.ProcessEnv,
+  sentinels: readonly RedisAddress[],
+  redisUrl: string,
+): readonly RedisAddress[] {
+  const listText = options.redisClusterNodes ?? (env.REDIS_CLUSTER_NODES || undefined);
+  if (listText === undefined) return Object.freeze([]);
+  if (sentinels.length > 0) {
+    throw new ConfigError(
+      'REDIS_CLUSTER_NODES',
+      'REDIS_CLUSTER_NODES and REDIS_SENTINELS are both set, but a Redis Cluster fails over by itself, without Sentinels: ' +
+        'unset --redis-sentinels / REDIS_SENTINELS and --redis-sentinel-master / REDIS_SENTINEL_MASTER to use the cluster, ' +
+        'or unset --redis-cluster-nodes / REDIS_CLUSTER_NODES to use the Sentinels',
+    );
+  }
+  const database = redisUrlDatabase(redisUrl);
+  if (database !== undefined && Number.parseInt(database, 10) !== 0) {
+    throw new ConfigError(
+      'REDIS_URL',
+      `REDIS_URL selects database ${database}, but a Redis Cluster has only database 0: remove the database ` +
+        '(the /N path or ?db=N) from --redis-url / REDIS_URL, which with a cluster gives only the user, password and TLS',
+    );
+  }
+  const addresses = listText.split(',').map((item) => parseHostPort(item.trim(), CLUSTER_NODE_LIST));
+  return Object.freeze(addresses);
+}
+
+/**
+ * The database REDIS_URL selects, as ioredis reads it (the path, else ?db=), undefined when none. Read here
+ * rather than by ioredis itself so that config.ts, loaded by every command, does not load ioredis.
+ */
+function redisUrlDatabase(redisUrl: string): string | undefined {
+  const url = new URL(redisUrl);
+  if (url.pathname.length > 1) return decodeURIComponent(url.pathname.slice(1));
+  return url.searchParams.get('db') ?? undefined;
+}
+
+/** A setting that holds a list of host:port, for parseHostPort's error message. */
+interface AddressList {
+  readonly variable: string;
+  readonly flag: string;
+  readonly example: string;
+}
+
+const SENTINEL_LIST: AddressList = {
+  variable: 'REDIS_SENTINELS',
+  flag: '--redis-sentinels',
+  example: '10.0.0.1:26379,10.0.0.2:26379',
+};
+const CLUSTER_NODE_LIST: AddressList = {
+  variable: 'REDIS_CLUSTER_NODES',
+  flag: '--redis-cluster-nodes',
+  example: '10.0.0.1:7000,10.0.0.2:7000',
+};
+
+function parseHostPort(text: string, list: AddressList): RedisAddress {
   // host:port, or [IPv6]:port
   const match = /^(?:\[([0-9A-Fa-f:.]+)\]|([A-Za-z0-9.-]+)):(\d{1,5})$/.exec(text);
   const port = Number(match?.[3]);
   if (match === null || !(port >= 1 && port <= MAX_PORT_NUMBER)) {
     throw new ConfigError(
-      'REDIS_SENTINELS',
-      `--redis-sentinels / REDIS_SENTINELS: "${text}" is not host:port; give a comma-separated list such as 10.0.0.1:26379,10.0.0.2:26379`,
+      list.variable,
+      `${list.flag} / ${list.variable}: "${text}" is not host:port; give a comma-separated list such as ${list.example}`,
     );
   }
   return Object.freeze({ host: match[1] ?? match[2]!, port });

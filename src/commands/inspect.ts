@@ -1,4 +1,3 @@
-import type { Redis } from 'ioredis';
 import { sql } from 'kysely';
 import { parseJob } from '../replication/job-row.js';
 import type { Config } from '../config.js';
@@ -7,7 +6,7 @@ import { withDatabase } from '../db/database.js';
 import { ConfigError, RowError } from '../errors.js';
 import type { JobRow } from '../replication/job-changes.js';
 import { jobValue } from '../sink/job-value.js';
-import { connectRedis } from '../sink/redis-client.js';
+import { connectRedis, type RedisClient } from '../sink/redis-client.js';
 import { makeSilentLogger } from '../logger.js';
 
 /** A job's row, its key, and what the key must hold according to the row (computed by the pipeline's own code). */
@@ -96,7 +95,7 @@ export async function inspectJob(config: Config, jobId: string, nowMs = Date.now
   };
 }
 
-async function readKey(redis: Redis, key: string): Promise<JobInspection['redis']> {
+async function readKey(redis: RedisClient, key: string): Promise<JobInspection['redis']> {
   const value = await redis.get(key);
   if (value === null) return null;
   const pexpiretime = await redis.pexpiretime(key);

@@ -1,16 +1,15 @@
-import type { Redis } from 'ioredis';
 import { redact, type Config, type HealthConfig } from '../config.js';
 import { formatStatus } from './status-text.js';
 import { checkConnection } from '../db/check-database.js';
 import { withDatabase } from '../db/database.js';
 import { contractProblems, readTableContract, type TableContract } from '../db/table-contract.js';
 import { formatLsn } from '../lsn.js';
-import { checkpointKey, deadLetterKey } from '../sink/internal-keys.js';
+import { deadLetterKey } from '../sink/internal-keys.js';
 import type { RebuildHistory } from '../sink/rebuild-record.js';
-import { connectRedis } from '../sink/redis-client.js';
+import { connectRedis, type RedisClient } from '../sink/redis-client.js';
 import { evictionWarning, readEvictionState, SAFE_EVICTION_POLICY, type EvictionState } from '../sink/redis-eviction.js';
 import { RedisStore } from '../sink/redis-store.js';
-import { describeRedisTarget } from '../sink/redis-target.js';
+import { describeRedisTarget, isClusterTarget } from '../sink/redis-target.js';
 import { makeSilentLogger } from '../logger.js';
 import { readPublishedLag } from '../ops/published-lag.js';
 import { describeFailing } from '../ops/failure-tracker.js';
@@ -172,8 +171,8 @@ function judge(report: Omit<StatusReport, 'health'>, publicationName: string, th
 type RedisProbe = StatusReport['redis'] & { lagSeconds: number | null; consumers: PublishedRole[] };
 
 async function probeRedis(config: Config): Promise<RedisProbe> {
-  const url = config.redisSentinelMaster === undefined ? redact(config.redisUrl) : describeRedisTarget(config);
-  let redis: Redis | undefined;
+  const url = config.redisSentinelMaster === undefined && !isClusterTarget(config) ? redact(config.redisUrl) : describeRedisTarget(config);
+  let redis: RedisClient | undefined;
   const unreachable = (error: string): RedisProbe => ({
     url,
     reachable: false,
@@ -191,11 +190,12 @@ async function probeRedis(config: Config): Promise<RedisProbe> {
         redis = await connectRedis(config, makeSilentLogger());
         const pong = await redis.ping();
         if (pong !== 'PONG') return unreachable(`unexpected PING reply ${pong}`);
-        const checkpoint = await redis.get(checkpointKey(config.keyPrefix));
+        const store = new RedisStore(redis, config.keyPrefix, config.slotName);
+        const checkpoint = await store.readCheckpointText();
         const deadLetters = await redis.llen(deadLetterKey(config.slotName));
         if (typeof deadLetters !== 'number') throw new Error(`LLEN ${deadLetterKey(config.slotName)} answered ${String(deadLetters)}`);
         const lag = await readPublishedLag(redis, config.slotName);
-        const rebuilds = await new RedisStore(redis, config.keyPrefix, config.slotName).readRebuildHistory();
+        const rebuilds = await store.readRebuildHistory();
         const consumers = await readPublishedRoles(redis, config.slotName);
         const eviction = await readEvictionState(redis);
         return {

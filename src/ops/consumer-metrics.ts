@@ -174,6 +174,8 @@ export function makeConsumerMetrics(
   events.on('truncated', () => truncates.inc());
   events.on('backpressure', ({ paused }) => backpressure.set(paused ? 1 : 0));
   redisClient.on('error', () => redisErrors.inc());
+  // A Cluster emits 'error' only when no node answers; each node's connection errors come as 'node error'.
+  redisClient.on('node error', () => redisErrors.inc());
   monitor.onReading(({ slot, lagSeconds: seconds }) => {
     slotActive.set(slot.active ? 1 : 0);
     lagBytes(slot.lagBytes);

@@ -1,4 +1,3 @@
-import type { Redis } from 'ioredis';
 import type { Kysely } from 'kysely';
 import type { Registry } from 'prom-client';
 import type { ConsumerEvents } from '../consumer/consumer-events.js';
@@ -6,6 +5,7 @@ import type { Database } from '../db/database.js';
 import { logConsumerEvents } from './consumer-event-log.js';
 import { makeConsumerMetrics } from './consumer-metrics.js';
 import type { Logger } from '../logger.js';
+import type { RedisClient } from '../sink/redis-client.js';
 import { evictionWarning, readEvictionState, SAFE_EVICTION_POLICY } from '../sink/redis-eviction.js';
 import { publishLag } from './published-lag.js';
 import { FailureTracker } from './failure-tracker.js';
@@ -25,7 +25,7 @@ export interface ConsumerObserver {
 export function observeConsumer(
   events: ConsumerEvents,
   db: Kysely<Database>,
-  redis: Redis,
+  redis: RedisClient,
   slotName: string,
   logger: Logger,
 ): ConsumerObserver {
@@ -102,7 +102,7 @@ const ROLE_PUBLISH_INTERVAL_MS = 1_000;
 const EVICTION_CHECK_INTERVAL_MS = 10_000;
 
 /** Reads eviction at once and every 10 s; warns when the policy is (or becomes) one that can delete job keys. */
-function watchEviction(events: ConsumerEvents, redis: Redis, logger: Logger): NodeJS.Timeout {
+function watchEviction(events: ConsumerEvents, redis: RedisClient, logger: Logger): NodeJS.Timeout {
   let warnedPolicy: string | undefined;
   const check = (): void => {
     readEvictionState(redis).then(

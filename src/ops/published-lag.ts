@@ -1,4 +1,4 @@
-import type { Redis } from 'ioredis';
+import type { RedisClient } from '../sink/redis-client.js';
 import { publishedLagKey } from '../sink/internal-keys.js';
 import type { SlotReading } from './slot-monitor.js';
 
@@ -13,7 +13,7 @@ export interface PublishedLag {
 }
 
 /** Writes the reading (only its lag in seconds: the bytes are read from PostgreSQL by whoever asks). */
-export async function publishLag(redis: Redis, slotName: string, reading: SlotReading): Promise<void> {
+export async function publishLag(redis: RedisClient, slotName: string, reading: SlotReading): Promise<void> {
   if (reading.lagSeconds === undefined) return;
   const value: PublishedLag = { lagSeconds: reading.lagSeconds, at: new Date(reading.atMs).toISOString() };
   const reply = await redis.set(publishedLagKey(slotName), JSON.stringify(value), 'PX', PUBLISHED_LAG_TTL_MS);
@@ -21,7 +21,7 @@ export async function publishLag(redis: Redis, slotName: string, reading: SlotRe
 }
 
 /** The lag a running consumer published in the last 10 s, or undefined when none runs (or Redis was down). */
-export async function readPublishedLag(redis: Redis, slotName: string): Promise<PublishedLag | undefined> {
+export async function readPublishedLag(redis: RedisClient, slotName: string): Promise<PublishedLag | undefined> {
   const text = await redis.get(publishedLagKey(slotName));
   if (text === null) return undefined;
   const value = JSON.parse(text) as Partial<PublishedLag>;

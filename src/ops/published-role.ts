@@ -1,4 +1,4 @@
-import type { Redis } from 'ioredis';
+import { masterNodes, type RedisClient } from '../sink/redis-client.js';
 import { publishedRolePrefix } from '../sink/internal-keys.js';
 import type { ConsumerFailing } from './failure-tracker.js';
 import type { ConsumerRole } from './readiness.js';
@@ -20,7 +20,7 @@ export interface PublishedRole {
 
 /** Writes this process's role under the slot; refreshed every second by the running consumer. */
 export async function publishRole(
-  redis: Redis,
+  redis: RedisClient,
   slotName: string,
   process: string,
   role: ConsumerRole,
@@ -33,19 +33,24 @@ export async function publishRole(
 }
 
 /** The roles the slot's consumers published in the last 10 s, active first. */
-export async function readPublishedRoles(redis: Redis, slotName: string): Promise<PublishedRole[]> {
+export async function readPublishedRoles(redis: RedisClient, slotName: string): Promise<PublishedRole[]> {
   const roles: PublishedRole[] = [];
   // The slot name is a plain SQL name (no glob characters), so it can go into the pattern as is.
   const pattern = publishedRolePrefix(slotName) + '*';
-  let cursor = '0';
-  do {
-    const [next, keys] = await redis.scan(cursor, 'MATCH', pattern, 'COUNT', SCAN_COUNT);
-    cursor = next;
-    for (const key of keys) {
-      const text = await redis.get(key);
-      if (text !== null) roles.push(JSON.parse(text) as PublishedRole);
-    }
-  } while (cursor !== '0');
+  // Each process's key hashes to its own slot: in a cluster they are spread over the masters, and SCAN sees
+  // only the keys of the server it runs on.
+  for (const server of masterNodes(redis)) {
+    let cursor = '0';
+    do {
+      const [next, keys] = await server.scan(cursor, 'MATCH', pattern, 'COUNT', SCAN_COUNT);
+      cursor = next;
+      for (const key of keys) {
+        // Through the client, not the master: a key moved meanwhile (resharding) is followed to its new master.
+        const text = await redis.get(key);
+        if (text !== null) roles.push(JSON.parse(text) as PublishedRole);
+      }
+    } while (cursor !== '0');
+  }
   const rank = { active: 0, starting: 1, standby: 2 } as const;
   return roles.sort((a, b) => rank[a.role] - rank[b.role] || a.process.localeCompare(b.process));
 }

@@ -1,4 +1,5 @@
 import type { Redis } from 'ioredis';
+import { masterNodes, type RedisClient } from './redis-client.js';
 
 /** The only maxmemory-policy under which Redis never deletes a job key before its expiry. */
 export const SAFE_EVICTION_POLICY = 'noeviction';
@@ -14,8 +15,21 @@ export interface EvictionState {
 /**
  * Reads the eviction policy and count with INFO, which managed Redis services allow where they refuse CONFIG.
  * Job keys are the ones carrying a TTL, so any volatile-* policy evicts them first; allkeys-* evicts them too.
+ * A cluster's masters each evict their own keys: a policy other than noeviction on any of them is reported,
+ * with the keys evicted on all of them.
  */
-export async function readEvictionState(redis: Redis): Promise<EvictionState> {
+export async function readEvictionState(client: RedisClient): Promise<EvictionState> {
+  const states = await Promise.all(masterNodes(client).map(readServerEvictionState));
+  const reported = states.find((state) => state.policy !== SAFE_EVICTION_POLICY) ?? states[0];
+  // No master known (a cluster client between losing its nodes and finding them again): not a safe policy.
+  if (reported === undefined) throw new Error('no Redis master to read INFO from: the cluster client knows none');
+  return {
+    policy: reported.policy,
+    evictedKeys: states.reduce((sum, state) => sum + state.evictedKeys, 0),
+  };
+}
+
+async function readServerEvictionState(redis: Redis): Promise<EvictionState> {
   const memory = await redis.info('memory');
   const stats = await redis.info('stats');
   const policy = /^maxmemory_policy:(\S+)\r?$/m.exec(memory)?.[1];

@@ -44,6 +44,7 @@ describe('loadConfig', () => {
       redisUrl: DEFAULT_REDIS_URL,
       redisSentinels: [],
       redisSentinelMaster: undefined,
+      redisClusterNodes: [],
       redisMinReplicas: 0,
       slotName: DEFAULT_SLOT_NAME,
       publicationName: DEFAULT_PUBLICATION_NAME,
@@ -67,6 +68,7 @@ describe('loadConfig', () => {
         { host: '::1', port: 26380 },
       ],
       redisSentinelMaster: 'env-master',
+      redisClusterNodes: [],
       redisMinReplicas: 2,
       slotName: 'env_slot',
       publicationName: 'env_pub',
@@ -98,6 +100,7 @@ describe('loadConfig', () => {
       redisUrl: 'rediss://secure:6379',
       redisSentinels: [{ host: 'flag-sentinel', port: 5000 }],
       redisSentinelMaster: 'flag-master',
+      redisClusterNodes: [],
       redisMinReplicas: 1,
       slotName: 'flag_slot',
       publicationName: 'flag_pub',
@@ -158,6 +161,57 @@ describe('loadConfig', () => {
     const error = configError({}, env);
     expect(error.variable).toBe(variable);
     expect(error.message).toMatch(message);
+  });
+
+  it('reads the cluster nodes from REDIS_CLUSTER_NODES, IPv6 in brackets, spaces around commas allowed', () => {
+    const config = loadConfig({}, { DATABASE_URL, REDIS_CLUSTER_NODES: 'node-a:7000, 10.0.0.2:7001,[::1]:7002' });
+    expect(config.redisClusterNodes).toEqual([
+      { host: 'node-a', port: 7000 },
+      { host: '10.0.0.2', port: 7001 },
+      { host: '::1', port: 7002 },
+    ]);
+    expect(config.redisSentinels).toEqual([]);
+  });
+
+  it('takes --redis-cluster-nodes over REDIS_CLUSTER_NODES, and an empty REDIS_CLUSTER_NODES as unset', () => {
+    const env = { DATABASE_URL, REDIS_CLUSTER_NODES: 'env-node:7000' };
+    expect(loadConfig({ redisClusterNodes: 'flag-node:7001' }, env).redisClusterNodes).toEqual([{ host: 'flag-node', port: 7001 }]);
+    expect(loadConfig({}, { DATABASE_URL, REDIS_CLUSTER_NODES: '' }).redisClusterNodes).toEqual([]);
+    // Empty, it does not clash with Sentinels either.
+    const sentinels = { DATABASE_URL, REDIS_CLUSTER_NODES: '', REDIS_SENTINELS: 'a:26379', REDIS_SENTINEL_MASTER: 'm' };
+    expect(loadConfig({}, sentinels).redisClusterNodes).toEqual([]);
+  });
+
+  it.each(['redis://user:pw@ignored:6379', 'rediss://user:pw@ignored:6379/0', 'redis://ignored?db=0', 'redis://ignored/'])(
+    'accepts REDIS_URL %s with a cluster (database 0 or none)',
+    (redisUrl) => {
+      const config = loadConfig({ redisUrl }, { DATABASE_URL, REDIS_CLUSTER_NODES: 'a:7000' });
+      expect(config).toMatchObject({ redisUrl, redisClusterNodes: [{ host: 'a', port: 7000 }] });
+    },
+  );
+
+  it.each([
+    ['REDIS_URL', { REDIS_CLUSTER_NODES: 'a:7000', REDIS_URL: 'redis://cache:6379/2' }, /selects database 2.*only database 0/],
+    ['REDIS_URL', { REDIS_CLUSTER_NODES: 'a:7000', REDIS_URL: 'redis://cache:6379?db=1' }, /selects database 1.*--redis-url/],
+    ['REDIS_URL', { REDIS_CLUSTER_NODES: 'a:7000', REDIS_URL: 'redis://cache:6379/x' }, /selects database x/],
+    ['REDIS_CLUSTER_NODES', { REDIS_CLUSTER_NODES: 'a:7000,b' }, /--redis-cluster-nodes \/ REDIS_CLUSTER_NODES: "b" is not host:port/],
+    ['REDIS_CLUSTER_NODES', { REDIS_CLUSTER_NODES: 'a:0' }, /REDIS_CLUSTER_NODES: "a:0" is not host:port.*10\.0\.0\.1:7000/],
+    ['REDIS_CLUSTER_NODES', { REDIS_CLUSTER_NODES: 'a:7000,' }, /REDIS_CLUSTER_NODES: "" is not host:port/],
+    [
+      'REDIS_CLUSTER_NODES',
+      { REDIS_CLUSTER_NODES: 'a:7000', REDIS_SENTINELS: 's:26379', REDIS_SENTINEL_MASTER: 'm' },
+      /both set.*unset --redis-sentinels.*or unset --redis-cluster-nodes/,
+    ],
+  ])('names %s when the cluster settings are wrong (%j)', (variable, env, message) => {
+    const error = configError({}, { DATABASE_URL, ...env });
+    expect(error.variable).toBe(variable);
+    expect(error.message).toMatch(message);
+  });
+
+  it('names the cluster flag when the flag, not the environment, is malformed', () => {
+    const error = configError({ redisClusterNodes: '' }, { DATABASE_URL, REDIS_CLUSTER_NODES: 'a:7000' });
+    expect(error.variable).toBe('REDIS_CLUSTER_NODES');
+    expect(error.message).toContain('--redis-cluster-nodes');
   });
 
   it('names the scheme it expects when the scheme is wrong', () => {
