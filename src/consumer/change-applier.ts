@@ -6,6 +6,7 @@ import { JobChangeDecoder, makeJobColumnRanges, type JobChange } from '../replic
 import { parseJob, readJobFigures } from '../replication/job-row.js';
 import { decodePgoutput } from '../replication/pgoutput-decoder.js';
 import { isCovered, type Checkpoint } from '../sink/checkpoint.js';
+import type { ReplayPosition, SlottedWriteBatch } from '../sink/cluster-write-batch.js';
 import { isPlainJobId } from '../sink/job-value.js';
 import type { WriteBatch } from '../sink/write-batch.js';
 import type { ChangePosition } from './checkpoint-keeper.js';
@@ -47,6 +48,11 @@ export class ChangeApplier {
   private changeIndex = -1;
   /** Changes at or before this are already in Redis (a replay after a restart): skipped. */
   private skipThrough: Checkpoint | undefined;
+  /**
+   * On a cluster, changes after skipThrough up to this one may be in some slots already: each is checked
+   * against its own slot's checkpoint as it is written (SlottedWriteBatch#replayPosition).
+   */
+  private checkSlotsThrough: ReplayPosition | undefined;
   /** Scratch space of the bulk-load path (applyInsertFromBytes), reused for every row. */
   private readonly insertRanges = makeJobColumnRanges();
   private readonly insertFigures: JobFigures = { budgetCents: 0, daysOnline: 0, createdAtMs: 0, expiresAtMs: 0 };
@@ -63,9 +69,10 @@ export class ChangeApplier {
     this.keyPrefixBytes = Buffer.from(settings.keyPrefix);
   }
 
-  /** Skips the changes `checkpoint` covers: they are in Redis already. */
-  startAfter(checkpoint: Checkpoint): void {
+  /** Skips the changes `checkpoint` covers: they are in Redis already; on a cluster, up to `replayThrough` slot by slot. */
+  startAfter(checkpoint: Checkpoint, replayThrough?: ReplayPosition): void {
     this.skipThrough = checkpoint;
+    this.checkSlotsThrough = replayThrough;
   }
 
   /** The batch being built. */
@@ -118,8 +125,20 @@ export class ChangeApplier {
       if (isCovered(this.skipThrough, this.transactionLsn, this.changeIndex)) return false;
       this.skipThrough = undefined; // the stream is in commit order: nothing after this is covered
     }
+    if (this.checkSlotsThrough !== undefined) this.checkSlots();
     this.current.rows++;
     return true;
+  }
+
+  /** Tells the cluster batch the change's position while some slot may hold it already; clears it after. */
+  private checkSlots(): void {
+    const writes = this.current.writes as SlottedWriteBatch;
+    if (isCovered(this.checkSlotsThrough, this.transactionLsn, this.changeIndex)) {
+      writes.replayPosition = { commitLsn: this.transactionLsn, index: this.changeIndex };
+    } else {
+      writes.replayPosition = undefined;
+      this.checkSlotsThrough = undefined;
+    }
   }
 
   /** The batch now holds the current change: its checkpoint is that change's. */
@@ -170,6 +189,12 @@ export class ChangeApplier {
         this.current.writes.del(this.settings.keyPrefix + change.jobId);
         break;
       case 'truncate':
+        // A replayed TRUNCATE empties every slot, also of later writes some slots held: from here on every
+        // change is written again, whatever its slot held.
+        if (this.checkSlotsThrough !== undefined) {
+          this.checkSlotsThrough = undefined;
+          (this.current.writes as SlottedWriteBatch).replayPosition = undefined;
+        }
         this.host.truncate({ commitLsn: this.transactionLsn, index: this.changeIndex });
         break;
       case 'begin':

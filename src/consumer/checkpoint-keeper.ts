@@ -1,9 +1,8 @@
 import { randomBytes } from 'node:crypto';
 import type { Logger } from '../logger.js';
 import type { Lsn } from '../lsn.js';
-import type { BatchReply } from '../sink/batch-writer.js';
 import { formatCheckpoint, parseCheckpoint, type Checkpoint } from '../sink/checkpoint.js';
-import type { Sink } from '../sink/sink.js';
+import type { CheckpointProblem, CheckpointWrite, Sink, WriteOutcome } from '../sink/sink.js';
 import type { WriteBatch } from '../sink/write-batch.js';
 import type { ConsumerEvents } from './consumer-events.js';
 import { RedisStateLostError, RedisWentBackError } from './session-errors.js';
@@ -16,12 +15,7 @@ import { RedisStateLostError, RedisWentBackError } from './session-errors.js';
 export type ChangePosition = Pick<Checkpoint, 'commitLsn' | 'index'>;
 
 /** A checkpoint write's text, and the text Redis must hold when the write arrives. */
-export interface IssuedCheckpoint {
-  text: string;
-  expectedPrevious: string | undefined;
-  /** With --redis-min-replicas: WAIT after it (its task acknowledges a position). */
-  waitForReplicas: boolean;
-}
+export type IssuedCheckpoint = CheckpointWrite;
 
 export class CheckpointKeeper {
   /** Written into every checkpoint this session writes: a checkpoint with another token was written by someone else. */
@@ -76,7 +70,7 @@ export class CheckpointKeeper {
    * The checkpoint text of the next write, in stream order, and the text Redis must hold just before it.
    * Its acknowledged position never goes back.
    */
-  issue(position: ChangePosition, ackLsn: Lsn | undefined, waitForReplicas: boolean): IssuedCheckpoint {
+  issue(position: ChangePosition, ackLsn: Lsn | undefined, waitForReplicas: boolean, everySlot = false): IssuedCheckpoint {
     if (ackLsn !== undefined && ackLsn > this.issuedAckLsn) this.issuedAckLsn = ackLsn;
     if (waitForReplicas || this.minReplicas === 0) this.covered = this.issuedAckLsn;
     this.position = position;
@@ -84,7 +78,7 @@ export class CheckpointKeeper {
     const expectedPrevious = this.expectedText;
     this.expectedText = text;
     this.writesIssued++;
-    return { text, expectedPrevious, waitForReplicas };
+    return { text, expectedPrevious, waitForReplicas, everySlot };
   }
 
   /**
@@ -93,9 +87,8 @@ export class CheckpointKeeper {
    * replicas confirmed. Only then may the task's position be acknowledged.
    */
   async write(writes: WriteBatch, checkpoint: IssuedCheckpoint): Promise<void> {
-    const reply = await this.sink.write(writes, checkpoint.text, checkpoint.waitForReplicas);
-    if (reply.previous === null) throw new RedisStateLostError();
-    if (reply.previous !== checkpoint.expectedPrevious) await this.wentBack(checkpoint.expectedPrevious, reply.previous);
+    const reply = await this.sink.write(writes, checkpoint);
+    if (reply.problem !== undefined) await this.reportProblem(reply.problem);
     await this.awaitReplicas(reply);
   }
 
@@ -108,15 +101,21 @@ export class CheckpointKeeper {
     const expected = this.expectedText;
     const issued = this.writesIssued;
     const quietBefore = quiet();
-    this.sink.readCheckpointText().then(
-      (text) => {
-        if (text === null) fail(new RedisStateLostError());
-        else if (text !== expected && quietBefore && issued === this.writesIssued && quiet()) {
-          this.wentBack(expected, text).catch(fail);
+    this.sink.checkCheckpoint(expected).then(
+      (problem) => {
+        if (problem?.kind === 'lost') fail(new RedisStateLostError());
+        else if (problem !== undefined && quietBefore && issued === this.writesIssued && quiet()) {
+          this.reportProblem(problem).catch(fail);
         }
       },
       () => undefined, // Redis unreachable: the next write fails and says so
     );
+  }
+
+  /** Throws the problem's error; a checkpoint that went back first asks for a rebuild. */
+  private async reportProblem(problem: CheckpointProblem): Promise<never> {
+    if (problem.kind === 'lost') throw new RedisStateLostError();
+    return this.wentBack(problem.expected, problem.found);
   }
 
   /**
@@ -131,7 +130,7 @@ export class CheckpointKeeper {
   }
 
   /** Holds the acknowledgement until --redis-min-replicas replicas confirmed, asking again (WAIT) meanwhile. */
-  private async awaitReplicas(reply: BatchReply): Promise<void> {
+  private async awaitReplicas(reply: WriteOutcome): Promise<void> {
     const required = this.minReplicas;
     let replicas = reply.replicas;
     if (replicas === undefined || required === 0) return;

@@ -87,8 +87,8 @@ export class ConsumerSession {
     const statusTimer = setInterval(() => connection.sendStatus(this.confirmedLsn), STATUS_INTERVAL_MS);
     let checkpointTimer: NodeJS.Timeout | undefined;
     try {
-      const { checkpointText, slotConfirmedLsn, slotCreated } = await this.starter.prepare(connection);
-      this.applier.startAfter(this.checkpoints.adopt(checkpointText, slotConfirmedLsn));
+      const { checkpointText, replayThrough, slotConfirmedLsn, slotCreated } = await this.starter.prepare(connection);
+      this.applier.startAfter(this.checkpoints.adopt(checkpointText, slotConfirmedLsn), replayThrough);
       this.confirmedLsn = slotConfirmedLsn;
       if (this.stopping) return;
       const streamEnded = connection.start(
@@ -151,7 +151,7 @@ export class ConsumerSession {
   private truncate(position: ChangePosition): void {
     this.flush();
     // No WAIT: it acknowledges nothing; the commit's acknowledgement waits for the replicas later.
-    const checkpoint = this.checkpoints.issue(position, undefined, false);
+    const checkpoint = this.checkpoints.issue(position, undefined, false, true);
     this.queue.push({
       exclusive: true,
       ackLsn: undefined,

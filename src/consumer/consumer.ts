@@ -3,9 +3,10 @@ import { checkConnection, checkReplicationReady } from '../db/check-database.js'
 import { makeDatabase, type Database } from '../db/database.js';
 import type { Logger } from '../logger.js';
 import type { Kysely } from 'kysely';
-import type { Redis } from 'ioredis';
+import { Cluster } from 'ioredis';
 import { PermanentError } from '../errors.js';
-import { connectRedis } from '../sink/redis-client.js';
+import { ClusterSink } from '../sink/cluster-sink.js';
+import { connectRedis, type RedisClient } from '../sink/redis-client.js';
 import { RedisSink } from '../sink/redis-sink.js';
 import { makeConsumerEvents, SESSION_PROGRESS_MS, type ConsumerEvents } from './consumer-events.js';
 import { ConsumerSession } from './consumer-session.js';
@@ -22,7 +23,7 @@ const REDIS_WAIT_TIMEOUT_MS = 1_000;
 /** The consumer's connections, lent to what observes it (slot monitor, published status); closed by the consumer. */
 export interface ConsumerConnections {
   db: Kysely<Database>;
-  redis: Redis;
+  redis: RedisClient;
 }
 
 /** What watches a consumer from outside: started with its connections, stopped before they close. */
@@ -63,11 +64,18 @@ export async function startConsumer(
     throw error;
   }
 
-  const sink = new RedisSink(redis, config.keyPrefix, config.slotName, {
-    target: config,
-    minReplicas: config.redisMinReplicas,
-    waitTimeoutMs: REDIS_WAIT_TIMEOUT_MS,
-  });
+  const sink =
+    redis instanceof Cluster
+      ? new ClusterSink(redis, config.keyPrefix, config.slotName, {
+          seeds: config.redisClusterNodes.map(({ host, port }) => `${host}:${port}`),
+          minReplicas: config.redisMinReplicas,
+          waitTimeoutMs: REDIS_WAIT_TIMEOUT_MS,
+        })
+      : new RedisSink(redis, config.keyPrefix, config.slotName, {
+          target: config,
+          minReplicas: config.redisMinReplicas,
+          waitTimeoutMs: REDIS_WAIT_TIMEOUT_MS,
+        });
   const sessionLogger = logger.child({ component: 'consumer', slot: config.slotName });
   const watcher = watch({ db, redis });
   let stopping = false;

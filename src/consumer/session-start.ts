@@ -8,9 +8,9 @@ import { formatLsn, type Lsn } from '../lsn.js';
 import { openReplicationConnection, type ReplicationConnection } from '../replication/replication-connection.js';
 import { describeBackend, describeSlotOwner, tryLockSlot } from '../replication/slot-owner.js';
 import { createSlot, dropSlot, readSlot, type CreatedSlot, type SlotState } from '../replication/slot.js';
-import type { Checkpoint } from '../sink/checkpoint.js';
+import type { ReplayPosition } from '../sink/cluster-write-batch.js';
 import type { RebuildCause } from '../sink/rebuild-record.js';
-import type { Sink } from '../sink/sink.js';
+import type { Sink, StoredCheckpoint } from '../sink/sink.js';
 import type { ConsumerEvents } from './consumer-events.js';
 import { resyncFromSnapshot } from './resync.js';
 import { StandbyError } from './session-errors.js';
@@ -38,6 +38,8 @@ interface RebuildNeed {
 /** Where a session streams from: the checkpoint Redis holds (written by a rebuild when one was needed), and the slot's position. */
 export interface StreamStart {
   checkpointText: string;
+  /** On a cluster, up to where a replayed change must be checked against its own slot (see StoredCheckpoint). */
+  replayThrough: ReplayPosition | undefined;
   slotConfirmedLsn: Lsn;
   slotCreated: boolean;
 }
@@ -104,6 +106,7 @@ export class SessionStarter {
     // The slot is read before the checkpoint: a checkpoint read later covers at least what the slot says.
     const stored = await this.sink.readCheckpoint();
     let checkpointText: string;
+    let replayThrough: ReplayPosition | undefined;
     let slotCreated = false;
     if (slot === undefined) {
       const created = await createSlot(connection, slotName);
@@ -116,11 +119,12 @@ export class SessionStarter {
     } else {
       const need = await this.rebuildNeed(stored, slot);
       checkpointText = need === undefined ? stored!.text : await this.resyncOnTemporarySlot(need, slot.confirmedFlushLsn ?? 0n);
+      if (need === undefined) replayThrough = stored!.replayThrough;
     }
     if (slot === undefined || slot.confirmedFlushLsn === undefined) {
       throw new Error(`replication slot ${slotName} vanished while starting: is another process dropping it?`);
     }
-    return { checkpointText, slotConfirmedLsn: slot.confirmedFlushLsn, slotCreated };
+    return { checkpointText, replayThrough, slotConfirmedLsn: slot.confirmedFlushLsn, slotCreated };
   }
 
   /** Fences the slot's earlier owners off Redis before the checkpoint is read (see RedisSink#closeEarlierWriters). */
@@ -141,10 +145,7 @@ export class SessionStarter {
    * Whether Redis must be rebuilt before streaming, and why: it holds no checkpoint (lost, or a rebuild was
    * asked for), or an older one than PostgreSQL was told is safe (it went back in time).
    */
-  private async rebuildNeed(
-    stored: { checkpoint: Checkpoint; text: string } | undefined,
-    slot: SlotState,
-  ): Promise<RebuildNeed | undefined> {
+  private async rebuildNeed(stored: StoredCheckpoint | undefined, slot: SlotState): Promise<RebuildNeed | undefined> {
     if (stored === undefined) {
       const request = await this.sink.readRebuildRequest();
       if (request !== undefined) return { cause: request.cause, reason: request.detail };

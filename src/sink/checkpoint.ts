@@ -21,7 +21,7 @@ export interface Checkpoint {
 }
 
 /** True when the change (commitLsn, index) is at or before the checkpoint, i.e. Redis already has it. */
-export function isCovered(checkpoint: Checkpoint | undefined, commitLsn: Lsn, index: number): boolean {
+export function isCovered(checkpoint: Pick<Checkpoint, 'commitLsn' | 'index'> | undefined, commitLsn: Lsn, index: number): boolean {
   if (checkpoint === undefined) return false;
   return commitLsn < checkpoint.commitLsn || (commitLsn === checkpoint.commitLsn && index <= checkpoint.index);
 }

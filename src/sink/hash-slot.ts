@@ -13,18 +13,47 @@ const CRC16_TABLE = makeCrc16Table();
 /** The hash slot of `key` (its UTF-8 bytes when a string). */
 export function hashSlot(key: string | Buffer): number {
   const bytes = typeof key === 'string' ? Buffer.from(key) : key;
-  let start = 0;
-  let end = bytes.length;
-  const open = bytes.indexOf(OPEN_BRACE);
-  if (open >= 0) {
+  return hashSlotOfBytes(bytes, 0, bytes.length);
+}
+
+/** The hash slot of the key `bytes[keyStart, keyEnd)`, without copying it (the cluster batch reads keys in place). */
+export function hashSlotOfBytes(bytes: Buffer, keyStart: number, keyEnd: number): number {
+  let start = keyStart;
+  let end = keyEnd;
+  const open = bytes.indexOf(OPEN_BRACE, keyStart);
+  if (open >= 0 && open < keyEnd) {
     const close = bytes.indexOf(CLOSE_BRACE, open + 1);
     // "{}" is no tag: the whole key is hashed.
-    if (close > open + 1) {
+    if (close > open + 1 && close < keyEnd) {
       start = open + 1;
       end = close;
     }
   }
   return crc16(bytes, start, end) % HASH_SLOTS;
+}
+
+let slotTags: string[] | undefined;
+
+/**
+ * A short hash tag whose keys land in `slot`: budget-cdc's own per-slot keys (a checkpoint per slot) are named
+ * with it, so that each sits in the same slot as the job keys it covers. The table is found once by trying
+ * short base-36 strings until every slot has one (about 170,000 tries, a few milliseconds).
+ */
+export function slotTag(slot: number): string {
+  if (slotTags === undefined) {
+    const tags: string[] = new Array<string>(HASH_SLOTS);
+    let found = 0;
+    for (let n = 0; found < HASH_SLOTS; n++) {
+      const tag = n.toString(36);
+      const tagSlot = hashSlot(tag);
+      if (tags[tagSlot] === undefined) {
+        tags[tagSlot] = tag;
+        found++;
+      }
+    }
+    slotTags = tags;
+  }
+  return slotTags[slot]!;
 }
 
 /** CRC16-CCITT (XMODEM): polynomial 0x1021, initial value 0, as Redis Cluster's key hash. */

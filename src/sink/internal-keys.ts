@@ -1,4 +1,5 @@
 import { INTERNAL_KEY_PREFIX } from '../config.js';
+import { slotTag } from './hash-slot.js';
 
 // budget-cdc's own keys, all under "budget-cdc:", which no job key prefix may cover (see loadConfig), so
 // TRUNCATE and readers of job keys never touch them.
@@ -9,6 +10,14 @@ import { INTERNAL_KEY_PREFIX } from '../config.js';
  */
 export function checkpointKey(keyPrefix: string): string {
   return `${INTERNAL_KEY_PREFIX}checkpoint:${keyPrefix}`;
+}
+
+/**
+ * On a Redis Cluster, the checkpoint of the job keys under `keyPrefix` that hash to `slot`: a hash tag puts it
+ * in that slot, so that one MULTI/EXEC applies a slot's writes and the checkpoint that covers them.
+ */
+export function slotCheckpointKey(keyPrefix: string, slot: number): string {
+  return `${INTERNAL_KEY_PREFIX}checkpoint:{${slotTag(slot)}}:${keyPrefix}`;
 }
 
 /** The progress of a running resync of `keyPrefix`, for `budget-cdc resync` to show. */

@@ -1,10 +1,10 @@
 import type { Redis } from 'ioredis';
-import { BatchWriter, type BatchReply, type WriterSettings } from './batch-writer.js';
+import { BatchWriter, type WriterSettings } from './batch-writer.js';
 import type { Checkpoint } from './checkpoint.js';
 import type { RebuildCause, RebuildRequest } from './rebuild-record.js';
 import { RedisStore } from './redis-store.js';
 import { connectionSettingsOf } from './redis-target.js';
-import type { Sink } from './sink.js';
+import type { CheckpointProblem, CheckpointWrite, Sink, StoredCheckpoint, WriteOutcome } from './sink.js';
 import { WriteBatch } from './write-batch.js';
 
 /**
@@ -34,8 +34,9 @@ export class RedisSink implements Sink {
     return new WriteBatch(this.store.deadLetterKey);
   }
 
-  write(batch: WriteBatch, checkpointText: string, waitForReplicas: boolean): Promise<BatchReply> {
-    return this.writer.write(batch, checkpointText, waitForReplicas);
+  async write(batch: WriteBatch, checkpoint: CheckpointWrite): Promise<WriteOutcome> {
+    const reply = await this.writer.write(batch, checkpoint.text, checkpoint.waitForReplicas);
+    return { problem: checkpointProblem(checkpoint.expectedPrevious, reply.previous), replicas: reply.replicas };
   }
 
   waitForReplicas(minReplicas: number): Promise<number> {
@@ -50,12 +51,13 @@ export class RedisSink implements Sink {
     return this.store.createCheckpoint(checkpoint);
   }
 
-  readCheckpoint(): Promise<{ checkpoint: Checkpoint; text: string } | undefined> {
-    return this.store.readCheckpoint();
+  async readCheckpoint(): Promise<StoredCheckpoint | undefined> {
+    const stored = await this.store.readCheckpoint();
+    return stored === undefined ? undefined : { ...stored, replayThrough: undefined };
   }
 
-  readCheckpointText(): Promise<string | null> {
-    return this.store.readCheckpointText();
+  async checkCheckpoint(expected: string | undefined): Promise<CheckpointProblem | undefined> {
+    return checkpointProblem(expected, await this.store.readCheckpointText());
   }
 
   requestRebuild(request: RebuildRequest): Promise<void> {
@@ -104,4 +106,10 @@ export class RedisSink implements Sink {
   close(): void {
     this.writer.close();
   }
+}
+
+/** Redis held `found` where `expected` was written last: nothing (it lost its state), another text (it went back). */
+export function checkpointProblem(expected: string | undefined, found: string | null): CheckpointProblem | undefined {
+  if (found === null) return { kind: 'lost' };
+  return found === expected ? undefined : { kind: 'went-back', expected, found };
 }

@@ -1,19 +1,36 @@
-import type { Redis } from 'ioredis';
+import { Cluster } from 'ioredis';
 import { RedisWriteError } from '../errors.js';
 import { formatCheckpoint, parseCheckpoint, type Checkpoint } from './checkpoint.js';
+import {
+  readClusterSlotMap,
+  readSlotCheckpoints,
+  removeSlotCheckpoints,
+  summarizeSlotCheckpoints,
+  writeSlotCheckpoints,
+} from './cluster-checkpoints.js';
 import { checkpointKey, deadLetterKey, rebuildHistoryKey, rebuildRequestKey, resyncProgressKey } from './internal-keys.js';
 import type { RebuildCause, RebuildHistory, RebuildRequest } from './rebuild-record.js';
+import { masterNodes, type RedisClient } from './redis-client.js';
+import type { StoredCheckpoint } from './sink.js';
 
 // budget-cdc's own state in Redis, through ioredis: the checkpoint read and set outside batches, rebuild
 // requests and their history, a resync's progress, dead letters, and SCAN over the job keys. Commands
-// (status, resync, dead-letters) use it alone; the consumer through RedisSink, with the batch writer.
+// (status, resync, dead-letters) use it alone; the consumer through RedisSink or ClusterSink, with the batch
+// writer. On a Redis Cluster the checkpoint is one per hash slot (cluster-checkpoints.ts), SCAN runs on every
+// master, and what a single Redis does in one MULTI/EXEC across keys is done in steps, in a safe order.
 
 const SCAN_COUNT = 1_000;
+
+/** A cluster's checkpoints, by hash slot: as stored, and parsed. */
+export interface SlotCheckpoints {
+  texts: string[];
+  checkpoints: Checkpoint[];
+}
 const RESYNC_PROGRESS_TTL_MS = 60_000;
 
 export class RedisStore {
   constructor(
-    readonly redis: Redis,
+    readonly redis: RedisClient,
     readonly keyPrefix: string,
     slotName: string,
   ) {
@@ -40,11 +57,6 @@ export class RedisStore {
     return text === null ? undefined : (JSON.parse(text) as { totalRows: number; rowsDone: number });
   }
 
-  /** True while Redis holds the checkpoint; false means it lost its state or a resync was requested. */
-  async hasCheckpoint(): Promise<boolean> {
-    return (await this.redis.exists(this.checkpointKey)) === 1;
-  }
-
   /**
    * Connects the control connection again if ioredis gave up on it: with Sentinels, a failed look-up of the
    * master during a failover ends the client for good ('end'), and each new session must start from a live one.
@@ -53,19 +65,33 @@ export class RedisStore {
     if (this.redis.status === 'end') await this.redis.connect();
   }
 
+  /** True while Redis holds the checkpoint (on a cluster: every slot's); false means it lost its state or a resync was requested. */
+  async hasCheckpoint(): Promise<boolean> {
+    if (this.redis instanceof Cluster) return (await this.readCheckpoint()) !== undefined;
+    return (await this.redis.exists(this.checkpointKey)) === 1;
+  }
+
+  /** True on a Redis Cluster. */
+  get isCluster(): boolean {
+    return this.redis instanceof Cluster;
+  }
+
   /**
    * Closes the connections named `name` (CLIENT LIST, then CLIENT KILL by id); returns how many it closed.
    * Needs CLIENT LIST and CLIENT KILL (the @admin category); without them it throws NOPERM.
    */
   async closeConnectionsNamed(name: string): Promise<number> {
-    const list = await this.redis.call('CLIENT', 'LIST', 'TYPE', 'normal');
-    if (typeof list !== 'string') throw new RedisWriteError(`redis CLIENT LIST answered ${JSON.stringify(list)}`);
     let closed = 0;
-    for (const line of list.split('\n')) {
-      const fields = new Map(line.split(' ').map((field) => [field.slice(0, field.indexOf('=')), field.slice(field.indexOf('=') + 1)]));
-      if (fields.get('name') !== name) continue;
-      // 0 when it went away meanwhile: nothing to close.
-      closed += Number(await this.redis.call('CLIENT', 'KILL', 'ID', fields.get('id')!));
+    // On a cluster, on every master: a writer holds a connection to each.
+    for (const server of masterNodes(this.redis)) {
+      const list = await server.call('CLIENT', 'LIST', 'TYPE', 'normal');
+      if (typeof list !== 'string') throw new RedisWriteError(`redis CLIENT LIST answered ${JSON.stringify(list)}`);
+      for (const line of list.split('\n')) {
+        const fields = new Map(line.split(' ').map((field) => [field.slice(0, field.indexOf('=')), field.slice(field.indexOf('=') + 1)]));
+        if (fields.get('name') !== name) continue;
+        // 0 when it went away meanwhile: nothing to close.
+        closed += Number(await server.call('CLIENT', 'KILL', 'ID', fields.get('id')!));
+      }
     }
     return closed;
   }
@@ -73,18 +99,34 @@ export class RedisStore {
   /** Sets the checkpoint after a resync, creating it; returns the text written. */
   async createCheckpoint(checkpoint: Checkpoint): Promise<string> {
     const text = formatCheckpoint(checkpoint);
+    if (this.redis instanceof Cluster) {
+      await writeSlotCheckpoints(this.redis, this.keyPrefix, text);
+      return text;
+    }
     const reply = await this.redis.set(this.checkpointKey, text);
     if (reply !== 'OK') throw new RedisWriteError(`redis SET ${this.checkpointKey} answered ${String(reply)}`);
     return text;
   }
 
-  /** The checkpoint Redis holds with its exact text, or undefined when it has none (new slot, or Redis lost its state). */
-  async readCheckpoint(): Promise<{ checkpoint: Checkpoint; text: string } | undefined> {
+  /**
+   * The checkpoint Redis holds with its exact text, or undefined when it has none (new slot, or Redis lost its
+   * state). On a cluster, what the slots' checkpoints say together, with each slot's (summarizeSlotCheckpoints).
+   */
+  async readCheckpoint(): Promise<(StoredCheckpoint & { slots: SlotCheckpoints | undefined }) | undefined> {
+    if (this.redis instanceof Cluster) {
+      const texts = await readSlotCheckpoints(this.redis, this.keyPrefix);
+      const summary = summarizeSlotCheckpoints(texts, await readClusterSlotMap(this.redis));
+      return summary === undefined
+        ? undefined
+        : { ...summary.stored, slots: { texts: texts as string[], checkpoints: summary.slotCheckpoints } };
+    }
     const text = await this.readCheckpointText();
-    return text === null ? undefined : { checkpoint: parseCheckpoint(text), text };
+    return text === null ? undefined : { checkpoint: parseCheckpoint(text), text, replayThrough: undefined, slots: undefined };
   }
 
+  /** The checkpoint's text, or null when there is none; on a cluster, the slots' summary (see readCheckpoint). */
   async readCheckpointText(): Promise<string | null> {
+    if (this.redis instanceof Cluster) return (await this.readCheckpoint())?.text ?? null;
     return this.redis.get(this.checkpointKey);
   }
 
@@ -93,6 +135,14 @@ export class RedisStore {
    * Without the checkpoint every session (of this process or a later one) rebuilds before it streams.
    */
   async requestRebuild(request: RebuildRequest): Promise<void> {
+    if (this.redis instanceof Cluster) {
+      // Two slots, no common transaction: the reason first, so that no process finds the checkpoints gone
+      // without it (a crash in between leaves the request; the checkpoints then go with the next request).
+      const reply = await this.redis.set(this.rebuildRequestKey, JSON.stringify(request));
+      if (reply !== 'OK') throw new RedisWriteError(`redis SET ${this.rebuildRequestKey} answered ${String(reply)}`);
+      await removeSlotCheckpoints(this.redis, this.keyPrefix);
+      return;
+    }
     const results = await this.redis.multi().set(this.rebuildRequestKey, JSON.stringify(request)).del(this.checkpointKey).exec();
     checkTransaction(results, 'the rebuild request');
   }
@@ -106,6 +156,13 @@ export class RedisStore {
   /** Counts a finished rebuild by cause and keeps the last one's detail, for `status`; clears the request. */
   async recordRebuild(cause: RebuildCause, detail: string): Promise<void> {
     const last = JSON.stringify({ cause, detail, at: new Date().toISOString() });
+    if (this.redis instanceof Cluster) {
+      // The history and the request sit in two slots: counted first, so that a crash between re-counts nothing.
+      await this.redis.hincrby(this.rebuildHistoryKey, cause, 1);
+      await this.redis.hset(this.rebuildHistoryKey, 'last', last);
+      await this.redis.del(this.rebuildRequestKey);
+      return;
+    }
     const results = await this.redis
       .multi()
       .hincrby(this.rebuildHistoryKey, cause, 1)
@@ -129,19 +186,27 @@ export class RedisStore {
     return deleted;
   }
 
-  /** The keys under the prefix, a SCAN page at a time. */
+  /** The keys under the prefix, a SCAN page at a time; on a cluster, every master's in turn. */
   async *scanKeysUnderPrefix(): AsyncGenerator<string[]> {
     const pattern = escapeGlob(this.keyPrefix) + '*';
-    let cursor = '0';
-    do {
-      const [next, keys] = await this.redis.scan(cursor, 'MATCH', pattern, 'COUNT', SCAN_COUNT);
-      cursor = next;
-      if (keys.length > 0) yield keys;
-    } while (cursor !== '0');
+    for (const server of masterNodes(this.redis)) {
+      let cursor = '0';
+      do {
+        const [next, keys] = await server.scan(cursor, 'MATCH', pattern, 'COUNT', SCAN_COUNT);
+        cursor = next;
+        if (keys.length > 0) yield keys;
+      } while (cursor !== '0');
+    }
   }
 
   async deleteKeys(keys: string[]): Promise<number> {
-    return keys.length === 0 ? 0 : this.redis.unlink(...keys);
+    if (keys.length === 0) return 0;
+    // A cluster refuses one UNLINK across slots: one per key, which ioredis pipelines per master.
+    if (this.redis instanceof Cluster) {
+      const cluster = this.redis;
+      return (await Promise.all(keys.map((key) => cluster.unlink(key)))).reduce((sum, count) => sum + count, 0);
+    }
+    return this.redis.unlink(...keys);
   }
 
   /** The newest dead letters first, as stored (JSON strings). */

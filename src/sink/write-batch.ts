@@ -24,7 +24,7 @@ const PXAT_HEAD_BYTES = asciiConstant('\r\n$4\r\nPXAT\r\n$');
  * garbage collector to promote and sweep, which would keep the consumer's memory high.
  */
 export class WriteBatch {
-  private buffer = FREE_BUFFERS.pop() ?? Buffer.allocUnsafe(INITIAL_BYTES);
+  protected buffer = FREE_BUFFERS.pop() ?? Buffer.allocUnsafe(INITIAL_BYTES);
   /** Bytes used in the buffer. */
   length = 0;
   commands = 0;

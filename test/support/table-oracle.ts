@@ -1,4 +1,4 @@
-import type { Redis } from 'ioredis';
+import { Cluster, type Redis } from 'ioredis';
 import type pg from 'pg';
 
 // An oracle independent of src/: what Redis must hold, computed from the jobs table with SQL for the
@@ -70,19 +70,19 @@ export interface Difference {
 }
 
 /** Every difference between Redis (keys under `prefix`) and what the table implies; empty when they agree. */
-export async function findDifferences(sql: pg.Client, redis: Redis, prefix: string): Promise<Difference[]> {
+export async function findDifferences(sql: pg.Client, redis: Redis | Cluster, prefix: string): Promise<Difference[]> {
   const { alive, expired } = await expectedFromTable(sql);
   const differences: Difference[] = [];
   const ids = [...alive.keys()];
   for (let i = 0; i < ids.length; i += 1000) {
     const chunk = ids.slice(i, i + 1000);
-    const pipeline = redis.pipeline();
-    for (const id of chunk) pipeline.get(prefix + id).pexpiretime(prefix + id);
-    const replies = (await pipeline.exec())!;
+    const replies = await readKeys(
+      redis,
+      chunk.map((id) => prefix + id),
+    );
     chunk.forEach((jobId, k) => {
       const expected = alive.get(jobId)!;
-      const value = replies[2 * k]![1] as string | null;
-      const pexpiretime = replies[2 * k + 1]![1] as number;
+      const [value, pexpiretime] = replies[k]!;
       if (value === null) differences.push({ kind: 'missing', jobId, detail: 'missing' });
       else if (JSON.stringify(JSON.parse(value)) !== JSON.stringify(expected.value))
         differences.push({ kind: 'wrong', jobId, detail: `value ${value} != ${JSON.stringify(expected.value)}` });
@@ -94,19 +94,32 @@ export async function findDifferences(sql: pg.Client, redis: Redis, prefix: stri
         });
     });
   }
-  for await (const keys of redis.scanStream({ match: prefix.replace(/[*?[\]\\]/g, '\\$&') + '*', count: 1000 })) {
-    for (const key of keys as string[]) {
-      const jobId = key.slice(prefix.length);
-      if (!alive.has(jobId) && (expired.has(jobId) || !(await isJobRow(sql, jobId)))) {
-        differences.push({ kind: 'extra', jobId, detail: 'key should not exist' });
+  // A cluster's keys are spread over its masters: each is scanned.
+  for (const server of redis instanceof Cluster ? redis.nodes('master') : [redis]) {
+    for await (const keys of server.scanStream({ match: prefix.replace(/[*?[\]\\]/g, '\\$&') + '*', count: 1000 })) {
+      for (const key of keys as string[]) {
+        const jobId = key.slice(prefix.length);
+        if (!alive.has(jobId) && (expired.has(jobId) || !(await isJobRow(sql, jobId)))) {
+          differences.push({ kind: 'extra', jobId, detail: 'key should not exist' });
+        }
       }
     }
   }
   return differences;
 }
 
+/** Each key's value and PEXPIRETIME: one pipeline on a single Redis; on a cluster, commands ioredis sends to each key's master. */
+async function readKeys(redis: Redis | Cluster, keys: string[]): Promise<Array<[string | null, number]>> {
+  if (redis instanceof Cluster)
+    return Promise.all(keys.map(async (key) => [await redis.get(key), await redis.pexpiretime(key)] as [string | null, number]));
+  const pipeline = redis.pipeline();
+  for (const key of keys) pipeline.get(key).pexpiretime(key);
+  const replies = (await pipeline.exec())!;
+  return keys.map((_, k) => [replies[2 * k]![1] as string | null, replies[2 * k + 1]![1] as number]);
+}
+
 /** The differences as readable lines ("<job_id>: <what>"); empty when Redis and the table agree. */
-export async function compareRedisWithTable(sql: pg.Client, redis: Redis, prefix: string): Promise<string[]> {
+export async function compareRedisWithTable(sql: pg.Client, redis: Redis | Cluster, prefix: string): Promise<string[]> {
   return (await findDifferences(sql, redis, prefix)).map((d) => `${d.jobId}: ${d.detail}`);
 }
 

@@ -1,0 +1,229 @@
+import type { Cluster } from 'ioredis';
+import { parseCheckpoint, type Checkpoint } from './checkpoint.js';
+import { readSlotCheckpoints } from './cluster-checkpoints.js';
+import { SlottedWriteBatch } from './cluster-write-batch.js';
+import { ClusterWriter, type SlotTransaction } from './cluster-writer.js';
+import { HASH_SLOTS } from './hash-slot.js';
+import { slotCheckpointKey } from './internal-keys.js';
+import type { RebuildCause, RebuildRequest } from './rebuild-record.js';
+import { RedisStore } from './redis-store.js';
+import { connectionSettingsOf } from './redis-target.js';
+import type { CheckpointProblem, CheckpointWrite, Sink, StoredCheckpoint, WriteOutcome } from './sink.js';
+import type { WriteBatch } from './write-batch.js';
+
+/** How often, at most, the idle check reads all 16,384 slot checkpoints (the single Redis reads its one each second). */
+const CHECK_INTERVAL_MS = 5_000;
+
+/** Where the cluster sink writes, and what it asks of replicas. */
+export interface ClusterSinkSettings {
+  /** The cluster nodes given (REDIS_CLUSTER_NODES), "host:port". */
+  seeds: readonly string[];
+  /** After each acknowledging batch, WAIT for this many replicas on every master (0: no WAIT). */
+  minReplicas: number;
+  waitTimeoutMs: number;
+}
+
+/**
+ * The Sink on a Redis Cluster: a checkpoint per hash slot. Each batch is split by slot; each slot's writes go
+ * in one MULTI/EXEC with that slot's checkpoint (`SET … XX GET`, as on a single Redis), so every slot holds its
+ * writes and the checkpoint that covers them, or neither, and a crash between two slots' transactions leaves
+ * each slot exact: a replay skips, per slot, what that slot holds (SlottedWriteBatch).
+ *
+ * Rollback detection, as on a single Redis, slot by slot: each slot's checkpoint must be the one this session
+ * wrote there last (else it lost its state or went back in time). Every write that carries an acknowledgement
+ * also moves one slot's checkpoint on every master, after that master's other writes on the same connection,
+ * so a master that lost an acknowledged write (a failover to a replica that missed it) holds no checkpoint that
+ * new: the start of a session compares that with the slot's confirmed position (summarizeSlotCheckpoints).
+ *
+ * Batches are applied one after another: a slot's transaction that is redirected (MOVED, ASK, TRYAGAIN) is
+ * sent again before the next batch's, so a slot never gets an older checkpoint after a newer one.
+ */
+export class ClusterSink implements Sink {
+  readonly store: RedisStore;
+  private readonly writer: ClusterWriter;
+  /** The checkpoint text each slot must hold: the one read at the session's start, or written since. */
+  private readonly slotTexts: Array<string | null> = new Array<string | null>(HASH_SLOTS).fill(null);
+  /**
+   * Each slot's checkpoint at the session's start: a replayed change its slot holds is skipped. Filled in
+   * place: the batches made before the session read it hold this array.
+   */
+  private readonly slotCheckpoints: Array<Checkpoint | undefined> = new Array<Checkpoint | undefined>(HASH_SLOTS).fill(undefined);
+  /** The last write, which the next waits for. */
+  private lastWrite: Promise<unknown> = Promise.resolve();
+  private lastCheckAt = Number.NEGATIVE_INFINITY;
+  /** Slot transactions sent again after a redirection, since the process started (a metric). */
+  redirects = 0;
+
+  constructor(
+    cluster: Cluster,
+    keyPrefix: string,
+    slotName: string,
+    private readonly settings: ClusterSinkSettings,
+  ) {
+    this.store = new RedisStore(cluster, keyPrefix, slotName);
+    this.writer = new ClusterWriter(
+      { seeds: settings.seeds, connection: connectionSettingsOf(cluster.options.redisOptions ?? {}) },
+      `budget-cdc-writer-${slotName}`,
+    );
+  }
+
+  get keyPrefix(): string {
+    return this.store.keyPrefix;
+  }
+
+  newBatch(): WriteBatch {
+    return new SlottedWriteBatch(this.store.deadLetterKey, this.slotCheckpoints);
+  }
+
+  write(batch: WriteBatch, checkpoint: CheckpointWrite): Promise<WriteOutcome> {
+    const write = this.lastWrite.then(() => this.writeNow(batch as SlottedWriteBatch, checkpoint));
+    this.lastWrite = write;
+    return write;
+  }
+
+  private async writeNow(batch: SlottedWriteBatch, checkpoint: CheckpointWrite): Promise<WriteOutcome> {
+    const slotMap = await this.writer.ensureSlotMap();
+    const transactions = slotTransactions(batch);
+    if (checkpoint.everySlot) {
+      for (let slot = 0; slot < HASH_SLOTS; slot++) if (!transactions.has(slot)) transactions.set(slot, { slot, ranges: [], commands: 0 });
+    } else if (checkpoint.waitForReplicas) {
+      for (const slot of slotMap.firstSlots().values())
+        if (!transactions.has(slot)) transactions.set(slot, { slot, ranges: [], commands: 0 });
+    }
+    let applied;
+    try {
+      applied = await this.writer.apply(batch.bytes, [...transactions.values()], {
+        text: checkpoint.text,
+        keyOf: (slot) => slotCheckpointKey(this.keyPrefix, slot),
+      });
+    } finally {
+      batch.release();
+    }
+    this.redirects += applied.redirects;
+    let problem: CheckpointProblem | undefined;
+    for (const [slot, previous] of applied.previous) {
+      const expected = this.slotTexts[slot]!;
+      if (previous === null) problem = { kind: 'lost' };
+      else if (previous !== expected && problem === undefined)
+        problem = { kind: 'went-back', expected: `${expected} (hash slot ${slot})`, found: previous };
+      this.slotTexts[slot] = checkpoint.text;
+    }
+    const { minReplicas, waitTimeoutMs } = this.settings;
+    const replicas =
+      checkpoint.waitForReplicas && minReplicas > 0
+        ? await this.writer.waitForReplicas(applied.nodes, minReplicas, waitTimeoutMs)
+        : undefined;
+    return { problem, replicas };
+  }
+
+  async waitForReplicas(minReplicas: number): Promise<number> {
+    const slotMap = await this.writer.ensureSlotMap();
+    return this.writer.waitForReplicas(slotMap.masters, minReplicas, this.settings.waitTimeoutMs);
+  }
+
+  writeWithoutCheckpoint(batch: WriteBatch): Promise<void> {
+    const write = this.lastWrite.then(async () => {
+      try {
+        const transactions = slotTransactions(batch as SlottedWriteBatch);
+        if (transactions.size > 0)
+          this.redirects += (await this.writer.apply(batch.bytes, [...transactions.values()], undefined)).redirects;
+      } finally {
+        batch.release();
+      }
+    });
+    this.lastWrite = write;
+    return write;
+  }
+
+  async createCheckpoint(checkpoint: Checkpoint): Promise<string> {
+    const text = await this.store.createCheckpoint(checkpoint);
+    this.slotTexts.fill(text);
+    this.slotCheckpoints.fill(parseCheckpoint(text));
+    return text;
+  }
+
+  /** Reads every slot's checkpoint; the session starts from them (each slot must then hold what it read). */
+  async readCheckpoint(): Promise<StoredCheckpoint | undefined> {
+    // A new session: a failed write of the last one must not hold the next back.
+    this.lastWrite = Promise.resolve();
+    await this.writer.refreshSlots();
+    const stored = await this.store.readCheckpoint();
+    for (let slot = 0; slot < HASH_SLOTS; slot++) this.slotTexts[slot] = stored?.slots?.texts[slot] ?? null;
+    for (let slot = 0; slot < HASH_SLOTS; slot++) this.slotCheckpoints[slot] = stored?.slots?.checkpoints[slot];
+    return stored;
+  }
+
+  /** Every slot must still hold what this session wrote there last (read at most every CHECK_INTERVAL_MS). */
+  async checkCheckpoint(): Promise<CheckpointProblem | undefined> {
+    if (performance.now() - this.lastCheckAt < CHECK_INTERVAL_MS) return undefined;
+    this.lastCheckAt = performance.now();
+    const expected = [...this.slotTexts];
+    const texts = await readSlotCheckpoints(this.store.redis as Cluster, this.keyPrefix);
+    for (let slot = 0; slot < HASH_SLOTS; slot++) {
+      const found = texts[slot]!;
+      if (found === null) return { kind: 'lost' };
+      if (found !== expected[slot]) return { kind: 'went-back', expected: `${expected[slot]} (hash slot ${slot})`, found };
+    }
+    return undefined;
+  }
+
+  requestRebuild(request: RebuildRequest): Promise<void> {
+    return this.store.requestRebuild(request);
+  }
+
+  readRebuildRequest(): Promise<RebuildRequest | undefined> {
+    return this.store.readRebuildRequest();
+  }
+
+  recordRebuild(cause: RebuildCause, detail: string): Promise<void> {
+    return this.store.recordRebuild(cause, detail);
+  }
+
+  writeResyncProgress(progress: { totalRows: number; rowsDone: number }): Promise<void> {
+    return this.store.writeResyncProgress(progress);
+  }
+
+  deleteKeysUnderPrefix(): Promise<number> {
+    return this.store.deleteKeysUnderPrefix();
+  }
+
+  scanKeysUnderPrefix(): AsyncGenerator<string[]> {
+    return this.store.scanKeysUnderPrefix();
+  }
+
+  deleteKeys(keys: string[]): Promise<number> {
+    return this.store.deleteKeys(keys);
+  }
+
+  /** As RedisSink#closeEarlierWriters, on every master: an earlier owner's writer has a connection to each. */
+  closeEarlierWriters(): Promise<number> {
+    this.writer.close();
+    return this.store.closeConnectionsNamed(this.writer.writerName);
+  }
+
+  reconnectIfEnded(): Promise<void> {
+    return this.store.reconnectIfEnded();
+  }
+
+  close(): void {
+    this.writer.close();
+  }
+}
+
+/** The batch's commands by hash slot, each slot's in order; neighbouring commands of a slot share one range. */
+function slotTransactions(batch: SlottedWriteBatch): Map<number, SlotTransaction> {
+  const transactions = new Map<number, SlotTransaction>();
+  const { starts, slots } = batch;
+  for (let i = 0; i < starts.length; i++) {
+    const slot = slots[i]!;
+    const start = starts[i]!;
+    const end = i + 1 < starts.length ? starts[i + 1]! : batch.length;
+    let transaction = transactions.get(slot);
+    if (transaction === undefined) transactions.set(slot, (transaction = { slot, ranges: [], commands: 0 }));
+    const ranges = transaction.ranges;
+    if (ranges.length > 0 && ranges[ranges.length - 1] === start) ranges[ranges.length - 1] = end;
+    else ranges.push(start, end);
+    transaction.commands++;
+  }
+  return transactions;
+}

@@ -1,0 +1,310 @@
+import { setTimeout as sleep } from 'node:timers/promises';
+import { RedisWriteError } from '../errors.js';
+import { ClusterSlotMap, hostOf, portOf, type NodeAddress } from './cluster-slot-map.js';
+import type { RedisConnectionSettings } from './redis-target.js';
+import { RespConnection, RespError, respCommand, type RespReply } from './resp-connection.js';
+
+// The hot path's writer on a Redis Cluster: a batch's commands go out as one MULTI/EXEC per hash slot (a
+// cluster refuses a transaction across slots), each with that slot's checkpoint, all of a master's slots in one
+// socket write on a connection of its own. A slot whose transaction is redirected was not applied (Redis
+// discards the whole transaction), so it is sent again where the cluster says: MOVED (the slot moved: ask for
+// the map again), ASK (the slot is moving: that one transaction goes to the new master, after ASKING),
+// TRYAGAIN and CLUSTERDOWN (a slot half moved, a failover under way: wait and send again). Only once every
+// slot's transaction is applied does the write resolve; the consumer acknowledges nothing before.
+
+/** How long one batch may keep being redirected (a failover takes the node timeout, 15 s by default, and more). */
+const REDIRECT_DEADLINE_MS = 60_000;
+const RETRY_PAUSE_MIN_MS = 10;
+const RETRY_PAUSE_MAX_MS = 500;
+
+/** A slot's share of a batch: its commands' byte ranges in the batch's buffer. */
+export interface SlotTransaction {
+  slot: number;
+  /** [start, end) pairs, in order. */
+  ranges: number[];
+  commands: number;
+}
+
+/** The checkpoint that goes into each slot's transaction: `text` under the slot's own key. */
+export interface SlotCheckpoint {
+  text: string;
+  keyOf(slot: number): string;
+}
+
+/** What a batch's slot transactions found: each slot's previous checkpoint, and the masters that applied some. */
+export interface AppliedSlots {
+  /** The checkpoint each slot held before (null: none); empty without a checkpoint. */
+  previous: Map<number, string | null>;
+  nodes: Set<NodeAddress>;
+  /** Transactions sent again after MOVED, ASK, TRYAGAIN or CLUSTERDOWN. */
+  redirects: number;
+}
+
+export interface ClusterWriterSettings {
+  /** The cluster nodes given (REDIS_CLUSTER_NODES): where the slot map is first asked for. */
+  seeds: readonly NodeAddress[];
+  /** User, password and TLS, as ioredis parsed REDIS_URL; host and port are each node's. */
+  connection: RedisConnectionSettings;
+}
+
+type SlotOutcome =
+  | { kind: 'applied'; previous: string | null | undefined }
+  | { kind: 'moved'; to: NodeAddress; reason: string }
+  | { kind: 'ask'; to: NodeAddress; reason: string }
+  | { kind: 'wait'; reason: string };
+
+export class ClusterWriter {
+  readonly slotMap = new ClusterSlotMap();
+  private slotMapLoaded = false;
+  private readonly connections = new Map<NodeAddress, Promise<RespConnection>>();
+
+  constructor(
+    private readonly settings: ClusterWriterSettings,
+    /** Every writer connection's name (CLIENT SETNAME): a new active process closes its predecessor's by it. */
+    readonly writerName: string,
+  ) {}
+
+  /** Loads the slot map once; later it is corrected by MOVED replies and refreshSlots(). */
+  async ensureSlotMap(): Promise<ClusterSlotMap> {
+    if (!this.slotMapLoaded) await this.refreshSlots();
+    return this.slotMap;
+  }
+
+  /** Asks the masters known, then the seeds, for CLUSTER SLOTS, until one answers. */
+  async refreshSlots(): Promise<void> {
+    const candidates = [...new Set([...this.slotMap.masters, ...this.settings.seeds])];
+    const failures: string[] = [];
+    for (const address of candidates) {
+      let connection: RespConnection | undefined;
+      try {
+        connection = await RespConnection.connect(this.settings.connection, 'budget-cdc-slots', addressOf(address));
+        const [reply] = await connection.send(respCommand(['CLUSTER', 'SLOTS']), 1);
+        if (reply instanceof RespError) throw new RedisWriteError(reply.message);
+        this.slotMap.update(reply, address);
+        if (this.slotMap.uncoveredSlots() > 0) throw new RedisWriteError(`${this.slotMap.uncoveredSlots()} slots have no master`);
+        this.slotMapLoaded = true;
+        return;
+      } catch (error) {
+        failures.push(`${address}: ${error instanceof Error ? error.message : String(error)}`);
+      } finally {
+        connection?.close();
+      }
+    }
+    throw new RedisWriteError(`no Redis Cluster node gave a whole slot map (CLUSTER SLOTS): ${failures.join('; ')}`);
+  }
+
+  /**
+   * Applies each slot's transaction, with `checkpoint` in it when given, following redirections until all are
+   * applied. Rejects on any other error, on a lost connection (what was applied is then unknown: the consumer
+   * replays), and when the cluster keeps redirecting past the deadline.
+   */
+  async apply(bytes: Buffer, transactions: readonly SlotTransaction[], checkpoint: SlotCheckpoint | undefined): Promise<AppliedSlots> {
+    await this.ensureSlotMap();
+    const applied: AppliedSlots = { previous: new Map(), nodes: new Set(), redirects: 0 };
+    const askTargets = new Map<number, NodeAddress>();
+    const deadline = performance.now() + REDIRECT_DEADLINE_MS;
+    let pending = transactions;
+    for (let attempt = 0; pending.length > 0; attempt++) {
+      const byNode = new Map<NodeAddress, SlotTransaction[]>();
+      for (const transaction of pending) {
+        const node = askTargets.get(transaction.slot) ?? this.slotMap.ownerOf(transaction.slot);
+        let list = byNode.get(node);
+        if (list === undefined) byNode.set(node, (list = []));
+        list.push(transaction);
+      }
+      const outcomes = await Promise.all(
+        [...byNode].map(async ([node, list]) => ({ node, list, outcomes: await this.send(node, bytes, list, checkpoint, askTargets) })),
+      );
+      const retry: SlotTransaction[] = [];
+      let refresh = false;
+      let pause = false;
+      let reason = '';
+      for (const { node, list, outcomes: results } of outcomes) {
+        for (let i = 0; i < list.length; i++) {
+          const transaction = list[i]!;
+          const outcome = results[i]!;
+          if (outcome.kind === 'applied') {
+            if (outcome.previous !== undefined) applied.previous.set(transaction.slot, outcome.previous);
+            applied.nodes.add(node);
+            continue;
+          }
+          retry.push(transaction);
+          reason = outcome.reason;
+          askTargets.delete(transaction.slot);
+          if (outcome.kind === 'moved') {
+            this.slotMap.move(transaction.slot, outcome.to);
+            refresh = true; // a slot moved: others likely did too
+          } else if (outcome.kind === 'ask') {
+            askTargets.set(transaction.slot, outcome.to);
+          } else {
+            pause = true;
+            refresh = true;
+          }
+        }
+      }
+      applied.redirects += retry.length;
+      pending = retry;
+      if (pending.length === 0) break;
+      if (performance.now() > deadline) {
+        throw new RedisWriteError(
+          `the Redis Cluster kept redirecting ${pending.length} slot transactions for ${REDIRECT_DEADLINE_MS / 1000} s (last: ${reason}): is a slot without a master?`,
+        );
+      }
+      if (pause) await sleep(Math.min(RETRY_PAUSE_MIN_MS * 2 ** attempt, RETRY_PAUSE_MAX_MS));
+      // A failed refresh (the node asked is the one that failed) leaves the map as MOVED corrected it.
+      if (refresh) await this.refreshSlots().catch(() => undefined);
+    }
+    return applied;
+  }
+
+  /** WAIT on each of `nodes`; resolves with the fewest replicas any of them confirmed. */
+  async waitForReplicas(nodes: Iterable<NodeAddress>, minReplicas: number, timeoutMs: number): Promise<number> {
+    const command = respCommand(['WAIT', String(minReplicas), String(timeoutMs)]);
+    const counts = await Promise.all(
+      [...nodes].map(async (node) => {
+        const [reply] = await (await this.connect(node)).send(command, 1);
+        if (typeof reply !== 'number') {
+          throw new RedisWriteError(`redis WAIT on ${node} answered ${reply instanceof RespError ? reply.message : JSON.stringify(reply)}`);
+        }
+        return reply;
+      }),
+    );
+    return counts.length === 0 ? minReplicas : Math.min(...counts);
+  }
+
+  /** Closes every writer connection; the next write opens new ones. */
+  close(): void {
+    for (const connection of this.connections.values())
+      connection.then(
+        (c) => c.close(),
+        () => undefined,
+      );
+    this.connections.clear();
+  }
+
+  /** Sends `transactions` to `node` in one write and reads what became of each. */
+  private async send(
+    node: NodeAddress,
+    bytes: Buffer,
+    transactions: readonly SlotTransaction[],
+    checkpoint: SlotCheckpoint | undefined,
+    askTargets: ReadonlyMap<number, NodeAddress>,
+  ): Promise<SlotOutcome[]> {
+    const checkpointCommands = transactions.map((t) =>
+      checkpoint === undefined ? '' : respCommand(['SET', checkpoint.keyOf(t.slot), checkpoint.text, 'XX', 'GET']),
+    );
+    let size = 0;
+    let replies = 0;
+    for (let i = 0; i < transactions.length; i++) {
+      const transaction = transactions[i]!;
+      if (askTargets.get(transaction.slot) === node) size += ASKING.length;
+      size += MULTI.length + EXEC.length + Buffer.byteLength(checkpointCommands[i]!);
+      for (let r = 0; r < transaction.ranges.length; r += 2) size += transaction.ranges[r + 1]! - transaction.ranges[r]!;
+    }
+    const out = Buffer.allocUnsafe(size);
+    let at = 0;
+    for (let i = 0; i < transactions.length; i++) {
+      const transaction = transactions[i]!;
+      if (askTargets.get(transaction.slot) === node) {
+        at += ASKING.copy(out, at);
+        replies++;
+      }
+      at += MULTI.copy(out, at);
+      for (let r = 0; r < transaction.ranges.length; r += 2) at += bytes.copy(out, at, transaction.ranges[r], transaction.ranges[r + 1]);
+      at += out.write(checkpointCommands[i]!, at);
+      at += EXEC.copy(out, at);
+      replies += transaction.commands + (checkpoint === undefined ? 0 : 1) + 2;
+    }
+    const connection = await this.connect(node);
+    const answers = await connection.send(out, replies);
+    let next = 0;
+    return transactions.map((transaction) => {
+      if (askTargets.get(transaction.slot) === node) expectOk(answers[next++], 'ASKING', node);
+      expectOk(answers[next++], 'MULTI', node);
+      let refused: RespError | undefined;
+      const queued = transaction.commands + (checkpoint === undefined ? 0 : 1);
+      for (let q = 0; q < queued; q++) {
+        const answer = answers[next++];
+        if (answer instanceof RespError) refused ??= answer;
+        else if (answer !== 'QUEUED') throw new RedisWriteError(`redis ${node} answered ${JSON.stringify(answer)} to a queued command`);
+      }
+      const results = answers[next++];
+      if (Array.isArray(results) && refused === undefined) return appliedOutcome(results, transaction, checkpoint !== undefined, node);
+      // A refused command aborts the transaction (EXECABORT): nothing of it was applied. EXEC itself is refused
+      // with the redirection when the slot moved between queueing and EXEC.
+      const error = refused ?? (results instanceof RespError ? results : new RespError(`EXEC answered ${JSON.stringify(results)}`));
+      const redirect = redirectOf(error);
+      if (redirect === undefined) {
+        throw new RedisWriteError(`redis ${node} refused the transaction of hash slot ${transaction.slot}: ${error.message}`);
+      }
+      return redirect;
+    });
+  }
+
+  /** The writer connection to `node`, opened on first use; a closed one is replaced. */
+  private async connect(node: NodeAddress): Promise<RespConnection> {
+    const existing = this.connections.get(node);
+    if (existing !== undefined) {
+      const connection = await existing.catch(() => undefined);
+      if (connection !== undefined && !connection.isClosed) return connection;
+      if (this.connections.get(node) === existing) this.connections.delete(node);
+      if (connection === undefined) return existing; // the connect failed: say why
+      return this.connect(node);
+    }
+    const opening = RespConnection.connect(this.settings.connection, this.writerName, addressOf(node));
+    this.connections.set(node, opening);
+    opening.catch(() => {
+      if (this.connections.get(node) === opening) this.connections.delete(node);
+    });
+    return opening;
+  }
+}
+
+function appliedOutcome(results: RespReply[], transaction: SlotTransaction, withCheckpoint: boolean, node: NodeAddress): SlotOutcome {
+  const expected = transaction.commands + (withCheckpoint ? 1 : 0);
+  if (results.length !== expected) {
+    throw new RedisWriteError(
+      `redis ${node} EXEC answered ${results.length} results for ${expected} commands of hash slot ${transaction.slot}`,
+    );
+  }
+  for (let i = 0; i < transaction.commands; i++) {
+    const result = results[i];
+    if (result instanceof RespError)
+      throw new RedisWriteError(`redis ${node} command ${i + 1} of hash slot ${transaction.slot} failed: ${result.message}`);
+    if (result === null || result === undefined)
+      throw new RedisWriteError(`redis ${node} command ${i + 1} of hash slot ${transaction.slot} returned no reply`);
+  }
+  if (!withCheckpoint) return { kind: 'applied', previous: undefined };
+  const previous = results[expected - 1];
+  if (previous instanceof RespError)
+    throw new RedisWriteError(`redis ${node} checkpoint write of hash slot ${transaction.slot} failed: ${previous.message}`);
+  if (typeof previous !== 'string' && previous !== null) {
+    throw new RedisWriteError(`redis ${node} checkpoint write of hash slot ${transaction.slot} answered ${JSON.stringify(previous)}`);
+  }
+  return { kind: 'applied', previous };
+}
+
+/** MOVED, ASK, TRYAGAIN and CLUSTERDOWN: the transaction was not applied and may be sent again. */
+function redirectOf(error: RespError): SlotOutcome | undefined {
+  const [code, , address] = error.message.split(' ');
+  if (code === 'MOVED' && address !== undefined) return { kind: 'moved', to: address, reason: error.message };
+  if (code === 'ASK' && address !== undefined) return { kind: 'ask', to: address, reason: error.message };
+  if (code === 'TRYAGAIN' || code === 'CLUSTERDOWN') return { kind: 'wait', reason: error.message };
+  return undefined;
+}
+
+function expectOk(answer: RespReply | undefined, command: string, node: NodeAddress): void {
+  if (answer !== 'OK') {
+    throw new RedisWriteError(
+      `redis ${node} answered ${answer instanceof RespError ? answer.message : JSON.stringify(answer)} to ${command}`,
+    );
+  }
+}
+
+function addressOf(node: NodeAddress): { host: string; port: number } {
+  return { host: hostOf(node), port: portOf(node) };
+}
+
+const ASKING = Buffer.from(respCommand(['ASKING']));
+const MULTI = Buffer.from(respCommand(['MULTI']));
+const EXEC = Buffer.from(respCommand(['EXEC']));
