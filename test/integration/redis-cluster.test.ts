@@ -108,4 +108,51 @@ describe('Redis Cluster: the contract', () => {
     await expectTableInRedis();
     expect(rebuilds).toEqual(['new-slot']);
   });
+
+  /** The slots `master` serves, from CLUSTER SLOTS. */
+  async function slotsOf(master: { options: { port?: number } }): Promise<number[]> {
+    const ranges = (await reader.call('CLUSTER', 'SLOTS')) as Array<[number, number, [string, number]]>;
+    return ranges
+      .filter(([, , [, port]]) => port === master.options.port)
+      .flatMap(([first, last]) => Array.from({ length: last - first + 1 }, (_, i) => first + i));
+  }
+
+  it('rebuilds when one master lost its data (FLUSHALL), noticed by the next write to one of its slots', async () => {
+    const [master] = reader.nodes('master');
+    expect(await master!.flushall()).toBe('OK');
+    await fx.sql.query(`insert into jobs (job_id, days_online, budget) select 'after-flush-' || g, 5, 1.00 from generate_series(1, 300) g`);
+    await waitFor(() => rebuilds.includes('redis-empty'), { message: 'a rebuild for the lost master', timeoutMs: 60_000 });
+    await expectTableInRedis();
+  });
+
+  it('rebuilds at start when one master went back in time (its slots hold checkpoints older than what PostgreSQL was told)', async () => {
+    await consumer.stop();
+    const master = reader.nodes('master')[1]!;
+    const slots = await slotsOf(master);
+    // As a restore of that master from an old snapshot: older checkpoints in its slots, some of its job keys gone.
+    await Promise.all(slots.map((slot) => reader.set(slotCheckpointKey(fx.config.keyPrefix, slot), '0/1#-1 ack=0/1 writer=old')));
+    const { rows } = await fx.sql.query<{ job_id: string }>('select job_id from jobs');
+    const lost = rows
+      .map((row) => `${fx.config.keyPrefix}${row.job_id}`)
+      .filter((key) => slots.includes(hashSlot(key)))
+      .slice(0, 50);
+    expect(lost.length).toBeGreaterThan(0);
+    await Promise.all(lost.map((key) => reader.del(key)));
+    consumer = await fx.startConsumer({ redisClusterNodes: [{ host: '127.0.0.1', port: cluster.nodes[2]!.port }] });
+    consumer.events.on('resync-started', ({ cause }) => rebuilds.push(cause));
+    await waitFor(() => rebuilds.includes('redis-went-back'), { message: 'a rebuild for the master that went back', timeoutMs: 60_000 });
+    await expectTableInRedis();
+  });
+
+  it('rebuilds when a slot checkpoint is not the one this session wrote there (someone else wrote it) while streaming', async () => {
+    const before = rebuilds.filter((cause) => cause === 'redis-went-back').length;
+    const key = `${fx.config.keyPrefix}overwritten`;
+    await reader.set(slotCheckpointKey(fx.config.keyPrefix, hashSlot(key)), '0/2#-1 ack=0/2 writer=someone');
+    await fx.sql.query(`insert into jobs (job_id, days_online, budget) values ('overwritten', 3, 3.00)`);
+    await waitFor(() => rebuilds.filter((cause) => cause === 'redis-went-back').length > before, {
+      message: 'a rebuild for the overwritten slot checkpoint',
+      timeoutMs: 60_000,
+    });
+    await expectTableInRedis();
+  });
 });
