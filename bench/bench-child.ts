@@ -7,6 +7,8 @@ const SECOND = 1000;
 const OUTPUT_TAIL_CHARS = 4000;
 const STOP_TIMEOUT_MS = 60 * SECOND;
 const KIB = 1024;
+/** Clock ticks per second of /proc/<pid>/stat: USER_HZ, 100 on Linux whatever the kernel's HZ. */
+const USER_HZ = 100;
 
 /** How a child ended, and when (performance.now()). */
 export interface ChildExit {
@@ -89,6 +91,17 @@ export class BenchChild {
     const kib = /^VmHWM:\s+(\d+) kB$/m.exec(status)?.[1];
     if (kib === undefined) throw new Error(`no VmHWM in /proc/${this.process.pid}/status of ${this.name}`);
     return Number(kib) * KIB;
+  }
+
+  /** CPU seconds (user + system, all threads) the process has used since it started; it must be alive. */
+  cpuSeconds(): number {
+    const stat = readFileSync(`/proc/${this.process.pid}/stat`, 'utf8');
+    // Fields after the command name, which is in parentheses and may hold spaces: state is field 3, utime 14, stime 15.
+    const fields = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
+    const [utime, stime] = [Number(fields[11]), Number(fields[12])];
+    if (!Number.isInteger(utime) || !Number.isInteger(stime))
+      throw new Error(`no utime and stime in /proc/${this.process.pid}/stat of ${this.name}`);
+    return (utime + stime) / USER_HZ;
   }
 
   /**

@@ -1,6 +1,9 @@
 import { median } from './stats.js';
 
 const MIB = 1024 * 1024;
+const MILLION = 1_000_000;
+/** The issue's goal for the cluster: at least this share of the single Redis's end-to-end rate. */
+export const CLUSTER_RATE_TARGET = 0.7;
 
 /** Rates of repeated runs over the same number of rows. */
 export interface RateSeries {
@@ -63,6 +66,34 @@ export interface EndToEndOnlyResults extends BenchSetup {
   endToEnd: EndToEndResults;
 }
 
+/** End to end into one Redis target, with what its runs cost in CPU. */
+export type SinkCostSeries = RateSeries & {
+  /** CPU seconds of Redis (INFO cpu user + sys, summed over the masters) per 1M rows, per sample. */
+  redisCpuSecondsPerMillionRows: number[];
+  medianRedisCpuSecondsPerMillionRows: number;
+  /** CPU seconds of the consumer (from its spawn until it caught up) per 1M rows, per sample. */
+  consumerCpuSecondsPerMillionRows: number[];
+  medianConsumerCpuSecondsPerMillionRows: number;
+  /** From spawn until the slot was active, per sample. */
+  startupSeconds: (number | null)[];
+  /** The job keys each master held after each sample. */
+  keysPerMaster: number[][];
+};
+
+/** End to end into the bench Redis and into a Redis Cluster of `masters` masters without replicas, alternated. */
+export interface ClusterComparisonResults {
+  masters: number;
+  single: SinkCostSeries;
+  cluster: SinkCostSeries;
+  /** The cluster's median rate to the single Redis's. */
+  ratio: number;
+}
+
+/** `npm run bench -- --only-cluster`; written as JSON to bench/results/latest-only-cluster.json. */
+export interface ClusterOnlyResults extends BenchSetup {
+  cluster: ClusterComparisonResults;
+}
+
 /** Everything one run of the bench measured; written as JSON to bench/results/latest.json. */
 export interface BenchResults extends BenchSetup {
   cliStartup: { seconds: number[]; medianSeconds: number };
@@ -77,6 +108,7 @@ export interface BenchResults extends BenchSetup {
   };
   endToEnd: EndToEndResults;
   waitCost: WaitCostResults;
+  cluster: ClusterComparisonResults;
   latency: { commits: number; intervalMs: number; p50Ms: number; p99Ms: number; maxMs: number; samplesMs: number[] };
   /** The consumer catching up with one transaction of 5 × rows. */
   fiveTimes: { rows: number; seconds: number; rowsPerSecond: number; startupSeconds: number | null; peakRssMiB: number };
@@ -114,6 +146,53 @@ export function makeWaitCostResults(rows: number, wait0Seconds: number[], wait1S
   return { replicas: 1, wait0, wait1, ratio: round(wait1.medianRowsPerSecond / wait0.medianRowsPerSecond, 3) };
 }
 
+/** The rates and CPU costs of the runs into each target, and the ratio of their rates. */
+export function makeClusterComparisonResults(
+  rows: number,
+  masters: number,
+  runs: { single: readonly CatchUpCost[]; cluster: readonly CatchUpCost[] },
+): ClusterComparisonResults {
+  const [single, cluster] = [makeSinkCostSeries(rows, runs.single), makeSinkCostSeries(rows, runs.cluster)];
+  return { masters, single, cluster, ratio: round(cluster.medianRowsPerSecond / single.medianRowsPerSecond, 3) };
+}
+
+/** What makeClusterComparisonResults reads of a run (a CatchUpRun). */
+interface CatchUpCost {
+  seconds: number;
+  startupSeconds: number | undefined;
+  consumerCpuSeconds: number;
+  redisCpuSeconds: number;
+  keysPerMaster: number[];
+}
+
+function makeSinkCostSeries(rows: number, runs: readonly CatchUpCost[]): SinkCostSeries {
+  const perMillionRows = (cpuSeconds: number) => round((cpuSeconds / rows) * MILLION, 3);
+  const redisCpu = runs.map((run) => perMillionRows(run.redisCpuSeconds));
+  const consumerCpu = runs.map((run) => perMillionRows(run.consumerCpuSeconds));
+  return {
+    ...makeRateSeries(
+      rows,
+      runs.map((run) => run.seconds),
+    ),
+    redisCpuSecondsPerMillionRows: redisCpu,
+    medianRedisCpuSecondsPerMillionRows: median(redisCpu),
+    consumerCpuSecondsPerMillionRows: consumerCpu,
+    medianConsumerCpuSecondsPerMillionRows: median(consumerCpu),
+    startupSeconds: runs.map((run) => (run.startupSeconds === undefined ? null : round(run.startupSeconds, 3))),
+    keysPerMaster: runs.map((run) => [...run.keysPerMaster]),
+  };
+}
+
+/** The issue's goal for the cluster, checked. */
+export function checkClusterTarget(cluster: ClusterComparisonResults): TargetResult {
+  return {
+    name: `Redis Cluster (${cluster.masters} masters) / single Redis`,
+    target: `≥ ${CLUSTER_RATE_TARGET.toFixed(2)}×`,
+    value: cluster.ratio,
+    pass: cluster.ratio >= CLUSTER_RATE_TARGET,
+  };
+}
+
 export function toMiB(bytes: number): number {
   return round(bytes / MIB, 1);
 }
@@ -142,5 +221,6 @@ export function checkTargets(results: Omit<BenchResults, 'targets'>): TargetResu
       value: results.fiveTimes.peakRssMiB,
       pass: results.fiveTimes.peakRssMiB <= 128,
     },
+    checkClusterTarget(results.cluster),
   ];
 }

@@ -1,8 +1,9 @@
-// npm run bench [-- --rows N] [--runs N] [--only-wait | --only-e2e]
+// npm run bench [-- --rows N] [--runs N] [--only-wait | --only-e2e | --only-cluster]
 // Throughput, latency and memory of budget-cdc against psql \copy and pg_recvlogical, on a throwaway
-// PostgreSQL and Redis (issue 4), and the cost of WAIT (--redis-min-replicas 1) with a replica attached.
+// PostgreSQL and Redis (issue 4), the cost of WAIT (--redis-min-replicas 1) with a replica attached, and the
+// rate into a 3-master Redis Cluster against the single Redis (issue 12).
 // Progress on stderr; the table on stdout; the figures in bench/results/latest.json (latest-only-wait.json,
-// latest-only-e2e.json).
+// latest-only-e2e.json, latest-only-cluster.json).
 import { execFileSync } from 'node:child_process';
 import { mkdtemp, rm, writeFile } from 'node:fs/promises';
 import { cpus, tmpdir } from 'node:os';
@@ -17,6 +18,7 @@ import { killBenchChildren } from './bench-child.js';
 import type { BenchContext } from './bench-context.js';
 import {
   checkTargets,
+  makeClusterComparisonResults,
   makeEndToEndResults,
   makeRateSeries,
   makeWaitCostResults,
@@ -24,6 +26,7 @@ import {
   toMiB,
   type BenchResults,
   type BenchSetup,
+  type ClusterOnlyResults,
   type EndToEndOnlyResults,
   type WaitOnlyResults,
 } from './bench-results.js';
@@ -31,6 +34,7 @@ import { serverVersion, withPgClient } from './bench-sql.js';
 import { writeJobsCsv } from './jobs-csv.js';
 import { describeCatchUp, measureCatchUp, type CatchUpRun } from './measure-catch-up.js';
 import { measureCliStartup } from './measure-cli-startup.js';
+import { CLUSTER_MASTERS, measureClusterComparison } from './measure-cluster-comparison.js';
 import { measureEndToEnd } from './measure-end-to-end.js';
 import { measureLatency } from './measure-latency.js';
 import { measureLoad } from './measure-load.js';
@@ -38,7 +42,7 @@ import { measureReaderAlone } from './measure-reader-alone.js';
 import { measureRecvlogical } from './measure-recvlogical.js';
 import { measureWaitCost } from './measure-wait-cost.js';
 import { psqlCopyGenerated } from './postgres-programs.js';
-import { formatEndToEndOnlyTable, formatResultsTable, formatWaitOnlyTable } from './results-table.js';
+import { formatClusterOnlyTable, formatEndToEndOnlyTable, formatResultsTable, formatWaitOnlyTable } from './results-table.js';
 import { median, percentile, rowsPerSecond } from './stats.js';
 
 const SECOND = 1000;
@@ -49,17 +53,19 @@ const LATENCY_INTERVAL_MS = 5;
 /** The memory target is checked at `rows` and at this many times `rows`, in one transaction. */
 const LARGE_TRANSACTION_FACTOR = 5;
 const RESULTS_PATH = fileURLToPath(new URL('./results/latest.json', import.meta.url));
-// Their own files, so that a quick --only-wait or --only-e2e run leaves the last full run's figures in place.
+// Their own files, so that a quick --only-wait, --only-e2e or --only-cluster run leaves the last full run's figures in place.
 const WAIT_ONLY_RESULTS_PATH = fileURLToPath(new URL('./results/latest-only-wait.json', import.meta.url));
 const END_TO_END_ONLY_RESULTS_PATH = fileURLToPath(new URL('./results/latest-only-e2e.json', import.meta.url));
+const CLUSTER_ONLY_RESULTS_PATH = fileURLToPath(new URL('./results/latest-only-cluster.json', import.meta.url));
 const EXIT_INTERRUPTED = 130;
 const EXIT_USAGE = 2;
 const USAGE =
-  'usage: npm run bench [-- --rows N] [--runs N] [--only-wait | --only-e2e]\n' +
+  'usage: npm run bench [-- --rows N] [--runs N] [--only-wait | --only-e2e | --only-cluster]\n' +
   '       --rows: rows per load, default 1000000; the memory check also uses 5 N\n' +
   '       --runs: samples of each measurement, medians reported; default 3\n' +
   '       --only-wait: only end to end with 1 replica, BUDGET_CDC_REDIS_MIN_REPLICAS 0 and 1 alternated\n' +
-  '       --only-e2e: only end to end (budget-cdc run) and its pg_recvlogical reference, alternated\n';
+  '       --only-e2e: only end to end (budget-cdc run) and its pg_recvlogical reference, alternated\n' +
+  '       --only-cluster: only end to end into the single Redis and into a 3-master Redis Cluster, alternated\n';
 
 // The tests' settings (wal_level=logical, fsync=off, …) plus what a clean measurement needs.
 const POSTGRES_SETTINGS: Record<string, string> = {
@@ -81,17 +87,18 @@ function log(line: string): void {
   process.stderr.write(`[${elapsed} s] ${line}\n`);
 }
 
-/** The command line: `--rows N`, `--runs N`, `--only-wait`, `--only-e2e`. */
+/** The command line: `--rows N`, `--runs N`, `--only-wait`, `--only-e2e`, `--only-cluster`. */
 interface BenchOptions {
   rows: number;
   /** Samples of each measurement. */
   samples: number;
   onlyWait: boolean;
   onlyEndToEnd: boolean;
+  onlyCluster: boolean;
 }
 
 function parseOptions(): BenchOptions {
-  let values: { rows: string; runs: string; 'only-wait': boolean; 'only-e2e': boolean };
+  let values: { rows: string; runs: string; 'only-wait': boolean; 'only-e2e': boolean; 'only-cluster': boolean };
   try {
     ({ values } = parseArgs({
       options: {
@@ -99,17 +106,21 @@ function parseOptions(): BenchOptions {
         runs: { type: 'string', default: String(DEFAULT_SAMPLES) },
         'only-wait': { type: 'boolean', default: false },
         'only-e2e': { type: 'boolean', default: false },
+        'only-cluster': { type: 'boolean', default: false },
       },
     }));
   } catch (error) {
     usageError((error as Error).message);
   }
-  if (values['only-wait'] && values['only-e2e']) usageError('--only-wait and --only-e2e exclude each other');
+  if ([values['only-wait'], values['only-e2e'], values['only-cluster']].filter(Boolean).length > 1) {
+    usageError('--only-wait, --only-e2e and --only-cluster exclude each other');
+  }
   return {
     rows: positiveInteger('--rows', values.rows),
     samples: positiveInteger('--runs', values.runs),
     onlyWait: values['only-wait'],
     onlyEndToEnd: values['only-e2e'],
+    onlyCluster: values['only-cluster'],
   };
 }
 
@@ -124,7 +135,7 @@ function usageError(message: string): never {
   process.exit(EXIT_USAGE);
 }
 
-const { rows, samples, onlyWait, onlyEndToEnd } = parseOptions();
+const { rows, samples, onlyWait, onlyEndToEnd, onlyCluster } = parseOptions();
 let postgres: PostgresServer | undefined;
 let redisServer: RedisServer | undefined;
 let redis: Redis | undefined;
@@ -170,6 +181,9 @@ try {
   } else if (onlyEndToEnd) {
     const results = await runEndToEndOnly(context);
     await report(formatEndToEndOnlyTable(results), results, END_TO_END_ONLY_RESULTS_PATH);
+  } else if (onlyCluster) {
+    const results = await runClusterOnly(context);
+    await report(formatClusterOnlyTable(results), results, CLUSTER_ONLY_RESULTS_PATH);
   } else {
     const results = await runBench(context);
     await report(formatResultsTable(results), results, RESULTS_PATH);
@@ -220,6 +234,14 @@ async function runEndToEndOnly(context: BenchContext): Promise<EndToEndOnlyResul
   };
 }
 
+/** `--only-cluster`: end to end into the single Redis and into the Redis Cluster, alternated sample by sample. */
+async function runClusterOnly(context: BenchContext): Promise<ClusterOnlyResults> {
+  log(`writing ${rows.toLocaleString('en-US')} rows to ${context.csvPath}`);
+  await writeJobsCsv(context.csvPath, rows);
+  const runs = await measureClusterComparison(context, samples);
+  return { ...(await describeSetup(context)), cluster: makeClusterComparisonResults(rows, CLUSTER_MASTERS, runs) };
+}
+
 async function runBench(context: BenchContext): Promise<BenchResults> {
   log(`writing ${rows.toLocaleString('en-US')} rows to ${context.csvPath}`);
   await writeJobsCsv(context.csvPath, rows);
@@ -254,6 +276,7 @@ async function runBench(context: BenchContext): Promise<BenchResults> {
   }
 
   const waitCost = await measureWaitCost(context, samples);
+  const cluster = await measureClusterComparison(context, samples);
 
   log(`latency: ${LATENCY_COMMITS} single-row commits, one every ${LATENCY_INTERVAL_MS} ms`);
   const latencies = await measureLatency(context, { commits: LATENCY_COMMITS, intervalMs: LATENCY_INTERVAL_MS });
@@ -297,6 +320,7 @@ async function runBench(context: BenchContext): Promise<BenchResults> {
     },
     endToEnd: makeEndToEndResults(rows, endToEnd, referenceSeries),
     waitCost: makeWaitCostResults(rows, seconds(waitCost.wait0), seconds(waitCost.wait1)),
+    cluster: makeClusterComparisonResults(rows, CLUSTER_MASTERS, cluster),
     latency,
     fiveTimes: {
       rows: largeRows,

@@ -1,9 +1,9 @@
 import { randomBytes } from 'node:crypto';
 import type pg from 'pg';
-import { checkpointKey } from '../src/sink/internal-keys.js';
 import { BenchChild } from './bench-child.js';
 import { CLI, type BenchContext } from './bench-context.js';
 import { readSlotProgress } from './bench-sql.js';
+import type { RedisUnderTest } from './redis-under-test.js';
 import { findFreePort } from '../src/local/free-port.js';
 
 const SECOND = 1000;
@@ -23,7 +23,7 @@ export function makeConsumerNames(purpose: string): ConsumerNames {
 
 /**
  * Starts `node bin/budget-cdc.js run` on `databaseUrl`, as a user would; `extraEnv` adds settings
- * (such as BUDGET_CDC_REDIS_MIN_REPLICAS) to the bench's own.
+ * (such as BUDGET_CDC_REDIS_MIN_REPLICAS, or a RedisUnderTest's consumerEnv) to the bench's own.
  */
 export async function startConsumer(
   context: BenchContext,
@@ -42,9 +42,12 @@ export async function startConsumer(
   });
 }
 
-/** Waits until the consumer has created its slot and written its first checkpoint (it has a snapshot of the table). */
+/**
+ * Waits until the consumer has created its slot and written its first checkpoint (it has a snapshot of the table)
+ * in `redis`.
+ */
 export async function waitForSlotAndCheckpoint(
-  context: BenchContext,
+  redis: RedisUnderTest,
   client: pg.Client,
   consumer: BenchChild,
   names: ConsumerNames,
@@ -52,7 +55,7 @@ export async function waitForSlotAndCheckpoint(
   await consumer.waitWhileRunning(
     async () => {
       const { exists } = await readSlotProgress(client, names.slot);
-      return exists && (await context.redis.get(checkpointKey(names.keyPrefix))) !== null;
+      return exists && (await redis.hasCheckpoint(names.keyPrefix));
     },
     { timeoutMs: READY_TIMEOUT_MS, message: `${consumer.name} to create slot ${names.slot} and write its checkpoint` },
   );

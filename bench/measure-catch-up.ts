@@ -1,5 +1,4 @@
 import { performance } from 'node:perf_hooks';
-import type { Redis } from 'ioredis';
 import type { BenchChild } from './bench-child.js';
 import type { BenchContext } from './bench-context.js';
 import { toMiB } from './bench-results.js';
@@ -7,6 +6,15 @@ import { currentWalInsertLsn, readSlotProgress, withPgClient } from './bench-sql
 import { makeConsumerNames, startConsumer, waitForSlotAndCheckpoint } from './consumer-process.js';
 import { withFreshDatabase } from './fresh-database.js';
 import { jobId } from './jobs-csv.js';
+import {
+  countKeysPerMaster,
+  expiryOf,
+  flushAll,
+  globLiteral,
+  redisCpuSeconds,
+  singleRedis,
+  type RedisUnderTest,
+} from './redis-under-test.js';
 import { rowsPerSecond } from './stats.js';
 
 const SECOND = 1000;
@@ -14,7 +22,6 @@ const MINUTE = 60 * SECOND;
 const POLL_INTERVAL_MS = 50;
 // Generous: the deadline only stops a consumer that is stuck, it is not a target.
 const SLOWEST_ROWS_PER_SECOND = 1000;
-const SCAN_COUNT = 10_000;
 
 /** One run of the consumer catching up with a committed load. */
 export interface CatchUpRun {
@@ -25,6 +32,12 @@ export interface CatchUpRun {
   startupSeconds: number | undefined;
   /** VmHWM of the consumer, read just before SIGTERM. */
   peakRssBytes: number;
+  /** CPU seconds of the consumer over `seconds` (from its spawn), read with the peak RSS. */
+  consumerCpuSeconds: number;
+  /** CPU seconds of Redis over `seconds`, summed over the masters (INFO cpu, user + sys). */
+  redisCpuSeconds: number;
+  /** The job keys each master held afterwards (one entry for a single Redis); they sum to `rows`. */
+  keysPerMaster: number[];
 }
 
 /** Options of `measureCatchUp`. */
@@ -36,6 +49,8 @@ export interface CatchUpOptions {
   fill(databaseUrl: string): Promise<void>;
   /** Added to the consumer's environment, for both of its starts; default none. */
   consumerEnv?: Record<string, string>;
+  /** Where the consumer writes; default the bench's own Redis. */
+  redis?: RedisUnderTest;
 }
 
 /**
@@ -43,22 +58,25 @@ export interface CatchUpOptions {
  * snapshot) and its checkpoint, and is stopped; the load is committed; the consumer is started again and timed
  * until the slot's confirmed_flush_lsn reaches the end of the load. The consumer acknowledges a position only
  * after Redis confirmed every write up to it, so that is when every key is in Redis. Checked afterwards: one
- * key per row under the prefix, with an expiry.
+ * key per row under the prefix, summed over the masters, with an expiry.
  */
 export async function measureCatchUp(context: BenchContext, options: CatchUpOptions): Promise<CatchUpRun> {
   const names = makeConsumerNames(options.purpose);
+  const redis = options.redis ?? singleRedis(context);
+  const consumerEnv = { ...redis.consumerEnv, ...options.consumerEnv };
   return withFreshDatabase(context.adminUrl, `bench_${options.purpose}`, { migrated: false }, (databaseUrl) =>
     withPgClient(databaseUrl, async (client) => {
       let consumer: BenchChild | undefined;
       try {
-        consumer = await startConsumer(context, databaseUrl, names, options.consumerEnv);
-        await waitForSlotAndCheckpoint(context, client, consumer, names);
+        consumer = await startConsumer(context, databaseUrl, names, consumerEnv);
+        await waitForSlotAndCheckpoint(redis, client, consumer, names);
         await consumer.stop();
 
         await options.fill(databaseUrl);
         const endLsn = await currentWalInsertLsn(client);
 
-        const running = await startConsumer(context, databaseUrl, names, options.consumerEnv);
+        const redisCpuBefore = await redisCpuSeconds(redis);
+        const running = await startConsumer(context, databaseUrl, names, consumerEnv);
         consumer = running;
         let activeAt: number | undefined;
         const caughtUpAt = await running.waitWhileRunning(
@@ -74,13 +92,20 @@ export async function measureCatchUp(context: BenchContext, options: CatchUpOpti
             message: `the consumer to confirm ${endLsn}, the end of the load`,
           },
         );
+        const redisCpu = (await redisCpuSeconds(redis)) - redisCpuBefore;
         const peakRssBytes = running.peakRssBytes();
+        const consumerCpuSeconds = running.cpuSeconds();
         await running.stop();
 
-        const keys = await countKeys(context.redis, names.keyPrefix);
-        if (keys !== options.rows) throw new Error(`${keys} keys under ${names.keyPrefix} after a load of ${options.rows} rows`);
+        const keysPerMaster = await countKeysPerMaster(redis.masters, globLiteral(names.keyPrefix) + '*');
+        const keys = keysPerMaster.reduce((sum, count) => sum + count, 0);
+        if (keys !== options.rows) {
+          throw new Error(
+            `${keys} keys under ${names.keyPrefix} (${keysPerMaster.join(' + ')}) in ${redis.name} after a load of ${options.rows} rows`,
+          );
+        }
         const sampleKey = names.keyPrefix + jobId(0);
-        const expiresAt = await context.redis.pexpiretime(sampleKey);
+        const expiresAt = await expiryOf(redis, sampleKey);
         if (expiresAt <= Date.now()) throw new Error(`${sampleKey} has no expiry in the future (PEXPIRETIME ${expiresAt})`);
 
         return {
@@ -88,6 +113,9 @@ export async function measureCatchUp(context: BenchContext, options: CatchUpOpti
           seconds: (caughtUpAt - running.spawnedAt) / SECOND,
           startupSeconds: activeAt === undefined ? undefined : (activeAt - running.spawnedAt) / SECOND,
           peakRssBytes,
+          consumerCpuSeconds,
+          redisCpuSeconds: redisCpu,
+          keysPerMaster,
         };
       } finally {
         if (consumer !== undefined && consumer.exit === undefined) {
@@ -95,22 +123,17 @@ export async function measureCatchUp(context: BenchContext, options: CatchUpOpti
           await consumer.exited;
         }
         // Millions of keys per run: the next measurement starts with an empty Redis.
-        await context.redis.flushall();
+        await flushAll(redis);
       }
     }),
   );
 }
 
-/** Keys under `prefix`, counted with SCAN. */
-async function countKeys(redis: Redis, prefix: string): Promise<number> {
-  let count = 0;
-  const match = prefix.replace(/[*?[\]\\]/g, '\\$&') + '*';
-  for await (const keys of redis.scanStream({ match, count: SCAN_COUNT })) count += (keys as string[]).length;
-  return count;
-}
-
-/** One progress line's worth of a run: seconds, start-up, rate and peak RSS. */
+/** One progress line's worth of a run: seconds, start-up, rate, peak RSS and CPU. */
 export function describeCatchUp(run: CatchUpRun): string {
   const startup = run.startupSeconds === undefined ? '' : ` (slot active after ${run.startupSeconds.toFixed(2)} s)`;
-  return `${run.seconds.toFixed(2)} s${startup}, ${rowsPerSecond(run.rows, run.seconds)}, peak RSS ${toMiB(run.peakRssBytes)} MiB`;
+  return (
+    `${run.seconds.toFixed(2)} s${startup}, ${rowsPerSecond(run.rows, run.seconds)}, peak RSS ${toMiB(run.peakRssBytes)} MiB, ` +
+    `CPU: consumer ${run.consumerCpuSeconds.toFixed(2)} s, Redis ${run.redisCpuSeconds.toFixed(2)} s`
+  );
 }

@@ -1,6 +1,7 @@
 import type { BenchContext } from './bench-context.js';
 import { measureCatchUp, type CatchUpRun } from './measure-catch-up.js';
 import { startPsqlCopy } from './postgres-programs.js';
+import type { RedisUnderTest } from './redis-under-test.js';
 
 /** Options of `measureEndToEnd`. */
 export interface EndToEndOptions {
@@ -8,6 +9,8 @@ export interface EndToEndOptions {
   purpose?: string;
   /** Added to the consumer's environment; default none. */
   consumerEnv?: Record<string, string>;
+  /** Where the consumer writes; default the bench's own Redis. */
+  redis?: RedisUnderTest;
 }
 
 /** `budget-cdc run` catching up with a `psql \copy` of the generated CSV: the "end to end" measurement. */
@@ -16,6 +19,7 @@ export function measureEndToEnd(context: BenchContext, options: EndToEndOptions 
     purpose: options.purpose ?? 'e2e',
     rows: context.rows,
     consumerEnv: options.consumerEnv,
+    redis: options.redis,
     fill: async (databaseUrl) => {
       await startPsqlCopy(databaseUrl, context.csvPath).succeeded();
     },

@@ -8,6 +8,7 @@ import type { BenchContext } from './bench-context.js';
 import { withPgClient } from './bench-sql.js';
 import { makeConsumerNames, startConsumer, waitForSlotAndCheckpoint, type ConsumerNames } from './consumer-process.js';
 import { withFreshDatabase } from './fresh-database.js';
+import { singleRedis } from './redis-under-test.js';
 
 const SECOND = 1000;
 const ARRIVAL_TIMEOUT_MS = 30 * SECOND;
@@ -35,7 +36,7 @@ export async function measureLatency(context: BenchContext, options: LatencyOpti
       let consumer: BenchChild | undefined;
       try {
         consumer = await startConsumer(context, databaseUrl, names);
-        await waitForSlotAndCheckpoint(context, client, consumer, names);
+        await waitForSlotAndCheckpoint(singleRedis(context), client, consumer, names);
         await context.redis.config('SET', 'notify-keyspace-events', KEYSPACE_EVENTS);
         const events = await watchKeys(subscriber, names);
 

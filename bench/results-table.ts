@@ -1,11 +1,15 @@
-import type {
-  BenchResults,
-  BenchSetup,
-  EndToEndOnlyResults,
-  RateSeries,
-  TargetResult,
-  WaitCostResults,
-  WaitOnlyResults,
+import {
+  checkClusterTarget,
+  type BenchResults,
+  type BenchSetup,
+  type ClusterComparisonResults,
+  type ClusterOnlyResults,
+  type EndToEndOnlyResults,
+  type RateSeries,
+  type SinkCostSeries,
+  type TargetResult,
+  type WaitCostResults,
+  type WaitOnlyResults,
 } from './bench-results.js';
 import { formatInteger, median } from './stats.js';
 
@@ -14,7 +18,8 @@ const HEADER = ['measure', 'median', 'samples', 'target', 'result'];
 
 /** The figures of one run as an aligned plain-text table, targets marked PASS or FAIL. */
 export function formatResultsTable(results: BenchResults): string {
-  const [endToEnd, load, latency, peakRss, peakRssFiveTimes] = results.targets as [
+  const [endToEnd, load, latency, peakRss, peakRssFiveTimes, cluster] = results.targets as [
+    TargetResult,
     TargetResult,
     TargetResult,
     TargetResult,
@@ -44,6 +49,7 @@ export function formatResultsTable(results: BenchResults): string {
       '',
     ],
     ...waitCostRows(results.waitCost),
+    ...clusterRows(results.cluster, cluster),
     [
       'latency: COMMIT → key in Redis',
       `p99 ${l.p99Ms.toFixed(1)} ms`,
@@ -103,6 +109,49 @@ export function formatEndToEndOnlyTable(results: EndToEndOnlyResults): string {
 /** The cost of WAIT alone (`--only-wait`), in the same table format. */
 export function formatWaitOnlyTable(results: WaitOnlyResults): string {
   return formatTable(results, [HEADER, ...waitCostRows(results.waitCost)]);
+}
+
+/** The single Redis against the Redis Cluster alone (`--only-cluster`), in the same table format. */
+export function formatClusterOnlyTable(results: ClusterOnlyResults): string {
+  return formatTable(results, [HEADER, ...clusterRows(results.cluster, checkClusterTarget(results.cluster))]);
+}
+
+function clusterRows(c: ClusterComparisonResults, target: TargetResult): string[][] {
+  const costRows = (series: SinkCostSeries, redis: string): string[][] => [
+    [
+      '  of it, spawn → slot active',
+      seconds(series.startupSeconds),
+      series.startupSeconds.map((s) => (s === null ? '?' : s.toFixed(2))).join('  '),
+      '',
+      '',
+    ],
+    [
+      `  ${redis} CPU per 1M rows`,
+      `${series.medianRedisCpuSecondsPerMillionRows.toFixed(2)} s`,
+      series.redisCpuSecondsPerMillionRows.map((s) => s.toFixed(2)).join('  '),
+      '',
+      '',
+    ],
+    [
+      '  consumer CPU per 1M rows',
+      `${series.medianConsumerCpuSecondsPerMillionRows.toFixed(2)} s`,
+      series.consumerCpuSecondsPerMillionRows.map((s) => s.toFixed(2)).join('  '),
+      '',
+      '',
+    ],
+  ];
+  return [
+    ['end to end, single Redis', rate(c.single), samples(c.single), '', ''],
+    ...costRows(c.single, 'Redis'),
+    [
+      `end to end, Redis Cluster, ${c.masters} masters`,
+      rate(c.cluster),
+      samples(c.cluster),
+      `${target.target} single Redis`,
+      mark(target, '×'),
+    ],
+    ...costRows(c.cluster, `Redis (${c.masters} masters summed)`),
+  ];
 }
 
 function waitCostRows(w: WaitCostResults): string[][] {
