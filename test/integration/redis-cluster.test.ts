@@ -155,4 +155,30 @@ describe('Redis Cluster: the contract', () => {
     });
     await expectTableInRedis();
   });
+
+  it('with --redis-min-replicas 1, holds acknowledgements while one master has no replica, and goes on once it is back', async () => {
+    await consumer.stop();
+    consumer = await fx.startConsumer({ redisClusterNodes: [{ host: '127.0.0.1', port: cluster.nodes[0]!.port }], redisMinReplicas: 1 });
+    consumer.events.on('resync-started', ({ cause }) => rebuilds.push(cause));
+    const confirmedBy: number[] = [];
+    let behind = 0;
+    consumer.events.on('replicas-confirmed', ({ replicas }) => confirmedBy.push(replicas));
+    consumer.events.on('replicas-behind', () => behind++);
+    await fx.sql.query(`insert into jobs (job_id, days_online, budget) select 'replicated-' || g, 5, 1.00 from generate_series(1, 300) g`);
+    await fx.waitForConfirmed();
+    expect(confirmedBy.length).toBeGreaterThan(0);
+    expect(Math.min(...confirmedBy)).toBeGreaterThanOrEqual(1);
+    // The harness creates masters first: nodes 3 to 5 are the replicas. One master is left with none.
+    const replica = cluster.nodes[3]!;
+    await replica.crash();
+    await fx.sql.query(
+      `insert into jobs (job_id, days_online, budget) select 'unreplicated-' || g, 5, 1.00 from generate_series(1, 300) g`,
+    );
+    const inserted = await fx.currentLsn();
+    await waitFor(() => behind > 0, { message: 'acknowledgements held for the master without a replica', timeoutMs: 30_000 });
+    expect((await fx.confirmedLsn())!).toBeLessThan(inserted);
+    await replica.start();
+    await fx.waitForConfirmed(inserted, 60_000);
+    await expectTableInRedis();
+  });
 });
