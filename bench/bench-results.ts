@@ -74,6 +74,10 @@ export type SinkCostSeries = RateSeries & {
   /** CPU seconds of the consumer (from its spawn until it caught up) per 1M rows, per sample. */
   consumerCpuSecondsPerMillionRows: number[];
   medianConsumerCpuSecondsPerMillionRows: number;
+  /** Commands Redis ran per row (INFO commandstats, summed over the masters), per sample. */
+  redisCommandsPerRow: number[];
+  /** Transactions (EXEC) Redis ran per 1,000 rows, per sample. */
+  transactionsPerThousandRows: number[];
   /** From spawn until the slot was active, per sample. */
   startupSeconds: (number | null)[];
   /** The job keys each master held after each sample. */
@@ -162,6 +166,7 @@ interface CatchUpCost {
   startupSeconds: number | undefined;
   consumerCpuSeconds: number;
   redisCpuSeconds: number;
+  redisCommands: { all: number; exec: number };
   keysPerMaster: number[];
 }
 
@@ -178,6 +183,8 @@ function makeSinkCostSeries(rows: number, runs: readonly CatchUpCost[]): SinkCos
     medianRedisCpuSecondsPerMillionRows: median(redisCpu),
     consumerCpuSecondsPerMillionRows: consumerCpu,
     medianConsumerCpuSecondsPerMillionRows: median(consumerCpu),
+    redisCommandsPerRow: runs.map((run) => round(run.redisCommands.all / rows, 3)),
+    transactionsPerThousandRows: runs.map((run) => round((run.redisCommands.exec / rows) * 1000, 1)),
     startupSeconds: runs.map((run) => (run.startupSeconds === undefined ? null : round(run.startupSeconds, 3))),
     keysPerMaster: runs.map((run) => [...run.keysPerMaster]),
   };

@@ -11,11 +11,12 @@ import {
   expiryOf,
   flushAll,
   globLiteral,
+  redisCommandCalls,
   redisCpuSeconds,
   singleRedis,
   type RedisUnderTest,
 } from './redis-under-test.js';
-import { rowsPerSecond } from './stats.js';
+import { formatInteger, rowsPerSecond } from './stats.js';
 
 const SECOND = 1000;
 const MINUTE = 60 * SECOND;
@@ -36,6 +37,8 @@ export interface CatchUpRun {
   consumerCpuSeconds: number;
   /** CPU seconds of Redis over `seconds`, summed over the masters (INFO cpu, user + sys). */
   redisCpuSeconds: number;
+  /** Commands Redis ran over `seconds`, summed over the masters (INFO commandstats): all, and EXECs (transactions). */
+  redisCommands: { all: number; exec: number };
   /** The job keys each master held afterwards (one entry for a single Redis); they sum to `rows`. */
   keysPerMaster: number[];
 }
@@ -76,6 +79,7 @@ export async function measureCatchUp(context: BenchContext, options: CatchUpOpti
         const endLsn = await currentWalInsertLsn(client);
 
         const redisCpuBefore = await redisCpuSeconds(redis);
+        const redisCommandsBefore = await redisCommandCalls(redis);
         const running = await startConsumer(context, databaseUrl, names, consumerEnv);
         consumer = running;
         let activeAt: number | undefined;
@@ -93,6 +97,7 @@ export async function measureCatchUp(context: BenchContext, options: CatchUpOpti
           },
         );
         const redisCpu = (await redisCpuSeconds(redis)) - redisCpuBefore;
+        const redisCommandsAfter = await redisCommandCalls(redis);
         const peakRssBytes = running.peakRssBytes();
         const consumerCpuSeconds = running.cpuSeconds();
         await running.stop();
@@ -115,6 +120,10 @@ export async function measureCatchUp(context: BenchContext, options: CatchUpOpti
           peakRssBytes,
           consumerCpuSeconds,
           redisCpuSeconds: redisCpu,
+          redisCommands: {
+            all: redisCommandsAfter.all - redisCommandsBefore.all,
+            exec: redisCommandsAfter.exec - redisCommandsBefore.exec,
+          },
           keysPerMaster,
         };
       } finally {
@@ -134,6 +143,7 @@ export function describeCatchUp(run: CatchUpRun): string {
   const startup = run.startupSeconds === undefined ? '' : ` (slot active after ${run.startupSeconds.toFixed(2)} s)`;
   return (
     `${run.seconds.toFixed(2)} s${startup}, ${rowsPerSecond(run.rows, run.seconds)}, peak RSS ${toMiB(run.peakRssBytes)} MiB, ` +
-    `CPU: consumer ${run.consumerCpuSeconds.toFixed(2)} s, Redis ${run.redisCpuSeconds.toFixed(2)} s`
+    `CPU: consumer ${run.consumerCpuSeconds.toFixed(2)} s, Redis ${run.redisCpuSeconds.toFixed(2)} s; ` +
+    `Redis commands ${formatInteger(run.redisCommands.all)}, EXEC ${formatInteger(run.redisCommands.exec)}`
   );
 }

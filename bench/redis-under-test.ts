@@ -59,6 +59,23 @@ export async function redisCpuSeconds(redis: RedisUnderTest): Promise<number> {
   return seconds.reduce((sum, value) => sum + value, 0);
 }
 
+/** Commands the masters have run since they started (INFO commandstats), summed: all of them, and EXECs. */
+export async function redisCommandCalls(redis: RedisUnderTest): Promise<{ all: number; exec: number }> {
+  const counts = await Promise.all(
+    redis.masters.map(async (master) => {
+      const info = await master.info('commandstats');
+      let all = 0;
+      let exec = 0;
+      for (const [, command, calls] of info.matchAll(/^cmdstat_([^:]+):calls=(\d+),/gm)) {
+        all += Number(calls);
+        if (command === 'exec') exec += Number(calls);
+      }
+      return { all, exec };
+    }),
+  );
+  return { all: counts.reduce((sum, c) => sum + c.all, 0), exec: counts.reduce((sum, c) => sum + c.exec, 0) };
+}
+
 /** PEXPIRETIME of `key` on the master that serves it: -2 when it does not exist, -1 when it has no expiry. */
 export async function expiryOf(redis: RedisUnderTest, key: string): Promise<number> {
   const expiries = await Promise.all(

@@ -133,6 +133,13 @@ function clusterRows(c: ClusterComparisonResults, target: TargetResult): string[
       '',
     ],
     [
+      '  Redis commands per row',
+      median(series.redisCommandsPerRow).toFixed(2),
+      series.redisCommandsPerRow.map((n) => n.toFixed(2)).join('  '),
+      '',
+      `EXEC per 1,000 rows: ${median(series.transactionsPerThousandRows).toFixed(1)}`,
+    ],
+    [
       '  consumer CPU per 1M rows',
       `${series.medianConsumerCpuSecondsPerMillionRows.toFixed(2)} s`,
       series.consumerCpuSecondsPerMillionRows.map((s) => s.toFixed(2)).join('  '),
