@@ -18,10 +18,6 @@ import { emitTableDescribed } from './session-start.js';
 // bytes), skip what the checkpoint covers, apply the budget rule, set aside what cannot be processed. The
 // session sends the batches and acknowledges; this file never talks to Redis or PostgreSQL.
 
-/** A batch is sent once its RESP encoding reaches this many bytes, whatever its command count: long
- * values (a 3650-day job is 36 kB) must not make batches, and so memory, grow with them. */
-export const MAX_BATCH_BYTES = 1 << 20;
-
 /** What the applier asks of the session. */
 export interface ApplierHost {
   /** Sends the batch now: it is full, or a TRUNCATE must come after it. */
@@ -36,6 +32,11 @@ export interface ApplierSettings {
   keyPrefix: string;
   publicationName: string;
   batchSize: number;
+  /**
+   * A batch is sent once its RESP encoding reaches this many bytes, whatever its command count: long values (a
+   * 3650-day job is 36 kB) must not make batches, and so memory, grow with them. The sink's Sink#batchBytes.
+   */
+  maxBatchBytes: number;
 }
 
 export class ChangeApplier {
@@ -215,7 +216,8 @@ export class ChangeApplier {
   }
 
   private flushIfFull(): void {
-    if (this.current.writes.commands >= this.settings.batchSize || this.current.writes.length >= MAX_BATCH_BYTES) this.host.flush();
+    if (this.current.writes.commands >= this.settings.batchSize || this.current.writes.length >= this.settings.maxBatchBytes)
+      this.host.flush();
   }
 
   /** Puts a change aside as a dead letter (job_id null when the change did not carry it), in the batch of its position. */

@@ -62,7 +62,7 @@ export class ConsumerSession {
       this.rejectFailed = reject;
     });
     this.failed.catch(() => undefined); // observed by run(); avoids an unhandled rejection before that
-    this.applier = new ChangeApplier(settings, () => sink.newBatch(), events, logger, {
+    this.applier = new ChangeApplier({ ...settings, maxBatchBytes: sink.batchBytes }, () => sink.newBatch(), events, logger, {
       flush: () => this.flush(),
       scheduleFlush: () => this.scheduleFlush(),
       truncate: (position) => this.truncate(position),

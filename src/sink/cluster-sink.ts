@@ -2,7 +2,7 @@ import type { Cluster } from 'ioredis';
 import { parseCheckpoint, type Checkpoint } from './checkpoint.js';
 import { readSlotCheckpoints } from './cluster-checkpoints.js';
 import { SlottedWriteBatch } from './cluster-write-batch.js';
-import { ClusterWriter, type SlotTransaction } from './cluster-writer.js';
+import { checkpointHead, ClusterWriter, type SlotTransaction } from './cluster-writer.js';
 import { HASH_SLOTS } from './hash-slot.js';
 import { slotCheckpointKey } from './internal-keys.js';
 import type { RebuildCause, RebuildRequest } from './rebuild-record.js';
@@ -39,6 +39,11 @@ export interface ClusterSinkSettings {
  * sent again before the next batch's, so a slot never gets an older checkpoint after a newer one.
  */
 export class ClusterSink implements Sink {
+  /**
+   * 8 MiB: a batch costs a transaction per hash slot it touches, and a larger one shares each slot's among more
+   * rows (bench/measure-cluster-designs.ts; with --batch-size, which defaults higher on a cluster).
+   */
+  readonly batchBytes = 8 << 20;
   readonly store: RedisStore;
   private readonly writer: ClusterWriter;
   /** The checkpoint text each slot must hold: the one read at the session's start, or written since. */
@@ -51,6 +56,8 @@ export class ClusterSink implements Sink {
   /** The last write, which the next waits for. */
   private lastWrite: Promise<unknown> = Promise.resolve();
   private lastCheckAt = Number.NEGATIVE_INFINITY;
+  /** Each slot's `SET <checkpoint key>` in RESP, made once. */
+  private readonly checkpointHeads: Buffer[] = [];
   /** Slot transactions sent again after a redirection, since the process started (a metric). */
   redirects = 0;
 
@@ -94,7 +101,7 @@ export class ClusterSink implements Sink {
     try {
       applied = await this.writer.apply(batch.bytes, [...transactions.values()], {
         text: checkpoint.text,
-        keyOf: (slot) => slotCheckpointKey(this.keyPrefix, slot),
+        headOf: (slot) => (this.checkpointHeads[slot] ??= checkpointHead(slotCheckpointKey(this.keyPrefix, slot))),
       });
     } finally {
       batch.release();

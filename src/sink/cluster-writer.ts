@@ -28,7 +28,18 @@ export interface SlotTransaction {
 /** The checkpoint that goes into each slot's transaction: `text` under the slot's own key. */
 export interface SlotCheckpoint {
   text: string;
-  keyOf(slot: number): string;
+  /** The RESP of `SET <the slot's checkpoint key>`, up to the text (see checkpointHead). */
+  headOf(slot: number): Buffer;
+}
+
+/** The start of a slot's checkpoint write, `SET <key>`, in RESP: the rest (checkpointTailOf) is the same for every slot. */
+export function checkpointHead(key: string): Buffer {
+  return Buffer.from(`*5\r\n$3\r\nSET\r\n$${Buffer.byteLength(key)}\r\n${key}\r\n`);
+}
+
+/** ` <text> XX GET` in RESP: the end of every slot's checkpoint write of one batch. */
+function checkpointTailOf(text: string): Buffer {
+  return Buffer.from(`$${Buffer.byteLength(text)}\r\n${text}\r\n$2\r\nXX\r\n$3\r\nGET\r\n`);
 }
 
 /** What a batch's slot transactions found: each slot's previous checkpoint, and the masters that applied some. */
@@ -57,6 +68,11 @@ export class ClusterWriter {
   readonly slotMap = new ClusterSlotMap();
   private slotMapLoaded = false;
   private readonly connections = new Map<NodeAddress, Promise<RespConnection>>();
+  /**
+   * A buffer per master for what is sent to it, reused: a batch is sent only once the previous one was answered
+   * (ClusterSink applies them one after another), and a new buffer per batch and master would leave garbage.
+   */
+  private readonly sendBuffers = new Map<NodeAddress, Buffer>();
 
   constructor(
     private readonly settings: ClusterWriterSettings,
@@ -190,33 +206,34 @@ export class ClusterWriter {
     checkpoint: SlotCheckpoint | undefined,
     askTargets: ReadonlyMap<number, NodeAddress>,
   ): Promise<SlotOutcome[]> {
-    const checkpointCommands = transactions.map((t) =>
-      checkpoint === undefined ? '' : respCommand(['SET', checkpoint.keyOf(t.slot), checkpoint.text, 'XX', 'GET']),
-    );
+    // Each slot's checkpoint SET: the command and key are the slot's own (cached), the text is the batch's.
+    const checkpointTail = checkpoint === undefined ? EMPTY : checkpointTailOf(checkpoint.text);
     let size = 0;
     let replies = 0;
-    for (let i = 0; i < transactions.length; i++) {
-      const transaction = transactions[i]!;
+    for (const transaction of transactions) {
       if (askTargets.get(transaction.slot) === node) size += ASKING.length;
-      size += MULTI.length + EXEC.length + Buffer.byteLength(checkpointCommands[i]!);
+      size += MULTI.length + EXEC.length;
+      if (checkpoint !== undefined) size += checkpoint.headOf(transaction.slot).length + checkpointTail.length;
       for (let r = 0; r < transaction.ranges.length; r += 2) size += transaction.ranges[r + 1]! - transaction.ranges[r]!;
     }
-    const out = Buffer.allocUnsafe(size);
+    const out = this.sendBuffer(node, size);
     let at = 0;
-    for (let i = 0; i < transactions.length; i++) {
-      const transaction = transactions[i]!;
+    for (const transaction of transactions) {
       if (askTargets.get(transaction.slot) === node) {
         at += ASKING.copy(out, at);
         replies++;
       }
       at += MULTI.copy(out, at);
       for (let r = 0; r < transaction.ranges.length; r += 2) at += bytes.copy(out, at, transaction.ranges[r], transaction.ranges[r + 1]);
-      at += out.write(checkpointCommands[i]!, at);
+      if (checkpoint !== undefined) {
+        at += checkpoint.headOf(transaction.slot).copy(out, at);
+        at += checkpointTail.copy(out, at);
+      }
       at += EXEC.copy(out, at);
       replies += transaction.commands + (checkpoint === undefined ? 0 : 1) + 2;
     }
     const connection = await this.connect(node);
-    const answers = await connection.send(out, replies);
+    const answers = await connection.send(out.subarray(0, size), replies);
     let next = 0;
     return transactions.map((transaction) => {
       if (askTargets.get(transaction.slot) === node) expectOk(answers[next++], 'ASKING', node);
@@ -239,6 +256,15 @@ export class ClusterWriter {
       }
       return redirect;
     });
+  }
+
+  private sendBuffer(node: NodeAddress, size: number): Buffer {
+    let buffer = this.sendBuffers.get(node);
+    if (buffer === undefined || buffer.length < size) {
+      buffer = Buffer.allocUnsafe(Math.max(size, 2 * (buffer?.length ?? 0), 64 * 1024));
+      this.sendBuffers.set(node, buffer);
+    }
+    return buffer;
   }
 
   /** The writer connection to `node`, opened on first use; a closed one is replaced. */
@@ -305,6 +331,7 @@ function addressOf(node: NodeAddress): { host: string; port: number } {
   return { host: hostOf(node), port: portOf(node) };
 }
 
+const EMPTY = Buffer.alloc(0);
 const ASKING = Buffer.from(respCommand(['ASKING']));
 const MULTI = Buffer.from(respCommand(['MULTI']));
 const EXEC = Buffer.from(respCommand(['EXEC']));

@@ -13,6 +13,8 @@ import { WriteBatch } from './write-batch.js';
  * earlier batch is confirmed. Nothing here acknowledges anything to PostgreSQL.
  */
 export class RedisSink implements Sink {
+  /** 1 MiB: enough to amortize a round trip, small enough that memory stays flat whatever the values. */
+  readonly batchBytes = 1 << 20;
   readonly store: RedisStore;
   private readonly writer: BatchWriter;
 

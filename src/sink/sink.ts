@@ -46,6 +46,8 @@ export interface StoredCheckpoint {
 
 export interface Sink {
   readonly keyPrefix: string;
+  /** The consumer sends a batch once its RESP reaches this many bytes (or --batch-size commands). */
+  readonly batchBytes: number;
   /** A new, empty batch. */
   newBatch(): WriteBatch;
   /**
