@@ -2,7 +2,7 @@ import type { Cluster } from 'ioredis';
 import { parseCheckpoint, type Checkpoint } from './checkpoint.js';
 import { readSlotCheckpoints } from './cluster-checkpoints.js';
 import { SlottedWriteBatch } from './cluster-write-batch.js';
-import { checkpointHead, ClusterWriter, type SlotTransaction } from './cluster-writer.js';
+import { checkpointHead, ClusterWriter, type AppliedSlots, type SlotTransaction } from './cluster-writer.js';
 import { HASH_SLOTS } from './hash-slot.js';
 import { slotCheckpointKey } from './internal-keys.js';
 import type { RebuildCause, RebuildRequest } from './rebuild-record.js';
@@ -10,6 +10,8 @@ import { RedisStore } from './redis-store.js';
 import { connectionSettingsOf } from './redis-target.js';
 import type { CheckpointProblem, CheckpointWrite, Sink, StoredCheckpoint, WriteOutcome } from './sink.js';
 import type { WriteBatch } from './write-batch.js';
+
+const EMPTY = Buffer.alloc(0);
 
 /** How often, at most, the idle check reads all 16,384 slot checkpoints (the single Redis reads its one each second). */
 const CHECK_INTERVAL_MS = 5_000;
@@ -31,8 +33,7 @@ export interface ClusterSinkSettings {
  *
  * Rollback detection, as on a single Redis, slot by slot: each slot's checkpoint must be the one this session
  * wrote there last (else it lost its state or went back in time). Every write that carries an acknowledgement
- * also moves one slot's checkpoint on every master, after that master's other writes on the same connection,
- * so a master that lost an acknowledged write (a failover to a replica that missed it) holds no checkpoint that
+ * then moves one slot's checkpoint on every master, once the batch's other writes are applied, so a master that lost an acknowledged write (a failover to a replica that missed it) holds no checkpoint that
  * new: the start of a session compares that with the slot's confirmed position (summarizeSlotCheckpoints).
  *
  * Batches are applied one after another: a slot's transaction that is redirected (MOVED, ASK, TRYAGAIN) is
@@ -93,34 +94,43 @@ export class ClusterSink implements Sink {
     const transactions = slotTransactions(batch);
     if (checkpoint.everySlot) {
       for (let slot = 0; slot < HASH_SLOTS; slot++) if (!transactions.has(slot)) transactions.set(slot, { slot, ranges: [], commands: 0 });
-    } else if (checkpoint.waitForReplicas) {
-      for (const slot of slotMap.firstSlots().values())
-        if (!transactions.has(slot)) transactions.set(slot, { slot, ranges: [], commands: 0 });
     }
-    let applied;
+    const slotCheckpoint = {
+      text: checkpoint.text,
+      headOf: (slot: number) => (this.checkpointHeads[slot] ??= checkpointHead(slotCheckpointKey(this.keyPrefix, slot))),
+    };
+    const nodes = new Set<string>();
+    let problem: CheckpointProblem | undefined;
     try {
-      applied = await this.writer.apply(batch.bytes, [...transactions.values()], {
-        text: checkpoint.text,
-        headOf: (slot) => (this.checkpointHeads[slot] ??= checkpointHead(slotCheckpointKey(this.keyPrefix, slot))),
-      });
+      problem = this.check(await this.writer.apply(batch.bytes, [...transactions.values()], slotCheckpoint), checkpoint.text, nodes);
     } finally {
       batch.release();
     }
+    if (checkpoint.waitForReplicas) {
+      // Once everything else is applied, a checkpoint on every master: written after the rest on each master's
+      // connection, it reaches a replica only after the rest did, so a master holding it lost nothing of the batch.
+      const markers = [...slotMap.firstSlots().values()].map((slot) => ({ slot, ranges: [], commands: 0 }));
+      problem ??= this.check(await this.writer.apply(EMPTY, markers, slotCheckpoint), checkpoint.text, nodes);
+    }
+    const { minReplicas, waitTimeoutMs } = this.settings;
+    const replicas =
+      checkpoint.waitForReplicas && minReplicas > 0 ? await this.writer.waitForReplicas(nodes, minReplicas, waitTimeoutMs) : undefined;
+    return { problem, replicas };
+  }
+
+  /** Each applied slot must have held the text this session wrote there last; it now holds `text`. */
+  private check(applied: AppliedSlots, text: string, nodes: Set<string>): CheckpointProblem | undefined {
     this.redirects += applied.redirects;
+    for (const node of applied.nodes) nodes.add(node);
     let problem: CheckpointProblem | undefined;
     for (const [slot, previous] of applied.previous) {
       const expected = this.slotTexts[slot]!;
       if (previous === null) problem = { kind: 'lost' };
       else if (previous !== expected && problem === undefined)
         problem = { kind: 'went-back', expected: `${expected} (hash slot ${slot})`, found: previous };
-      this.slotTexts[slot] = checkpoint.text;
+      this.slotTexts[slot] = text;
     }
-    const { minReplicas, waitTimeoutMs } = this.settings;
-    const replicas =
-      checkpoint.waitForReplicas && minReplicas > 0
-        ? await this.writer.waitForReplicas(applied.nodes, minReplicas, waitTimeoutMs)
-        : undefined;
-    return { problem, replicas };
+    return problem;
   }
 
   async waitForReplicas(minReplicas: number): Promise<number> {
