@@ -174,3 +174,95 @@ async function clusterIsReady(port: number, nodeCount: number, replicaCount: num
     info.get('cluster_known_nodes') === String(nodeCount);
   return ready && (await clusterNodes(port)).filter(({ masterId }) => masterId !== undefined).length === replicaCount;
 }
+
+/** Options of `reshardCluster`: move `slots` hash slots from one master to another, by node id. */
+export interface ReshardOptions {
+  from: string;
+  to: string;
+  slots: number;
+  /** Keys moved per MIGRATE (`--cluster-pipeline`); default 100 (redis-cli's 10 is slow for tests). */
+  keysPerMigrate?: number;
+  timeoutMs?: number;
+}
+
+/**
+ * Moves slots (and their keys, MIGRATE by MIGRATE) with `redis-cli --cluster reshard`, through the node on `port`,
+ * while clients keep writing: those see ASK and TRYAGAIN for a slot being moved, MOVED for one moved. redis-cli
+ * takes the source's lowest slots first. Resolves with redis-cli's output once every slot is moved.
+ */
+export async function reshardCluster(port: number, options: ReshardOptions): Promise<string> {
+  const args = [
+    '--cluster',
+    'reshard',
+    `${HOST}:${port}`,
+    '--cluster-from',
+    options.from,
+    '--cluster-to',
+    options.to,
+    '--cluster-slots',
+    String(options.slots),
+    '--cluster-pipeline',
+    String(options.keysPerMigrate ?? 100),
+    '--cluster-yes',
+  ];
+  try {
+    const { stdout } = await execFileAsync('redis-cli', args, { timeout: options.timeoutMs ?? 120 * SECOND, maxBuffer: 64 * 1024 * 1024 });
+    return stdout;
+  } catch (error) {
+    throw new Error(`redis-cli ${args.join(' ')} failed:\n${outputOf(error)}`, { cause: error });
+  }
+}
+
+/**
+ * Resolves once every node on `ports` gives the same slot owners and no slot is half moved: redis-cli refuses a
+ * reshard ("Nodes don't agree about configuration") until gossip has spread the last one.
+ */
+export async function waitForClusterAgreement(ports: readonly number[], timeoutMs = READY_TIMEOUT_MS): Promise<void> {
+  await waitFor(
+    async () => {
+      const views = await Promise.all(
+        ports.map((port) => withConnection(port, (redis) => redis.call('CLUSTER', 'NODES') as Promise<string>)),
+      );
+      const signatures = views.map((text) => {
+        if (text.includes('->-') || text.includes('-<-')) return undefined; // a slot migrating or importing
+        return text
+          .split('\n')
+          .filter((line) => line.trim() !== '')
+          .map((line) => {
+            const [id = '', , flags = '', , , , , , ...slots] = line.split(' ');
+            return `${id} ${flags.includes('master') ? 'master' : 'replica'} ${slots.join(' ')}`;
+          })
+          .sort()
+          .join('\n');
+      });
+      return signatures.every((signature) => signature !== undefined && signature === signatures[0]);
+    },
+    { timeoutMs, message: `the cluster nodes on ports ${ports.join(', ')} to agree on every slot's master, with no slot half moved` },
+  );
+}
+
+/** The hash slots each master serves, by node id, as the node on `port` sees it. */
+export async function slotsByMaster(port: number): Promise<Map<string, number[]>> {
+  const text = await withConnection(port, (redis) => redis.call('CLUSTER', 'NODES') as Promise<string>);
+  const owners = new Map<string, number[]>();
+  for (const line of text.split('\n')) {
+    const [id = '', , flags = '', , , , , , ...ranges] = line.split(' ');
+    if (!flags.split(',').includes('master')) continue;
+    const slots: number[] = [];
+    // "5461-10922" or "42"; "[42->-id]" marks a slot being moved, still served here.
+    for (const range of ranges) {
+      const match = /^(\d+)(?:-(\d+))?$/.exec(range);
+      if (match === null) continue;
+      const first = Number(match[1]);
+      const last = Number(match[2] ?? match[1]);
+      for (let slot = first; slot <= last; slot++) slots.push(slot);
+    }
+    owners.set(id, slots);
+  }
+  return owners;
+}
+
+function outputOf(error: unknown): string {
+  if (!(error instanceof Error) || !('stdout' in error)) return '';
+  return `${String(error.stdout)}${String((error as { stderr?: unknown }).stderr)}`;
+}
