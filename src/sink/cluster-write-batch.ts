@@ -27,8 +27,10 @@ export class SlottedWriteBatch extends WriteBatch {
     deadLetterKey: string,
     /** What each slot held when the session started (its checkpoint), for the replay filter; empty when unknown. */
     private readonly slotCheckpoints: ReadonlyArray<Checkpoint | undefined>,
+    /** The buffer's size: a cluster batch is cut at its sink's batchBytes, and must not grow (copy) on the way. */
+    bufferBytes: number,
   ) {
-    super(deadLetterKey);
+    super(deadLetterKey, bufferBytes);
   }
 
   override set(key: string, value: string, expiresAtMs: number): void {

@@ -93,9 +93,10 @@ function makeCluster(target: RedisTarget, connectionOptions: RedisOptions, retry
       // failover), behind our back, as autoResendUnfulfilledCommands does on one Redis. 0 turns that off; MOVED,
       // ASK, TRYAGAIN and CLUSTERDOWN are still followed, as the node refused those commands without running them.
       retryDelayOnFailover: 0,
-      // Commands sent in the same tick go out as one pipeline per node: many single-key GETs of keys that hash
-      // to different slots (and masters) cost one round trip per master instead of one each.
-      enableAutoPipelining: true,
+      // No auto-pipelining: ioredis follows a MOVED inside an auto-pipeline only when every command of it got the
+      // same redirection, so after a reshard or failover the 16,384 per-slot checkpoint reads of a session's start
+      // failed with MOVED again and again. One command at a time, each redirection is followed and the slot map
+      // refreshed; the reads still go out without waiting for each other's replies.
     },
   );
 }

@@ -5,13 +5,14 @@ import { respCommand } from './resp-connection.js';
 
 /** How many dead letters are kept; older ones are trimmed so the list stays bounded. */
 export const DEAD_LETTER_LIMIT = 10_000;
+/** A batch's first buffer, unless its sink asks for another size (a cluster's batches are larger). */
 const INITIAL_BYTES = 512 * 1024;
 /**
  * Buffers of batches Redis has answered, for the next batches. Without reuse every batch's buffer would
  * wait for a full garbage collection to be freed (the batch object outlives the quick collections), and
  * the dead buffers would add to the consumer's peak memory.
  */
-const FREE_BUFFERS: Buffer[] = [];
+const FREE_BUFFERS = new Map<number, Buffer[]>();
 const FREE_BUFFERS_KEPT = 8;
 const SET_HEAD = '*5\r\n$3\r\nSET\r\n$';
 const DEL_HEAD = '*2\r\n$3\r\nDEL\r\n$';
@@ -24,19 +25,27 @@ const PXAT_HEAD_BYTES = asciiConstant('\r\n$4\r\nPXAT\r\n$');
  * garbage collector to promote and sweep, which would keep the consumer's memory high.
  */
 export class WriteBatch {
-  protected buffer = FREE_BUFFERS.pop() ?? Buffer.allocUnsafe(INITIAL_BYTES);
+  protected buffer: Buffer;
   /** Bytes used in the buffer. */
   length = 0;
   commands = 0;
   private readonly trimCommand: string;
 
-  constructor(private readonly deadLetterKey: string) {
+  constructor(
+    private readonly deadLetterKey: string,
+    /** The buffer's first size, and the size class of the free buffers it takes and gives back. */
+    private readonly initialBytes = INITIAL_BYTES,
+  ) {
+    let free = FREE_BUFFERS.get(initialBytes);
+    if (free === undefined) FREE_BUFFERS.set(initialBytes, (free = []));
+    this.buffer = free.pop() ?? Buffer.allocUnsafe(initialBytes);
     this.trimCommand = respCommand(['LTRIM', deadLetterKey, '0', String(DEAD_LETTER_LIMIT - 1)]);
   }
 
   /** Gives the buffer back for reuse: call only once Redis answered (or the connection is gone). */
   release(): void {
-    if (FREE_BUFFERS.length < FREE_BUFFERS_KEPT && this.buffer.length <= 4 * INITIAL_BYTES) FREE_BUFFERS.push(this.buffer);
+    const free = FREE_BUFFERS.get(this.initialBytes)!;
+    if (free.length < FREE_BUFFERS_KEPT && this.buffer.length <= 4 * this.initialBytes) free.push(this.buffer);
     this.buffer = EMPTY;
     this.length = 0;
   }

@@ -142,12 +142,9 @@ describe('Redis Cluster: faults', () => {
     },
   );
 
-  // KNOWN BUG, hence it.fails: remove `.fails` once fixed. After slots moved, ioredis's slot map is stale, and the
-  // 16,384 auto-pipelined GETs of readSlotCheckpoints (a session's start) come back with a MOVED for each moved
-  // slot; ioredis follows a pipeline's redirections only when all its errors are the same, and does not refresh
-  // its map otherwise, so every new session fails with "MOVED <slot> <node>" until the process restarts. The same
-  // makes the failover test below fail now and then (about 1 run in 10), when ioredis read the slots mid-failover.
-  it.fails('resumes after its session restarts following a reshard', { timeout: 60 * SECOND }, async () => {
+  // After slots moved, ioredis's slot map is stale: a new session's 16,384 checkpoint reads must follow each MOVED
+  // (they once came back with MOVED for good, when ioredis auto-pipelined them).
+  it('resumes after its session restarts following a reshard', { timeout: 60 * SECOND }, async () => {
     const { cluster, fx } = await setUp('restart');
     const port = cluster.nodes[0]!.port;
     const { progress } = await startConsumer(fx, port);

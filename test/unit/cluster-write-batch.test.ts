@@ -18,7 +18,7 @@ function commandsOf(batch: SlottedWriteBatch): string[] {
 
 describe('SlottedWriteBatch', () => {
   it('records where each command starts and the hash slot of its key, for every kind of command', () => {
-    const batch = new SlottedWriteBatch('budget-cdc:dead-letters:s', []);
+    const batch = new SlottedWriteBatch('budget-cdc:dead-letters:s', [], 1024);
     const source = Buffer.from('xx12345yy');
     batch.setJob(PREFIX, source, 2, 7, JOB);
     batch.set('job:{tag}é', '{"v":1}', JOB.expiresAtMs);
@@ -47,7 +47,7 @@ describe('SlottedWriteBatch', () => {
     const checkpoints: Array<Checkpoint | undefined> = new Array<Checkpoint | undefined>(HASH_SLOTS).fill(undefined);
     checkpoints[covered] = parseCheckpoint('0/200#5 ack=0/100');
     checkpoints[behind] = parseCheckpoint('0/100#-1 ack=0/100');
-    const batch = new SlottedWriteBatch('budget-cdc:dead-letters:s', checkpoints);
+    const batch = new SlottedWriteBatch('budget-cdc:dead-letters:s', checkpoints, 1024);
     batch.del('job:first');
     batch.replayPosition = { commitLsn: 0x200n, index: 3 };
     batch.set('job:covered', '{}', JOB.expiresAtMs);
