@@ -3,7 +3,7 @@ import { randomBytes } from 'node:crypto';
 import { Readable } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
 import { fileURLToPath } from 'node:url';
-import { Redis } from 'ioredis';
+import { Cluster, Redis } from 'ioredis';
 import pg from 'pg';
 import { from as copyFrom } from 'pg-copy-streams';
 import { findDifferences, type DifferenceKind } from './table-oracle.js';
@@ -19,6 +19,8 @@ const SINGLE_JOBS = 200;
 export interface CrashScenarioOptions {
   adminUrl: string;
   redisUrl: string;
+  /** A Redis Cluster's nodes (`host:port,…`), written to instead of `redisUrl`'s server. */
+  redisClusterNodes?: string;
   rows: number;
   kills: number;
   /** Longest pause between two kills; each pause is random between a tenth of it and all of it. */
@@ -51,6 +53,7 @@ export async function runCrashScenario(options: CrashScenarioOptions): Promise<C
     ...process.env,
     DATABASE_URL: database.url,
     REDIS_URL: options.redisUrl,
+    ...(options.redisClusterNodes === undefined ? {} : { REDIS_CLUSTER_NODES: options.redisClusterNodes }),
     BUDGET_CDC_SLOT: `crash_${suffix}`,
     BUDGET_CDC_PUBLICATION: `crash_${suffix}`,
     BUDGET_CDC_KEY_PREFIX: `crash:${suffix}:job:`,
@@ -58,7 +61,10 @@ export async function runCrashScenario(options: CrashScenarioOptions): Promise<C
   };
   const sql = new pg.Client({ connectionString: database.url });
   await sql.connect();
-  const redis = new Redis(options.redisUrl);
+  const redis =
+    options.redisClusterNodes === undefined
+      ? new Redis(options.redisUrl)
+      : new Cluster(options.redisClusterNodes.split(',').map((node) => ({ host: node.split(':')[0], port: Number(node.split(':')[1]) })));
   let consumer: ChildProcess | undefined;
   const startConsumer = (): ChildProcess => {
     const child = spawn(process.execPath, [CLI, 'run'], { env, stdio: ['ignore', 'ignore', 'pipe'] });
@@ -168,7 +174,11 @@ async function changeSingleRows(databaseUrl: string, running: () => boolean): Pr
   }
 }
 
-async function compare(sql: pg.Client, redis: Redis, prefix: string): Promise<Omit<CrashScenarioResult, 'kills' | 'rows' | 'seconds'>> {
+async function compare(
+  sql: pg.Client,
+  redis: Redis | Cluster,
+  prefix: string,
+): Promise<Omit<CrashScenarioResult, 'kills' | 'rows' | 'seconds'>> {
   const differences = await findDifferences(sql, redis, prefix);
   const count = (kind: DifferenceKind): number => differences.filter((d) => d.kind === kind).length;
   return {
