@@ -1,13 +1,14 @@
 import type { Cluster } from 'ioredis';
 import { parseCheckpoint, type Checkpoint } from './checkpoint.js';
 import { SlottedWriteBatch } from './cluster-write-batch.js';
-import { checkpointHead, ClusterWriter, type AppliedSlots, type SlotTransaction } from './cluster-writer.js';
+import { checkpointHead, ClusterWriter, type AppliedSlots } from './cluster-writer.js';
 import { HASH_SLOTS } from './hash-slot.js';
 import { slotCheckpointKey } from './internal-keys.js';
 import type { RebuildCause, RebuildRequest } from './rebuild-record.js';
 import { RedisStore } from './redis-store.js';
 import { connectionSettingsOf } from './redis-target.js';
 import type { CheckpointProblem, CheckpointWrite, Sink, StoredCheckpoint, WriteOutcome } from './sink.js';
+import { SlotPlan } from './slot-plan.js';
 import type { WriteBatch } from './write-batch.js';
 
 const EMPTY = Buffer.alloc(0);
@@ -93,10 +94,8 @@ export class ClusterSink implements Sink {
 
   private async writeNow(batch: SlottedWriteBatch, checkpoint: CheckpointWrite): Promise<WriteOutcome> {
     const slotMap = await this.writer.ensureSlotMap();
-    const transactions = slotTransactions(batch);
-    if (checkpoint.everySlot) {
-      for (let slot = 0; slot < HASH_SLOTS; slot++) if (!transactions.has(slot)) transactions.set(slot, { slot, ranges: [], commands: 0 });
-    }
+    const plan = new SlotPlan(batch);
+    const slots = checkpoint.everySlot ? Array.from({ length: HASH_SLOTS }, (_, slot) => slot) : plan.slots;
     const slotCheckpoint = {
       text: checkpoint.text,
       headOf: (slot: number) => (this.checkpointHeads[slot] ??= checkpointHead(slotCheckpointKey(this.keyPrefix, slot))),
@@ -104,15 +103,15 @@ export class ClusterSink implements Sink {
     const nodes = new Set<string>();
     let problem: CheckpointProblem | undefined;
     try {
-      problem = this.check(await this.writer.apply(batch.bytes, [...transactions.values()], slotCheckpoint), checkpoint.text, nodes);
+      problem = this.check(await this.writer.apply(batch.bytes, plan, slots, slotCheckpoint), checkpoint.text, nodes);
     } finally {
       batch.release();
     }
     if (checkpoint.waitForReplicas) {
       // Once everything else is applied, a checkpoint on every master: written after the rest on each master's
       // connection, it reaches a replica only after the rest did, so a master holding it lost nothing of the batch.
-      const markers = [...slotMap.firstSlots().values()].map((slot) => ({ slot, ranges: [], commands: 0 }));
-      problem ??= this.check(await this.writer.apply(EMPTY, markers, slotCheckpoint), checkpoint.text, nodes);
+      const markers = [...slotMap.firstSlots().values()];
+      problem ??= this.check(await this.writer.apply(EMPTY, SlotPlan.EMPTY, markers, slotCheckpoint), checkpoint.text, nodes);
     }
     const { minReplicas, waitTimeoutMs } = this.settings;
     const replicas =
@@ -125,7 +124,9 @@ export class ClusterSink implements Sink {
     this.redirects += applied.redirects;
     for (const node of applied.nodes) nodes.add(node);
     let problem: CheckpointProblem | undefined;
-    for (const [slot, previous] of applied.previous) {
+    for (let i = 0; i < applied.slots.length; i++) {
+      const slot = applied.slots[i]!;
+      const previous = applied.previous[i]!;
       const expected = this.slotTexts[slot]!;
       if (previous === null) problem = { kind: 'lost' };
       else if (previous !== expected && problem === undefined)
@@ -143,9 +144,8 @@ export class ClusterSink implements Sink {
   writeWithoutCheckpoint(batch: WriteBatch): Promise<void> {
     const write = this.lastWrite.then(async () => {
       try {
-        const transactions = slotTransactions(batch as SlottedWriteBatch);
-        if (transactions.size > 0)
-          this.redirects += (await this.writer.apply(batch.bytes, [...transactions.values()], undefined)).redirects;
+        const plan = new SlotPlan(batch as SlottedWriteBatch);
+        if (plan.slots.length > 0) this.redirects += (await this.writer.apply(batch.bytes, plan, plan.slots, undefined)).redirects;
       } finally {
         batch.release();
       }
@@ -234,22 +234,4 @@ export class ClusterSink implements Sink {
   close(): void {
     this.writer.close();
   }
-}
-
-/** The batch's commands by hash slot, each slot's in order; neighbouring commands of a slot share one range. */
-function slotTransactions(batch: SlottedWriteBatch): Map<number, SlotTransaction> {
-  const transactions = new Map<number, SlotTransaction>();
-  const { starts, slots } = batch;
-  for (let i = 0; i < starts.length; i++) {
-    const slot = slots[i]!;
-    const start = starts[i]!;
-    const end = i + 1 < starts.length ? starts[i + 1]! : batch.length;
-    let transaction = transactions.get(slot);
-    if (transaction === undefined) transactions.set(slot, (transaction = { slot, ranges: [], commands: 0 }));
-    const ranges = transaction.ranges;
-    if (ranges.length > 0 && ranges[ranges.length - 1] === start) ranges[ranges.length - 1] = end;
-    else ranges.push(start, end);
-    transaction.commands++;
-  }
-  return transactions;
 }

@@ -2,6 +2,7 @@ import { setTimeout as sleep } from 'node:timers/promises';
 import { RedisWriteError } from '../errors.js';
 import { ClusterSlotMap, hostOf, portOf, type NodeAddress } from './cluster-slot-map.js';
 import type { RedisConnectionSettings } from './redis-target.js';
+import type { SlotPlan } from './slot-plan.js';
 import { RespConnection, RespError, respCommand, type RespReply } from './resp-connection.js';
 
 // The hot path's writer on a Redis Cluster: a batch's commands go out as one MULTI/EXEC per hash slot (a
@@ -16,14 +17,6 @@ import { RespConnection, RespError, respCommand, type RespReply } from './resp-c
 const REDIRECT_DEADLINE_MS = 60_000;
 const RETRY_PAUSE_MIN_MS = 10;
 const RETRY_PAUSE_MAX_MS = 500;
-
-/** A slot's share of a batch: its commands' byte ranges in the batch's buffer. */
-export interface SlotTransaction {
-  slot: number;
-  /** [start, end) pairs, in order. */
-  ranges: number[];
-  commands: number;
-}
 
 /** The checkpoint that goes into each slot's transaction: `text` under the slot's own key. */
 export interface SlotCheckpoint {
@@ -44,8 +37,9 @@ function checkpointTailOf(text: string): Buffer {
 
 /** What a batch's slot transactions found: each slot's previous checkpoint, and the masters that applied some. */
 export interface AppliedSlots {
-  /** The checkpoint each slot held before (null: none); empty without a checkpoint. */
-  previous: Map<number, string | null>;
+  /** The slots applied, and the checkpoint each held before (null: none; empty without a checkpoint). */
+  slots: number[];
+  previous: Array<string | null>;
   nodes: Set<NodeAddress>;
   /** Transactions sent again after MOVED, ASK, TRYAGAIN or CLUSTERDOWN. */
   redirects: number;
@@ -58,11 +52,15 @@ export interface ClusterWriterSettings {
   connection: RedisConnectionSettings;
 }
 
-type SlotOutcome =
-  | { kind: 'applied'; previous: string | null | undefined }
-  | { kind: 'moved'; to: NodeAddress; reason: string }
-  | { kind: 'ask'; to: NodeAddress; reason: string }
-  | { kind: 'wait'; reason: string };
+/** A slot transaction that was not applied, and where to send it again. */
+type Redirect =
+  { kind: 'moved'; to: NodeAddress; reason: string } | { kind: 'ask'; to: NodeAddress; reason: string } | { kind: 'wait'; reason: string };
+
+/** What became of a master's slot transactions: per slot, its redirection, or undefined and its previous checkpoint. */
+interface SentSlots {
+  redirects: Array<Redirect | undefined>;
+  previous: Array<string | null | undefined>;
+}
 
 export class ClusterWriter {
   readonly slotMap = new ClusterSlotMap();
@@ -114,44 +112,48 @@ export class ClusterWriter {
    * applied. Rejects on any other error, on a lost connection (what was applied is then unknown: the consumer
    * replays), and when the cluster keeps redirecting past the deadline.
    */
-  async apply(bytes: Buffer, transactions: readonly SlotTransaction[], checkpoint: SlotCheckpoint | undefined): Promise<AppliedSlots> {
+  async apply(bytes: Buffer, plan: SlotPlan, slots: readonly number[], checkpoint: SlotCheckpoint | undefined): Promise<AppliedSlots> {
     await this.ensureSlotMap();
-    const applied: AppliedSlots = { previous: new Map(), nodes: new Set(), redirects: 0 };
+    const applied: AppliedSlots = { slots: [], previous: [], nodes: new Set(), redirects: 0 };
     const askTargets = new Map<number, NodeAddress>();
     const deadline = performance.now() + REDIRECT_DEADLINE_MS;
-    let pending = transactions;
+    let pending = slots;
     for (let attempt = 0; pending.length > 0; attempt++) {
-      const byNode = new Map<NodeAddress, SlotTransaction[]>();
-      for (const transaction of pending) {
-        const node = askTargets.get(transaction.slot) ?? this.slotMap.ownerOf(transaction.slot);
+      const byNode = new Map<NodeAddress, number[]>();
+      for (const slot of pending) {
+        const node = askTargets.get(slot) ?? this.slotMap.ownerOf(slot);
         let list = byNode.get(node);
         if (list === undefined) byNode.set(node, (list = []));
-        list.push(transaction);
+        list.push(slot);
       }
-      const outcomes = await Promise.all(
-        [...byNode].map(async ([node, list]) => ({ node, list, outcomes: await this.send(node, bytes, list, checkpoint, askTargets) })),
+      const sent = await Promise.all(
+        [...byNode].map(async ([node, list]) => ({ node, list, result: await this.send(node, bytes, plan, list, checkpoint, askTargets) })),
       );
-      const retry: SlotTransaction[] = [];
+      const retry: number[] = [];
       let refresh = false;
       let pause = false;
       let reason = '';
-      for (const { node, list, outcomes: results } of outcomes) {
+      for (const { node, list, result } of sent) {
         for (let i = 0; i < list.length; i++) {
-          const transaction = list[i]!;
-          const outcome = results[i]!;
-          if (outcome.kind === 'applied') {
-            if (outcome.previous !== undefined) applied.previous.set(transaction.slot, outcome.previous);
+          const slot = list[i]!;
+          const redirect = result.redirects[i];
+          if (redirect === undefined) {
+            const previous = result.previous[i];
+            if (previous !== undefined) {
+              applied.slots.push(slot);
+              applied.previous.push(previous);
+            }
             applied.nodes.add(node);
             continue;
           }
-          retry.push(transaction);
-          reason = outcome.reason;
-          askTargets.delete(transaction.slot);
-          if (outcome.kind === 'moved') {
-            this.slotMap.move(transaction.slot, outcome.to);
+          retry.push(slot);
+          reason = redirect.reason;
+          askTargets.delete(slot);
+          if (redirect.kind === 'moved') {
+            this.slotMap.move(slot, redirect.to);
             refresh = true; // a slot moved: others likely did too
-          } else if (outcome.kind === 'ask') {
-            askTargets.set(transaction.slot, outcome.to);
+          } else if (redirect.kind === 'ask') {
+            askTargets.set(slot, redirect.to);
           } else {
             pause = true;
             refresh = true;
@@ -198,64 +200,72 @@ export class ClusterWriter {
     this.connections.clear();
   }
 
-  /** Sends `transactions` to `node` in one write and reads what became of each. */
+  /** Sends the transactions of `slots` to `node` in one write and reads what became of each. */
   private async send(
     node: NodeAddress,
     bytes: Buffer,
-    transactions: readonly SlotTransaction[],
+    plan: SlotPlan,
+    slots: readonly number[],
     checkpoint: SlotCheckpoint | undefined,
     askTargets: ReadonlyMap<number, NodeAddress>,
-  ): Promise<SlotOutcome[]> {
+  ): Promise<SentSlots> {
     // Each slot's checkpoint SET: the command and key are the slot's own (cached), the text is the batch's.
     const checkpointTail = checkpoint === undefined ? EMPTY : checkpointTailOf(checkpoint.text);
     let size = 0;
     let replies = 0;
-    for (const transaction of transactions) {
-      if (askTargets.get(transaction.slot) === node) size += ASKING.length;
-      size += MULTI.length + EXEC.length;
-      if (checkpoint !== undefined) size += checkpoint.headOf(transaction.slot).length + checkpointTail.length;
-      for (let r = 0; r < transaction.ranges.length; r += 2) size += transaction.ranges[r + 1]! - transaction.ranges[r]!;
+    for (const slot of slots) {
+      if (askTargets.get(slot) === node) size += ASKING.length;
+      size += MULTI.length + EXEC.length + plan.byteLength(slot);
+      if (checkpoint !== undefined) size += checkpoint.headOf(slot).length + checkpointTail.length;
     }
     const out = this.sendBuffer(node, size);
     let at = 0;
-    for (const transaction of transactions) {
-      if (askTargets.get(transaction.slot) === node) {
+    for (const slot of slots) {
+      if (askTargets.get(slot) === node) {
         at += ASKING.copy(out, at);
         replies++;
       }
       at += MULTI.copy(out, at);
-      for (let r = 0; r < transaction.ranges.length; r += 2) at += bytes.copy(out, at, transaction.ranges[r], transaction.ranges[r + 1]);
+      at = plan.copy(slot, bytes, out, at);
       if (checkpoint !== undefined) {
-        at += checkpoint.headOf(transaction.slot).copy(out, at);
+        at += checkpoint.headOf(slot).copy(out, at);
         at += checkpointTail.copy(out, at);
       }
       at += EXEC.copy(out, at);
-      replies += transaction.commands + (checkpoint === undefined ? 0 : 1) + 2;
+      replies += plan.commandCount(slot) + (checkpoint === undefined ? 0 : 1) + 2;
     }
     const connection = await this.connect(node);
     const answers = await connection.send(out.subarray(0, size), replies);
+    const result: SentSlots = {
+      redirects: new Array<Redirect | undefined>(slots.length),
+      previous: new Array<string | null | undefined>(slots.length),
+    };
     let next = 0;
-    return transactions.map((transaction) => {
-      if (askTargets.get(transaction.slot) === node) expectOk(answers[next++], 'ASKING', node);
+    for (let s = 0; s < slots.length; s++) {
+      const slot = slots[s]!;
+      if (askTargets.get(slot) === node) expectOk(answers[next++], 'ASKING', node);
       expectOk(answers[next++], 'MULTI', node);
       let refused: RespError | undefined;
-      const queued = transaction.commands + (checkpoint === undefined ? 0 : 1);
+      const commands = plan.commandCount(slot);
+      const queued = commands + (checkpoint === undefined ? 0 : 1);
       for (let q = 0; q < queued; q++) {
         const answer = answers[next++];
         if (answer instanceof RespError) refused ??= answer;
         else if (answer !== 'QUEUED') throw new RedisWriteError(`redis ${node} answered ${JSON.stringify(answer)} to a queued command`);
       }
       const results = answers[next++];
-      if (Array.isArray(results) && refused === undefined) return appliedOutcome(results, transaction, checkpoint !== undefined, node);
+      if (Array.isArray(results) && refused === undefined) {
+        result.previous[s] = appliedPrevious(results, slot, commands, checkpoint !== undefined, node);
+        continue;
+      }
       // A refused command aborts the transaction (EXECABORT): nothing of it was applied. EXEC itself is refused
       // with the redirection when the slot moved between queueing and EXEC.
       const error = refused ?? (results instanceof RespError ? results : new RespError(`EXEC answered ${JSON.stringify(results)}`));
       const redirect = redirectOf(error);
-      if (redirect === undefined) {
-        throw new RedisWriteError(`redis ${node} refused the transaction of hash slot ${transaction.slot}: ${error.message}`);
-      }
-      return redirect;
-    });
+      if (redirect === undefined) throw new RedisWriteError(`redis ${node} refused the transaction of hash slot ${slot}: ${error.message}`);
+      result.redirects[s] = redirect;
+    }
+    return result;
   }
 
   private sendBuffer(node: NodeAddress, size: number): Buffer {
@@ -286,32 +296,37 @@ export class ClusterWriter {
   }
 }
 
-function appliedOutcome(results: RespReply[], transaction: SlotTransaction, withCheckpoint: boolean, node: NodeAddress): SlotOutcome {
-  const expected = transaction.commands + (withCheckpoint ? 1 : 0);
+/** Checks an applied slot transaction's results; returns the checkpoint it replaced (undefined without one). */
+function appliedPrevious(
+  results: RespReply[],
+  slot: number,
+  commands: number,
+  withCheckpoint: boolean,
+  node: NodeAddress,
+): string | null | undefined {
+  const expected = commands + (withCheckpoint ? 1 : 0);
   if (results.length !== expected) {
-    throw new RedisWriteError(
-      `redis ${node} EXEC answered ${results.length} results for ${expected} commands of hash slot ${transaction.slot}`,
-    );
+    throw new RedisWriteError(`redis ${node} EXEC answered ${results.length} results for ${expected} commands of hash slot ${slot}`);
   }
-  for (let i = 0; i < transaction.commands; i++) {
+  for (let i = 0; i < commands; i++) {
     const result = results[i];
     if (result instanceof RespError)
-      throw new RedisWriteError(`redis ${node} command ${i + 1} of hash slot ${transaction.slot} failed: ${result.message}`);
+      throw new RedisWriteError(`redis ${node} command ${i + 1} of hash slot ${slot} failed: ${result.message}`);
     if (result === null || result === undefined)
-      throw new RedisWriteError(`redis ${node} command ${i + 1} of hash slot ${transaction.slot} returned no reply`);
+      throw new RedisWriteError(`redis ${node} command ${i + 1} of hash slot ${slot} returned no reply`);
   }
-  if (!withCheckpoint) return { kind: 'applied', previous: undefined };
+  if (!withCheckpoint) return undefined;
   const previous = results[expected - 1];
   if (previous instanceof RespError)
-    throw new RedisWriteError(`redis ${node} checkpoint write of hash slot ${transaction.slot} failed: ${previous.message}`);
+    throw new RedisWriteError(`redis ${node} checkpoint write of hash slot ${slot} failed: ${previous.message}`);
   if (typeof previous !== 'string' && previous !== null) {
-    throw new RedisWriteError(`redis ${node} checkpoint write of hash slot ${transaction.slot} answered ${JSON.stringify(previous)}`);
+    throw new RedisWriteError(`redis ${node} checkpoint write of hash slot ${slot} answered ${JSON.stringify(previous)}`);
   }
-  return { kind: 'applied', previous };
+  return previous;
 }
 
 /** MOVED, ASK, TRYAGAIN and CLUSTERDOWN: the transaction was not applied and may be sent again. */
-function redirectOf(error: RespError): SlotOutcome | undefined {
+function redirectOf(error: RespError): Redirect | undefined {
   const [code, , address] = error.message.split(' ');
   if (code === 'MOVED' && address !== undefined) return { kind: 'moved', to: address, reason: error.message };
   if (code === 'ASK' && address !== undefined) return { kind: 'ask', to: address, reason: error.message };

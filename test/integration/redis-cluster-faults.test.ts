@@ -150,14 +150,19 @@ describe('Redis Cluster: faults', () => {
     const { progress } = await startConsumer(fx, port);
     const [source, target] = (await clusterNodes(port)).filter(({ flags }) => flags.includes('master')).map(({ id }) => id);
     await insertJobs(fx, 'before', 1_000);
+    const sourceSlots = new Set((await slotsByMaster(port)).get(source!));
     await reshardCluster(port, { from: source!, to: target!, slots: 100 });
+    const sourceSlotsAfter = new Set((await slotsByMaster(port)).get(source!));
+    // Keys MIGRATE moved may expire a few ms late: Redis moves a key's time to live, not its expiry.
+    const moved = new Set([...sourceSlots].filter((slot) => !sourceSlotsAfter.has(slot)));
     await insertJobs(fx, 'moved', 1_000);
     // The session ends as on a PostgreSQL restart or a network cut; the consumer starts a new one.
     await fx.sql.query('select pg_terminate_backend(active_pid) from pg_replication_slots where slot_name = $1', [fx.config.slotName]);
     await waitFor(() => progress.sessionFailures.length > 0, { message: 'the session to fail' });
     await insertJobs(fx, 'after', 1_000, 10 * SECOND);
     const reader = await makeReader(cluster.nodes);
-    expect(await compareRedisWithTable(fx.sql, reader, fx.config.keyPrefix)).toEqual([]);
+    expect(moved.size).toBe(100);
+    expect((await differencesBesidesMigrateDrift(fx, reader, moved)).differences).toEqual([]);
   });
 
   it(
