@@ -48,7 +48,7 @@ options (flag, then environment variable, then default):
   --slot NAME          replication slot, BUDGET_CDC_SLOT; default budget_cdc
   --publication NAME   publication on jobs, BUDGET_CDC_PUBLICATION; default budget_cdc
   --key-prefix TEXT    prefix of the Redis keys, BUDGET_CDC_KEY_PREFIX; default job:
-  --batch-size N       Redis commands per pipelined batch, BUDGET_CDC_BATCH_SIZE; default 1000 (20000 on a cluster)
+  --batch-size N       Redis commands per pipelined batch, BUDGET_CDC_BATCH_SIZE; default 1000 (60000 on a cluster)
   --log-level LEVEL    fatal, error, warn, info, debug, trace, silent, LOG_LEVEL; default info
   --http-port N        port of /healthz, /readyz, /metrics, BUDGET_CDC_HTTP_PORT; default 9187; 0: off
   --http-host ADDRESS  address they listen on, BUDGET_CDC_HTTP_HOST; default 127.0.0.1

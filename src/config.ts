@@ -78,7 +78,7 @@ export const DEFAULT_BATCH_SIZE = 1000;
  * On a Redis Cluster: each batch costs a MULTI/EXEC and a checkpoint per hash slot it touches, so more rows per
  * batch share them (bench/measure-cluster-designs.ts: 1.8x one Redis's CPU per row at 1,000 rows, 1.4x at 30,000).
  */
-export const DEFAULT_CLUSTER_BATCH_SIZE = 20_000;
+export const DEFAULT_CLUSTER_BATCH_SIZE = 60_000;
 export const DEFAULT_REDIS_MIN_REPLICAS = 0;
 
 /** Builds the Config from flags, then environment, then defaults; throws ConfigError saying what to set. */

@@ -13,7 +13,10 @@ import { WriteQueue } from './write-queue.js';
 
 export type { SessionSettings } from './session-start.js';
 
-/** Batches queued or in flight before reading from PostgreSQL pauses; reading resumes at half. */
+/**
+ * Batches queued or in flight before reading from PostgreSQL pauses; reading resumes at half. A sink may ask for
+ * fewer (Sink#maxQueuedBatches): a cluster's batches are larger and applied one at a time.
+ */
 export const MAX_QUEUED_BATCHES = 4;
 /** How often the position is reported even when nothing changes, well inside wal_sender_timeout (60 s). */
 const STATUS_INTERVAL_MS = 10_000;
@@ -254,11 +257,12 @@ export class ConsumerSession {
   private applyBackpressure(queued: number): void {
     const connection = this.connection;
     if (connection === undefined || this.stopping) return;
-    if (!this.paused && queued >= MAX_QUEUED_BATCHES) {
+    const limit = Math.min(MAX_QUEUED_BATCHES, this.sink.maxQueuedBatches);
+    if (!this.paused && queued >= limit) {
       this.paused = true;
       connection.pause();
       this.events.emit('backpressure', { paused: true });
-    } else if (this.paused && queued <= MAX_QUEUED_BATCHES / 2) {
+    } else if (this.paused && queued <= limit / 2) {
       this.paused = false;
       connection.resume();
       this.events.emit('backpressure', { paused: false });

@@ -15,6 +15,8 @@ import { WriteBatch } from './write-batch.js';
 export class RedisSink implements Sink {
   /** 1 MiB: enough to amortize a round trip, small enough that memory stays flat whatever the values. */
   readonly batchBytes = 1 << 20;
+  /** Pipelined on the writer connection: Redis works on one while the next ones are on the way. */
+  readonly maxQueuedBatches = 4;
   readonly store: RedisStore;
   private readonly writer: BatchWriter;
 

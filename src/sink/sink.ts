@@ -48,6 +48,8 @@ export interface Sink {
   readonly keyPrefix: string;
   /** The consumer sends a batch once its RESP reaches this many bytes (or --batch-size commands). */
   readonly batchBytes: number;
+  /** Batches queued or in flight before the consumer stops reading from PostgreSQL (backpressure). */
+  readonly maxQueuedBatches: number;
   /** A new, empty batch. */
   newBatch(): WriteBatch;
   /**
