@@ -21,6 +21,8 @@ describe('Redis Cluster: the contract', () => {
   let consumer: Consumer;
   /** Why Redis was rebuilt from the table, in order: only the first load, or a replay went wrong. */
   const rebuilds: string[] = [];
+  /** Why sessions ended, for the messages of waits that time out. */
+  const failures: string[] = [];
 
   beforeAll(async () => {
     cluster = await startRedisCluster({ masters: 3, replicasPerMaster: 1 });
@@ -29,6 +31,7 @@ describe('Redis Cluster: the contract', () => {
     reader.on('error', () => undefined);
     consumer = await fx.startConsumer({ redisClusterNodes: [{ host: '127.0.0.1', port: cluster.nodes[0]!.port }] });
     consumer.events.on('resync-started', ({ cause }) => rebuilds.push(cause));
+    consumer.events.on('session-failed', ({ error }) => failures.push(error.message));
     await waitFor(() => fx.confirmedLsn(), { message: 'the slot to be created' });
   }, 120_000);
 
@@ -89,6 +92,20 @@ describe('Redis Cluster: the contract', () => {
     await expectTableInRedis();
   });
 
+  it('sets aside rows it cannot process as dead letters in their own slot, and the stream goes on', async () => {
+    const deadLetterKey = `budget-cdc:dead-letters:${fx.config.slotName}`;
+    await fx.sql.query(`insert into jobs (job_id, days_online, budget, created_at) values ('bad-infinity', 2, 1.00, 'infinity')`);
+    await fx.sql.query(`insert into jobs (job_id, days_online, budget) values ('bad-nan', 2, 'NaN')`);
+    await fx.sql.query(`insert into jobs (job_id, days_online, budget) values ('good-after-bad', 2, 1.00)`);
+    await fx.waitForConfirmed();
+    const letters = (await reader.lrange(deadLetterKey, 0, -1)).map((entry) => JSON.parse(entry) as { job_id: string; reason: string });
+    expect(letters.map((letter) => letter.job_id).sort()).toEqual(['bad-infinity', 'bad-nan']);
+    expect(await reader.exists(`${fx.config.keyPrefix}good-after-bad`)).toBe(1);
+    // The table oracle reads no infinite or NaN row: they go, and the rest must match.
+    await fx.sql.query(`delete from jobs where job_id like 'bad-%'`);
+    await expectTableInRedis();
+  });
+
   it('removes every job key on every master on TRUNCATE, and keeps streaming after it', async () => {
     await fx.sql.query('truncate jobs');
     await fx.waitForConfirmed();
@@ -105,6 +122,7 @@ describe('Redis Cluster: the contract', () => {
     await fx.sql.query(`insert into jobs (job_id, days_online, budget) select 'while-down-' || g, 5, 1.00 from generate_series(1, 500) g`);
     consumer = await fx.startConsumer({ redisClusterNodes: [{ host: '127.0.0.1', port: cluster.nodes[1]!.port }] });
     consumer.events.on('resync-started', ({ cause }) => rebuilds.push(cause));
+    consumer.events.on('session-failed', ({ error }) => failures.push(error.message));
     await expectTableInRedis();
     expect(rebuilds).toEqual(['new-slot']);
   });
@@ -140,11 +158,14 @@ describe('Redis Cluster: the contract', () => {
     await Promise.all(lost.map((key) => reader.del(key)));
     consumer = await fx.startConsumer({ redisClusterNodes: [{ host: '127.0.0.1', port: cluster.nodes[2]!.port }] });
     consumer.events.on('resync-started', ({ cause }) => rebuilds.push(cause));
+    consumer.events.on('session-failed', ({ error }) => failures.push(error.message));
     await waitFor(() => rebuilds.includes('redis-went-back'), { message: 'a rebuild for the master that went back', timeoutMs: 60_000 });
     await expectTableInRedis();
   });
 
   it('rebuilds when a slot checkpoint is not the one this session wrote there (someone else wrote it) while streaming', async () => {
+    // A session that starts after the foreign write adopts it as that slot's checkpoint: the write must land while one streams.
+    await waitFor(() => consumer.health().streaming, { message: 'a streaming session' });
     const before = rebuilds.filter((cause) => cause === 'redis-went-back').length;
     const key = `${fx.config.keyPrefix}overwritten`;
     await reader.set(slotCheckpointKey(fx.config.keyPrefix, hashSlot(key)), '0/2#-1 ack=0/2 writer=someone');
@@ -152,6 +173,8 @@ describe('Redis Cluster: the contract', () => {
     await waitFor(() => rebuilds.filter((cause) => cause === 'redis-went-back').length > before, {
       message: 'a rebuild for the overwritten slot checkpoint',
       timeoutMs: 60_000,
+    }).catch((error: Error) => {
+      throw new Error(`${error.message}; rebuilds: ${rebuilds.join(', ')}; session failures: ${failures.join(' | ')}`);
     });
     await expectTableInRedis();
   });
@@ -160,6 +183,7 @@ describe('Redis Cluster: the contract', () => {
     await consumer.stop();
     consumer = await fx.startConsumer({ redisClusterNodes: [{ host: '127.0.0.1', port: cluster.nodes[0]!.port }], redisMinReplicas: 1 });
     consumer.events.on('resync-started', ({ cause }) => rebuilds.push(cause));
+    consumer.events.on('session-failed', ({ error }) => failures.push(error.message));
     const confirmedBy: number[] = [];
     let behind = 0;
     consumer.events.on('replicas-confirmed', ({ replicas }) => confirmedBy.push(replicas));
