@@ -88,6 +88,7 @@ export class CheckpointKeeper {
    */
   async write(writes: WriteBatch, checkpoint: IssuedCheckpoint): Promise<void> {
     const reply = await this.sink.write(writes, checkpoint);
+    if (reply.redirects > 0) this.events.emit('redis-redirected', { transactions: reply.redirects });
     if (reply.problem !== undefined) await this.reportProblem(reply.problem);
     await this.awaitReplicas(reply);
   }

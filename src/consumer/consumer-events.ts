@@ -41,6 +41,8 @@ export interface ConsumerEventMap {
   'resync-finished': [{ rowsWritten: number; deadLetters: number; staleKeysDeleted: number; durationMs: number; cause: RebuildCause }];
   /** Fewer replicas than --redis-min-replicas confirmed a write (WAIT): its acknowledgement is held. */
   'replicas-behind': [{ replicas: number; required: number }];
+  /** On a Redis Cluster, slot transactions of a batch sent again after MOVED, ASK, TRYAGAIN or CLUSTERDOWN. */
+  'redis-redirected': [{ transactions: number }];
   /** Enough replicas confirmed a write. */
   'replicas-confirmed': [{ replicas: number; required: number }];
   /**

@@ -106,6 +106,10 @@ export function makeConsumerMetrics(
   const permanentErrors = counter('permanent_errors_total', 'Errors retrying cannot cure, after which the consumer stopped.');
   const resyncRows = counter('resync_rows_written_total', 'Rows written by resyncs.');
   const truncates = counter('truncates_total', 'TRUNCATEs applied (every key under the prefix removed).');
+  const redirects = counter(
+    'redis_redirects_total',
+    'Redis Cluster slot transactions sent again after MOVED, ASK, TRYAGAIN or CLUSTERDOWN (resharding, failover).',
+  );
   const backpressure = gauge('backpressure', '1 while reading from PostgreSQL is paused because Redis writes are behind.');
   // Absent rather than 0 while unknown: 0 bytes of safe WAL would read as "about to be lost".
   const optionalGauge = (name: string, help: string): ((value: bigint | number | undefined) => void) => {
@@ -144,6 +148,7 @@ export function makeConsumerMetrics(
     acknowledgedLsn.set(Number(lsn));
   });
   events.on('dead-letter', () => deadLetters.inc());
+  events.on('redis-redirected', ({ transactions }) => redirects.inc(transactions));
   events.on('session-started', () => sessions.inc());
   events.on('session-failed', ({ error }) => {
     reconnects.inc();

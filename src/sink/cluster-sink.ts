@@ -66,8 +66,8 @@ export class ClusterSink implements Sink {
   private nextCheckedSlot = 0;
   /** Each slot's `SET <checkpoint key>` in RESP, made once. */
   private readonly checkpointHeads: Buffer[] = [];
-  /** Slot transactions sent again after a redirection, since the process started (a metric). */
-  redirects = 0;
+  /** Slot transactions sent again after a redirection, since the process started. */
+  private redirects = 0;
 
   constructor(
     cluster: Cluster,
@@ -106,6 +106,7 @@ export class ClusterSink implements Sink {
       headOf: (slot: number) => (this.checkpointHeads[slot] ??= checkpointHead(slotCheckpointKey(this.keyPrefix, slot))),
     };
     const nodes = new Set<string>();
+    const redirectsBefore = this.redirects;
     let problem: CheckpointProblem | undefined;
     try {
       problem = this.check(await this.writer.apply(batch.bytes, plan, slots, slotCheckpoint), checkpoint.text, nodes);
@@ -121,7 +122,7 @@ export class ClusterSink implements Sink {
     const { minReplicas, waitTimeoutMs } = this.settings;
     const replicas =
       checkpoint.waitForReplicas && minReplicas > 0 ? await this.writer.waitForReplicas(nodes, minReplicas, waitTimeoutMs) : undefined;
-    return { problem, replicas };
+    return { problem, replicas, redirects: this.redirects - redirectsBefore };
   }
 
   /** Each applied slot must have held the text this session wrote there last; it now holds `text`. */

@@ -40,7 +40,7 @@ export class RedisSink implements Sink {
 
   async write(batch: WriteBatch, checkpoint: CheckpointWrite): Promise<WriteOutcome> {
     const reply = await this.writer.write(batch, checkpoint.text, checkpoint.waitForReplicas);
-    return { problem: checkpointProblem(checkpoint.expectedPrevious, reply.previous), replicas: reply.replicas };
+    return { problem: checkpointProblem(checkpoint.expectedPrevious, reply.previous), replicas: reply.replicas, redirects: 0 };
   }
 
   waitForReplicas(minReplicas: number): Promise<number> {

@@ -30,6 +30,8 @@ export interface WriteOutcome {
   problem: CheckpointProblem | undefined;
   /** Replicas that confirmed within the WAIT timeout (on a cluster, the fewest of any master); undefined without WAIT. */
   replicas: number | undefined;
+  /** On a cluster, slot transactions sent again after MOVED, ASK, TRYAGAIN or CLUSTERDOWN; 0 on one Redis. */
+  redirects: number;
 }
 
 /** The checkpoint a sink read, with the text to show. */

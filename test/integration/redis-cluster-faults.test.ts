@@ -79,9 +79,10 @@ describe('Redis Cluster: faults', () => {
   async function startConsumer(fx: PipelineFixture, port: number): Promise<{ consumer: Consumer; rebuilds: string[]; progress: Progress }> {
     const consumer = await fx.startConsumer({ redisClusterNodes: [{ host: '127.0.0.1', port }] });
     const rebuilds: string[] = [];
-    const progress: Progress = { rows: 0, sessionFailures: [] };
+    const progress: Progress = { rows: 0, sessionFailures: [], redirected: 0 };
     consumer.events.on('resync-started', ({ cause }) => rebuilds.push(cause));
     consumer.events.on('batch-written', ({ rows }) => (progress.rows += rows));
+    consumer.events.on('redis-redirected', ({ transactions }) => (progress.redirected += transactions));
     consumer.events.on('session-failed', ({ error }) => progress.sessionFailures.push(error.message));
     await waitFor(() => fx.confirmedLsn(), { message: 'the consumer to create its slot' });
     return { consumer, rebuilds, progress };
@@ -113,6 +114,8 @@ describe('Redis Cluster: faults', () => {
       await load;
       await stopSingleChanges();
       expect(rowsDuringReshards).toBeGreaterThan(0);
+      // Rows streamed into slots that moved: the writer was redirected and followed (budget_cdc_redis_redirects_total).
+      expect(progress.redirected).toBeGreaterThan(0);
 
       await waitForConfirmedOrSay(fx, progress, rebuilds);
       const reader = await makeReader(cluster.nodes);
@@ -298,6 +301,8 @@ interface Progress {
   /** Rows the consumer wrote (batch-written). */
   rows: number;
   sessionFailures: string[];
+  /** Slot transactions the writer sent again after MOVED, ASK, TRYAGAIN or CLUSTERDOWN ('redis-redirected'). */
+  redirected: number;
 }
 
 /**
