@@ -1,7 +1,9 @@
 import { execFile } from 'node:child_process';
+import { readFile } from 'node:fs/promises';
 import { promisify } from 'node:util';
 import { findFreePort, isPortFree } from '../../src/local/free-port.js';
-import { startRedis, type RedisServer } from './redis-server.js';
+import { makeTemporaryDir, removeTemporaryDir, startRedis, type RedisServer } from './redis-server.js';
+import { makeCertificates, type CertificateFiles } from './redis-tls.js';
 import { waitFor } from './wait-for.js';
 import { withConnection } from './redis-probe.js';
 
@@ -44,6 +46,24 @@ export interface RedisClusterOptions {
   masters?: number;
   /** How many replicas follow each master; default 0. */
   replicasPerMaster?: number;
+  /**
+   * Default false. When true, each node also serves TLS on a port of its own (`tls.ports`), with a certificate for
+   * 127.0.0.1 signed by a CA made for the cluster, and the cluster bus and replication go over TLS too. The plain
+   * port stays, for this harness's probes and redis-cli.
+   */
+  tls?: boolean;
+}
+
+/** How a TLS client reaches a cluster started with `tls: true`. */
+export interface RedisClusterTls {
+  /** Each node's TLS port, in the order of `nodes`: CLUSTER SLOTS asked over TLS names these, not the plain ports. */
+  ports: number[];
+  /** Every TLS port as `127.0.0.1:port,127.0.0.1:port,...`, for REDIS_CLUSTER_NODES. */
+  seeds: string;
+  /** PEM of the CA that signed the nodes' certificate, for `tls: { ca }`. */
+  ca: string;
+  /** The file that holds `ca`, for NODE_EXTRA_CA_CERTS. */
+  caPath: string;
 }
 
 /** A node of the cluster; master or replica as `redis-cli --cluster create` and later failovers decide. */
@@ -55,6 +75,8 @@ export interface RedisCluster {
   nodes: RedisClusterNode[];
   /** Every node as `127.0.0.1:port,127.0.0.1:port,...`. */
   seeds: string;
+  /** With `tls: true` only. */
+  tls?: RedisClusterTls;
   /** Stops every node and removes their directories. */
   stop(): Promise<void>;
 }
@@ -73,13 +95,25 @@ export async function startRedisCluster(options: RedisClusterOptions = {}): Prom
     throw new Error(`replicasPerMaster is ${replicasPerMaster}: use an integer of 0 or more`);
   }
   const nodes: RedisServer[] = [];
+  // The certificates outlive a crashed node, which restarts with the same files.
+  let certificateDir: string | undefined;
   const stop = async () => {
     await Promise.all(nodes.map((node) => node.stop()));
+    if (certificateDir !== undefined) await removeTemporaryDir(certificateDir);
   };
 
   try {
     const nodeCount = masters * (1 + replicasPerMaster);
-    for (let index = 0; index < nodeCount; index += 1) nodes.push(await startClusterNode());
+    let tlsSettings: { files: CertificateFiles; ports: number[] } | undefined;
+    if (options.tls === true) {
+      certificateDir = await makeTemporaryDir('budget-cdc-redis-cluster-tls-');
+      tlsSettings = { files: await makeCertificates(certificateDir), ports: [] };
+    }
+    for (let index = 0; index < nodeCount; index += 1) {
+      const { server, tlsPort } = await startClusterNode(tlsSettings?.files);
+      nodes.push(server);
+      if (tlsPort !== undefined) tlsSettings?.ports.push(tlsPort);
+    }
     const addresses = nodes.map(({ port }) => `${HOST}:${port}`);
     await createCluster(addresses, replicasPerMaster);
     for (const node of nodes) {
@@ -90,7 +124,13 @@ export async function startRedisCluster(options: RedisClusterOptions = {}): Prom
           `and report cluster_state:ok with all ${SLOT_COUNT} slots assigned`,
       });
     }
-    return { nodes, seeds: addresses.join(','), stop };
+    const cluster: RedisCluster = { nodes, seeds: addresses.join(','), stop };
+    if (tlsSettings !== undefined) {
+      const { files, ports } = tlsSettings;
+      const seeds = ports.map((port) => `${HOST}:${port}`).join(',');
+      cluster.tls = { ports, seeds, ca: await readFile(files.ca, 'utf8'), caPath: files.ca };
+    }
+    return cluster;
   } catch (error) {
     await stop();
     throw error;
@@ -131,14 +171,30 @@ export async function clusterNodes(port: number): Promise<ClusterNodeEntry[]> {
     });
 }
 
-/** A cluster node on a port whose bus port (port + 10000) is valid and was free a moment ago. */
-async function startClusterNode(): Promise<RedisServer> {
+/**
+ * A cluster node on a port whose bus port (port + 10000) is valid and was free a moment ago; with `certificates`, also
+ * on a TLS port, which the bus and replication use too.
+ */
+async function startClusterNode(certificates?: CertificateFiles): Promise<{ server: RedisServer; tlsPort: number | undefined }> {
   let lastError: unknown;
   for (let attempt = 0; attempt < PORT_ATTEMPTS; attempt += 1) {
     const port = await findFreePort();
     if (port > MAX_NODE_PORT || !(await isPortFree(port + BUS_PORT_OFFSET))) continue;
+    const tlsPort = certificates === undefined ? undefined : await findFreePort();
+    const tlsArgs =
+      certificates === undefined || tlsPort === undefined
+        ? []
+        : [
+            ['--tls-port', String(tlsPort), '--tls-cluster', 'yes', '--tls-replication', 'yes'],
+            // With --tls-cluster the bus would listen on the TLS port + 10000, which may be out of range or taken:
+            // pinned to the plain port's, whose bus port was checked above.
+            ['--cluster-port', String(port + BUS_PORT_OFFSET)],
+            ['--tls-cert-file', certificates.cert, '--tls-key-file', certificates.key, '--tls-ca-cert-file', certificates.ca],
+            // Clients need no certificate; the bus still requires one from each node (the certificate is for clientAuth too).
+            ['--tls-auth-clients', 'no'],
+          ].flat();
     try {
-      return await startRedis({ port, extraArgs: NODE_ARGS });
+      return { server: await startRedis({ port, extraArgs: [...NODE_ARGS, ...tlsArgs] }), tlsPort };
     } catch (error) {
       // Another program may have taken either port since; startRedis has cleaned up, so try another.
       lastError = error;

@@ -19,7 +19,10 @@ const LOG_TAIL_CHARS = 3000;
 /** The server certificate's names: a client may reach it as rediss://127.0.0.1, rediss://[::1] or rediss://localhost. */
 const SERVER_NAMES = 'IP:127.0.0.1, IP:::1, DNS:localhost';
 
-/** openssl's settings for the CA and the server certificate; this file alone, so no system openssl.cnf matters. */
+/**
+ * openssl's settings for the CA and the server certificate; this file alone, so no system openssl.cnf matters. The
+ * certificate serves clients too: on a TLS cluster bus each node presents it to the others, which require it.
+ */
 const OPENSSL_CONFIG = `
 [req]
 distinguished_name = dn
@@ -31,7 +34,7 @@ subjectKeyIdentifier = hash
 [server]
 basicConstraints = critical, CA:FALSE
 keyUsage = critical, digitalSignature, keyEncipherment
-extendedKeyUsage = serverAuth
+extendedKeyUsage = serverAuth, clientAuth
 subjectAltName = ${SERVER_NAMES}
 `;
 /** A new P-256 key, unencrypted: quick to make, and redis-server reads it without a passphrase. */
@@ -89,14 +92,15 @@ export async function startTlsRedis(options: TlsRedisServerOptions = {}): Promis
   }
 }
 
-interface CertificateFiles {
+/** PEM files made by `makeCertificates`. */
+export interface CertificateFiles {
   ca: string;
   cert: string;
   key: string;
 }
 
 /** A CA, and a server certificate it signed for SERVER_NAMES, valid for two days; PEM files in `dir`. */
-async function makeCertificates(dir: string): Promise<CertificateFiles> {
+export async function makeCertificates(dir: string): Promise<CertificateFiles> {
   await writeFile(join(dir, 'openssl.cnf'), OPENSSL_CONFIG);
   // Run in `dir`: every file name below is relative to it, and no argument holds a space.
   const openssl = async (command: string): Promise<void> => {
