@@ -4,6 +4,7 @@ import { formatCheckpoint, isCovered, parseCheckpoint, type Checkpoint } from '.
 import { ClusterSlotMap } from './cluster-slot-map.js';
 import { HASH_SLOTS } from './hash-slot.js';
 import { slotCheckpointKey } from './internal-keys.js';
+import { connectMasters } from './redis-client.js';
 import type { StoredCheckpoint } from './sink.js';
 
 // The checkpoints of a key prefix on a Redis Cluster, one per hash slot (see ClusterSink), read and set
@@ -12,11 +13,13 @@ import type { StoredCheckpoint } from './sink.js';
 
 /** Every slot's checkpoint text, by slot (null where a slot has none). */
 export async function readSlotCheckpoints(cluster: Cluster, keyPrefix: string): Promise<Array<string | null>> {
+  await connectMasters(cluster);
   return Promise.all(Array.from({ length: HASH_SLOTS }, (_, slot) => cluster.get(slotCheckpointKey(keyPrefix, slot))));
 }
 
 /** Sets every slot's checkpoint to `text` (after a resync: every slot holds the table as of its position). */
 export async function writeSlotCheckpoints(cluster: Cluster, keyPrefix: string, text: string): Promise<void> {
+  await connectMasters(cluster);
   const replies = await Promise.all(Array.from({ length: HASH_SLOTS }, (_, slot) => cluster.set(slotCheckpointKey(keyPrefix, slot), text)));
   const refused = replies.find((reply) => reply !== 'OK');
   if (refused !== undefined) throw new RedisWriteError(`redis SET of a slot checkpoint answered ${String(refused)}`);
@@ -24,6 +27,7 @@ export async function writeSlotCheckpoints(cluster: Cluster, keyPrefix: string, 
 
 /** Removes every slot's checkpoint (a rebuild is asked for); returns how many existed. */
 export async function removeSlotCheckpoints(cluster: Cluster, keyPrefix: string): Promise<number> {
+  await connectMasters(cluster);
   const removed = await Promise.all(Array.from({ length: HASH_SLOTS }, (_, slot) => cluster.unlink(slotCheckpointKey(keyPrefix, slot))));
   return removed.reduce((sum, count) => sum + count, 0);
 }

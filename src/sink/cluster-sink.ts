@@ -4,8 +4,8 @@ import { SlottedWriteBatch } from './cluster-write-batch.js';
 import { checkpointHead, ClusterWriter, type AppliedSlots } from './cluster-writer.js';
 import { HASH_SLOTS } from './hash-slot.js';
 import { slotCheckpointKey } from './internal-keys.js';
-import type { RebuildCause, RebuildRequest } from './rebuild-record.js';
 import { RedisStore } from './redis-store.js';
+import { StoreBackedSink } from './store-backed-sink.js';
 import { connectionSettingsOf } from './redis-target.js';
 import type { CheckpointProblem, CheckpointWrite, Sink, StoredCheckpoint, WriteOutcome } from './sink.js';
 import { SlotPlan } from './slot-plan.js';
@@ -39,7 +39,7 @@ export interface ClusterSinkSettings {
  * Batches are applied one after another: a slot's transaction that is redirected (MOVED, ASK, TRYAGAIN) is
  * sent again before the next batch's, so a slot never gets an older checkpoint after a newer one.
  */
-export class ClusterSink implements Sink {
+export class ClusterSink extends StoreBackedSink implements Sink {
   /**
    * 16 MiB: a batch costs a transaction per hash slot it touches, and a larger one shares each slot's among more
    * rows (bench/measure-cluster-designs.ts; with --batch-size, which defaults to 60,000 on a cluster). Measured end
@@ -51,7 +51,6 @@ export class ClusterSink implements Sink {
    * one ready, while the consumer builds the next.
    */
   readonly maxQueuedBatches = 2;
-  readonly store: RedisStore;
   private readonly writer: ClusterWriter;
   /** The checkpoint text each slot must hold: the one read at the session's start, or written since. */
   private readonly slotTexts: Array<string | null> = new Array<string | null>(HASH_SLOTS).fill(null);
@@ -75,15 +74,11 @@ export class ClusterSink implements Sink {
     slotName: string,
     private readonly settings: ClusterSinkSettings,
   ) {
-    this.store = new RedisStore(cluster, keyPrefix, slotName);
+    super(new RedisStore(cluster, keyPrefix, slotName));
     this.writer = new ClusterWriter(
       { seeds: settings.seeds, connection: connectionSettingsOf(cluster.options.redisOptions ?? {}) },
       `budget-cdc-writer-${slotName}`,
     );
-  }
-
-  get keyPrefix(): string {
-    return this.store.keyPrefix;
   }
 
   newBatch(): WriteBatch {
@@ -199,42 +194,10 @@ export class ClusterSink implements Sink {
     return undefined;
   }
 
-  requestRebuild(request: RebuildRequest): Promise<void> {
-    return this.store.requestRebuild(request);
-  }
-
-  readRebuildRequest(): Promise<RebuildRequest | undefined> {
-    return this.store.readRebuildRequest();
-  }
-
-  recordRebuild(cause: RebuildCause, detail: string): Promise<void> {
-    return this.store.recordRebuild(cause, detail);
-  }
-
-  writeResyncProgress(progress: { totalRows: number; rowsDone: number }): Promise<void> {
-    return this.store.writeResyncProgress(progress);
-  }
-
-  deleteKeysUnderPrefix(): Promise<number> {
-    return this.store.deleteKeysUnderPrefix();
-  }
-
-  scanKeysUnderPrefix(): AsyncGenerator<string[]> {
-    return this.store.scanKeysUnderPrefix();
-  }
-
-  deleteKeys(keys: string[]): Promise<number> {
-    return this.store.deleteKeys(keys);
-  }
-
   /** As RedisSink#closeEarlierWriters, on every master: an earlier owner's writer has a connection to each. */
   closeEarlierWriters(): Promise<number> {
     this.writer.close();
     return this.store.closeConnectionsNamed(this.writer.writerName);
-  }
-
-  reconnectIfEnded(): Promise<void> {
-    return this.store.reconnectIfEnded();
   }
 
   close(): void {

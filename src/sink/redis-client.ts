@@ -118,8 +118,12 @@ export async function connectRedis(target: RedisTarget, logger: Logger): Promise
   redis.on('error', remember);
   redis.on('node error', rememberNode);
   try {
-    if (redis instanceof Cluster) await connectCluster(redis, () => lastNodeError);
-    else await redis.connect();
+    if (redis instanceof Cluster) {
+      await connectCluster(redis, () => lastNodeError);
+      await connectMasters(redis);
+    } else {
+      await redis.connect();
+    }
     return redis;
   } catch (error) {
     redis.disconnect();
@@ -172,6 +176,41 @@ function clusterCause(client: RedisClient, cause: unknown): Error | undefined {
 
 /** ioredis's message when a connection closes under a command (utils CONNECTION_CLOSED_ERROR_MSG). */
 const CONNECTION_CLOSED = 'Connection is closed.';
+
+/** How long connectMasters waits for a master's connection. */
+const MASTER_READY_TIMEOUT_MS = 10_000;
+
+/**
+ * Opens every master's connection and waits until each is ready. Without an offline queue, ioredis refuses a
+ * command routed to a master whose connection is still being opened ("Connection is closed."), and it opens one
+ * only on the first command sent there: 16,384 checkpoint reads sent at once failed on every master but the first.
+ */
+export async function connectMasters(cluster: Cluster): Promise<void> {
+  await Promise.all(
+    cluster.nodes('master').map(async (node) => {
+      if (node.status === 'ready') return;
+      if (node.status === 'wait') {
+        await node.connect();
+        return;
+      }
+      await new Promise<void>((resolve, reject) => {
+        const timer = setTimeout(() => {
+          node.off('ready', ready);
+          reject(
+            new Error(
+              `the Redis Cluster master ${node.options.host}:${node.options.port} was not ready within ${MASTER_READY_TIMEOUT_MS / 1000} s`,
+            ),
+          );
+        }, MASTER_READY_TIMEOUT_MS);
+        const ready = (): void => {
+          clearTimeout(timer);
+          resolve();
+        };
+        node.once('ready', ready);
+      });
+    }),
+  );
+}
 
 /**
  * The servers that each hold a part of the keys: the client itself, or every master of a cluster. For what a

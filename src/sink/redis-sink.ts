@@ -1,8 +1,8 @@
 import type { Redis } from 'ioredis';
 import { BatchWriter, type WriterSettings } from './batch-writer.js';
 import type { Checkpoint } from './checkpoint.js';
-import type { RebuildCause, RebuildRequest } from './rebuild-record.js';
 import { RedisStore } from './redis-store.js';
+import { StoreBackedSink } from './store-backed-sink.js';
 import { connectionSettingsOf } from './redis-target.js';
 import type { CheckpointProblem, CheckpointWrite, Sink, StoredCheckpoint, WriteOutcome } from './sink.js';
 import { WriteBatch } from './write-batch.js';
@@ -12,26 +12,21 @@ import { WriteBatch } from './write-batch.js';
  * rest through RedisStore (ioredis). Callers order the two: a TRUNCATE's scan starts only after every
  * earlier batch is confirmed. Nothing here acknowledges anything to PostgreSQL.
  */
-export class RedisSink implements Sink {
+export class RedisSink extends StoreBackedSink implements Sink {
   /** 1 MiB: enough to amortize a round trip, small enough that memory stays flat whatever the values. */
   readonly batchBytes = 1 << 20;
   /** Pipelined on the writer connection: Redis works on one while the next ones are on the way. */
   readonly maxQueuedBatches = 4;
-  readonly store: RedisStore;
   private readonly writer: BatchWriter;
 
   constructor(redis: Redis, keyPrefix: string, slotName: string, writerSettings: Omit<WriterSettings, 'connection'>) {
-    this.store = new RedisStore(redis, keyPrefix, slotName);
+    super(new RedisStore(redis, keyPrefix, slotName));
     // Client names take no spaces; slot names are plain SQL names.
     this.writer = new BatchWriter(
       { ...writerSettings, connection: connectionSettingsOf(redis.options) },
       this.store.checkpointKey,
       `budget-cdc-writer-${slotName}`,
     );
-  }
-
-  get keyPrefix(): string {
-    return this.store.keyPrefix;
   }
 
   newBatch(): WriteBatch {
@@ -64,34 +59,6 @@ export class RedisSink implements Sink {
     return checkpointProblem(expected, await this.store.readCheckpointText());
   }
 
-  requestRebuild(request: RebuildRequest): Promise<void> {
-    return this.store.requestRebuild(request);
-  }
-
-  readRebuildRequest(): Promise<RebuildRequest | undefined> {
-    return this.store.readRebuildRequest();
-  }
-
-  recordRebuild(cause: RebuildCause, detail: string): Promise<void> {
-    return this.store.recordRebuild(cause, detail);
-  }
-
-  writeResyncProgress(progress: { totalRows: number; rowsDone: number }): Promise<void> {
-    return this.store.writeResyncProgress(progress);
-  }
-
-  deleteKeysUnderPrefix(): Promise<number> {
-    return this.store.deleteKeysUnderPrefix();
-  }
-
-  scanKeysUnderPrefix(): AsyncGenerator<string[]> {
-    return this.store.scanKeysUnderPrefix();
-  }
-
-  deleteKeys(keys: string[]): Promise<number> {
-    return this.store.deleteKeys(keys);
-  }
-
   /**
    * Closes the batch writer connections of earlier owners of the slot (CLIENT KILL), this process's own
    * included: a process killed with batches still in Redis's socket buffer would otherwise have them
@@ -101,10 +68,6 @@ export class RedisSink implements Sink {
   closeEarlierWriters(): Promise<number> {
     this.writer.close();
     return this.store.closeConnectionsNamed(this.writer.writerName);
-  }
-
-  reconnectIfEnded(): Promise<void> {
-    return this.store.reconnectIfEnded();
   }
 
   close(): void {

@@ -20,6 +20,7 @@ import {
   type RedisCluster,
   type RedisClusterNode,
 } from '../support/redis-cluster.js';
+import { changeSingleRows } from '../support/crash-scenario.js';
 import { compareRedisWithTable, expectedFromTable, findDifferences } from '../support/table-oracle.js';
 import { waitFor } from '../support/wait-for.js';
 
@@ -29,7 +30,6 @@ import { waitFor } from '../support/wait-for.js';
 
 const SECOND = 1000;
 /** Rows changed one at a time, over and over, while a fault happens: writes that land in the slots being moved. */
-const SINGLE_JOBS = 300;
 /** kill -9 of the consumer, each at a random moment after it acknowledged something. */
 const KILLS = 4;
 
@@ -343,28 +343,6 @@ async function loadJobs(databaseUrl: string, name: string, rows: number): Promis
       `${name}-%`,
     ]);
     await client.query(`delete from jobs where id % 13 = 0 and job_id like $1`, [`${name}-%`]);
-  } finally {
-    await client.end();
-  }
-}
-
-/** Upserts and deletes of a few hundred jobs, one commit at a time, while `running()`. */
-async function changeSingleRows(databaseUrl: string, running: () => boolean): Promise<void> {
-  const client = new pg.Client({ connectionString: databaseUrl });
-  await client.connect();
-  try {
-    for (let n = 0; running(); n++) {
-      const id = `single-${(n * 7) % SINGLE_JOBS}`;
-      if (n % 11 === 10) await client.query('delete from jobs where job_id = $1', [id]);
-      else
-        await client.query(
-          `insert into jobs (job_id, days_online, budget) values ($1, $2, $3)
-           on conflict (job_id) do update set budget = excluded.budget, days_online = excluded.days_online`,
-          [id, 1 + (n % 9), ((n * 7919) % 100_000) / 100],
-        );
-      // Paced, so that these commits leave the bulk loads and the consumer their share of the two cores.
-      await new Promise((resolve) => setTimeout(resolve, 5));
-    }
   } finally {
     await client.end();
   }

@@ -152,8 +152,11 @@ async function copyRows(databaseUrl: string, rows: number): Promise<void> {
   }
 }
 
-/** Inserts, updates and deletes of single rows, one commit every few milliseconds, while `running()`. */
-async function changeSingleRows(databaseUrl: string, running: () => boolean): Promise<void> {
+/**
+ * Inserts, updates and deletes of single rows, one commit every few milliseconds, while `running()`: paced, so that
+ * they leave bulk loads and the consumer their share of two cores. Also used by the cluster fault tests.
+ */
+export async function changeSingleRows(databaseUrl: string, running: () => boolean): Promise<void> {
   const client = new pg.Client({ connectionString: databaseUrl });
   await client.connect();
   try {
