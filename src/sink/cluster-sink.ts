@@ -33,8 +33,9 @@ export interface ClusterSinkSettings {
  *
  * Rollback detection, as on a single Redis, slot by slot: each slot's checkpoint must be the one this session
  * wrote there last (else it lost its state or went back in time). Every write that carries an acknowledgement
- * then moves one slot's checkpoint on every master, once the batch's other writes are applied, so a master that lost an acknowledged write (a failover to a replica that missed it) holds no checkpoint that
- * new: the start of a session compares that with the slot's confirmed position (summarizeSlotCheckpoints).
+ * then moves one slot's checkpoint on every master, once the batch's other writes are applied, so a master that
+ * lost an acknowledged write (a failover to a replica that missed it) holds no checkpoint that new: the start of a
+ * session compares that with the slot's confirmed position (summarizeSlotCheckpoints).
  *
  * Batches are applied one after another: a slot's transaction that is redirected (MOVED, ASK, TRYAGAIN) is
  * sent again before the next batch's, so a slot never gets an older checkpoint after a newer one.
