@@ -1,6 +1,6 @@
 import type { Config, HealthConfig } from '../config.js';
 import { startObservedConsumer } from './observed-consumer.js';
-import { checkConnection } from '../db/check-database.js';
+import { checkConnection, checkStreamingPrerequisites } from '../db/check-database.js';
 import { withDatabase } from '../db/database.js';
 import { migrate } from '../db/migrate.js';
 import { startHttpServer } from '../ops/http-server.js';
@@ -29,6 +29,8 @@ export async function runPipeline(config: Config, health: HealthConfig, logger: 
   // idempotent and takes the migrator's lock, so several consumers starting at once are safe.
   const migrated = await withDatabase(config.databaseUrl, async (db) => {
     await checkConnection(db, config.databaseUrl);
+    // Before any DDL: a server that cannot stream must not be left with our tables and publication.
+    await checkStreamingPrerequisites(db, config.slotName);
     return migrate(db, config.publicationName);
   });
   if (migrated.applied.length > 0 || migrated.publication !== 'unchanged') {
