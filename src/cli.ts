@@ -70,6 +70,7 @@ status and inspect add their own above.
 const COMMANDS = ['start', 'demo', 'migrate', 'run', 'load', 'status', 'inspect', 'resync', 'dead-letters'];
 
 export async function main(argv: string[]): Promise<number> {
+  exitQuietlyWhenStdoutCloses();
   let parsed;
   try {
     parsed = parseArgs({
@@ -135,6 +136,8 @@ export async function main(argv: string[]): Promise<number> {
   try {
     // start and demo find their servers themselves: DATABASE_URL is not required.
     if (command === 'start') {
+      // start owns local servers that an exit here would orphan; it stops them on Ctrl-C or SIGTERM.
+      stdoutClosedAction = 'ignore';
       const [{ runQuickstart }, { makeLogger }] = await Promise.all([import('./commands/start.js'), import('./logger.js')]);
       return await runQuickstart(options, makeLogger(loadLogLevel(options)), process.stdout);
     }
@@ -166,6 +169,24 @@ export async function main(argv: string[]): Promise<number> {
     const message = error instanceof Error ? error.message : String(error);
     return fail(message.split('\n')[0] ?? message, EXIT_FAILURE);
   }
+}
+
+/**
+ * `budget-cdc demo | head`: once the reader has what it wanted and closes the pipe, the next write fails with
+ * EPIPE, which would otherwise end the process with a stack trace. The output was cut short on purpose, so
+ * this exits at once and quietly, as `yes | head` does (exit 0: a shell's pipefail should not report the
+ * reader's choice). Registered once per process: main() runs once per process in bin/, many times in tests.
+ */
+let stdoutClosedAction: 'exit' | 'ignore' = 'exit';
+
+function exitQuietlyWhenStdoutCloses(): void {
+  if (process.stdout.listeners('error').includes(onStdoutError)) return;
+  process.stdout.on('error', onStdoutError);
+}
+
+function onStdoutError(error: NodeJS.ErrnoException): void {
+  if (error.code !== 'EPIPE') throw error;
+  if (stdoutClosedAction === 'exit') process.exit(EXIT_OK);
 }
 
 function fail(message: string, code: number): number {

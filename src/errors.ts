@@ -71,13 +71,27 @@ const CONNECTION_HINTS: Record<string, string> = {
   ETIMEDOUT: 'connection timed out',
   EHOSTUNREACH: 'host unreachable',
   '28P01': 'password authentication failed',
-  '28000': 'authentication rejected (pg_hba.conf)',
   '3D000': 'the database does not exist',
 };
+
+/**
+ * PostgreSQL answers 28000 (invalid_authorization_specification) for a missing role, a role without LOGIN and a
+ * pg_hba.conf rejection alike; only the message tells them apart, and each has its own fix.
+ */
+function describeAuthorizationError(message: string): string {
+  const missingRole = /role "(.*)" does not exist/.exec(message);
+  if (missingRole !== null) {
+    return `role "${missingRole[1]}" does not exist: create it ("budget-cdc migrate --create-role ${missingRole[1]}" as a superuser) or use an existing role`;
+  }
+  const noLogin = /role "(.*)" is not permitted to log in/.exec(message);
+  if (noLogin !== null) return `role "${noLogin[1]}" may not log in: ALTER ROLE ${noLogin[1]} LOGIN, or use another role`;
+  return `authentication rejected (${message}): allow this user, database and address in pg_hba.conf`;
+}
 
 /** Builds a one-line ConnectionError naming the server, the cause and the setting to fix. */
 export function connectionError(service: 'PostgreSQL' | 'Redis', target: string, setting: string, error: unknown): ConnectionError {
   const code = (error as { code?: string }).code;
-  const detail = (code !== undefined && CONNECTION_HINTS[code]) || (error instanceof Error ? error.message : String(error));
+  const message = error instanceof Error ? error.message : String(error);
+  const detail = code === '28000' ? describeAuthorizationError(message) : (code !== undefined && CONNECTION_HINTS[code]) || message;
   return new ConnectionError(`cannot connect to ${service} at ${target}: ${detail}; check ${setting}`, { cause: error });
 }

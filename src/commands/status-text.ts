@@ -1,5 +1,7 @@
 import { describeFailing } from '../ops/failure-tracker.js';
 import type { PublishedRole } from '../ops/published-role.js';
+import { formatLsn } from '../lsn.js';
+import { parseCheckpoint } from '../sink/checkpoint.js';
 import { REBUILD_CAUSES, type RebuildCause, type RebuildHistory } from '../sink/rebuild-record.js';
 import type { StatusReport } from './status.js';
 
@@ -24,10 +26,11 @@ export function formatStatus(report: StatusReport): string {
   }
   lines.push(
     redis.reachable
-      ? `redis ${redis.url}: reachable; checkpoint ${redis.checkpoint ?? 'none (the consumer loads Redis from the table)'}; dead letters ${redis.deadLetters}` +
+      ? `redis ${redis.url}: reachable; dead letters ${redis.deadLetters}` +
           (redis.eviction === null ? '' : `; maxmemory-policy ${redis.eviction.policy}, evicted keys ${redis.eviction.evictedKeys}`)
       : `redis ${redis.url}: unreachable (${redis.error})`,
   );
+  if (redis.reachable) lines.push(`  ${describeCheckpoint(redis.checkpoint)}`);
   if (redis.reachable) {
     lines.push(`consumers: ${report.consumers.length === 0 ? 'none running' : report.consumers.map(formatConsumer).join('; ')}`);
   }
@@ -39,6 +42,29 @@ export function formatStatus(report: StatusReport): string {
   if (redis.rebuilds !== null) lines.push(formatRebuilds(redis.rebuilds));
   lines.push(health.exitCode === 0 ? 'healthy' : `unhealthy (exit ${health.exitCode}): ${health.problems.join('; ')}`);
   return lines.join('\n');
+}
+
+/**
+ * "checkpoint: last change in Redis 0/6C41D98#-1 (…)": the stored text is kept whole (it is what logs and --json
+ * show, and what an operator searches for), followed by what its parts mean.
+ */
+export function describeCheckpoint(text: string | null): string {
+  if (text === null) return 'checkpoint: none (the consumer loads Redis from the table, then streams)';
+  let checkpoint;
+  try {
+    checkpoint = parseCheckpoint(text);
+  } catch {
+    // A cluster's summary of its slots' checkpoints, or a form this version does not know: shown as it is.
+    return `checkpoint: ${text}`;
+  }
+  const commit = formatLsn(checkpoint.commitLsn);
+  const position =
+    checkpoint.index === -1
+      ? `#-1: Redis holds every transaction committed before ${commit}, none of that one`
+      : `#${checkpoint.index}: Redis holds every transaction committed before ${commit} and changes 0 to ${checkpoint.index} of that one`;
+  const acknowledged = checkpoint.ackLsn === undefined ? '' : `, acknowledged to PostgreSQL up to ${formatLsn(checkpoint.ackLsn)} at most`;
+  const writer = checkpoint.writer === undefined ? '' : `, written by consumer session ${checkpoint.writer}`;
+  return `checkpoint: last change in Redis ${commit} (${position})${acknowledged}${writer}`;
 }
 
 const REBUILD_CAUSE_TEXT: Record<RebuildCause, string> = {

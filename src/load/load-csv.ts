@@ -122,6 +122,14 @@ function toLoadError(error: unknown, sourceName: string): LoadError {
     );
     const text = oneLine(error.message + (notes.length > 0 ? ` (${notes.join('; ')})` : ''));
     const at = line === undefined ? sourceName : `${sourceName}, line ${line}`;
+    // 42501 insufficient_privilege: the input may be fine; the role is what has to change.
+    if (error.code === '42501') {
+      return new LoadError(
+        `${at}: ${text}; nothing was loaded: GRANT INSERT ON jobs TO this role, or load as a role that can write to jobs (the consumer's role only reads)`,
+        line,
+        { cause: error },
+      );
+    }
     return new LoadError(`${at}: ${text}; nothing was loaded, fix the input and load it again`, line, { cause: error });
   }
   return new LoadError(`${sourceName}: load failed, nothing was loaded: ${messageOf(error)}`, undefined, { cause: error });
