@@ -5,7 +5,7 @@ import { formatCheckpoint, parseCheckpoint, type Checkpoint } from '../sink/chec
 import type { CheckpointProblem, CheckpointWrite, Sink, WriteOutcome } from '../sink/sink.js';
 import type { WriteBatch } from '../sink/write-batch.js';
 import type { ConsumerEvents } from './consumer-events.js';
-import { RedisStateLostError, RedisWentBackError } from './session-errors.js';
+import { RebuildRequestedError, RedisStateLostError, RedisWentBackError } from './session-errors.js';
 
 // The checkpoint one session writes, in stream order: what each write sets, what Redis must hold just before
 // it (so a checkpoint that vanished or went back is noticed), and which acknowledged positions a write already
@@ -104,7 +104,7 @@ export class CheckpointKeeper {
     const quietBefore = quiet();
     this.sink.checkCheckpoint(expected).then(
       (problem) => {
-        if (problem?.kind === 'lost') fail(new RedisStateLostError());
+        if (problem?.kind === 'lost') this.lostError().then(fail, fail);
         else if (problem !== undefined && quietBefore && issued === this.writesIssued && quiet()) {
           this.reportProblem(problem).catch(fail);
         }
@@ -115,8 +115,14 @@ export class CheckpointKeeper {
 
   /** Throws the problem's error; a checkpoint that went back first asks for a rebuild. */
   private async reportProblem(problem: CheckpointProblem): Promise<never> {
-    if (problem.kind === 'lost') throw new RedisStateLostError();
+    if (problem.kind === 'lost') throw await this.lostError();
     return this.wentBack(problem.expected, problem.found);
+  }
+
+  /** The checkpoint vanished: a resync someone asked for (budget-cdc resync), or Redis lost its state. */
+  private async lostError(): Promise<Error> {
+    const request = await this.sink.readRebuildRequest().catch(() => undefined);
+    return request?.cause === 'requested' ? new RebuildRequestedError(request.detail) : new RedisStateLostError();
   }
 
   /**

@@ -10,7 +10,7 @@ import { connectRedis, type RedisClient } from '../sink/redis-client.js';
 import { RedisSink } from '../sink/redis-sink.js';
 import { makeConsumerEvents, SESSION_PROGRESS_MS, type ConsumerEvents } from './consumer-events.js';
 import { ConsumerSession } from './consumer-session.js';
-import { StandbyError } from './session-errors.js';
+import { RebuildRequestedError, StandbyError } from './session-errors.js';
 import { permanentErrorMessage } from './error-kind.js';
 
 const RETRY_MIN_MS = 250;
@@ -125,6 +125,11 @@ export async function startConsumer(
           }
           activeConsumer = error.activeConsumer;
           await pause(STANDBY_POLL_MS);
+          continue;
+        }
+        if (error instanceof RebuildRequestedError) {
+          // Asked for (budget-cdc resync), not an incident: no error log, no reconnect counted, no delay.
+          sessionLogger.info({ detail: error.detail }, 'rebuild requested: starting a session that rebuilds Redis from the table');
           continue;
         }
         const cause = error instanceof Error ? error : new Error(String(error));

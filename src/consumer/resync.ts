@@ -50,6 +50,9 @@ export async function resyncFromSnapshot(options: {
     // Stale keys first: every key written below is alive in the snapshot, so only keys that were there
     // before need checking, and on a first start or after Redis lost its state there are none.
     const staleKeysDeleted = await deleteStaleKeys(client, sink);
+    // The dead letters are the table's unprocessable rows as of this snapshot, set aside again below: kept, they
+    // would be listed once more at every rebuild.
+    await sink.resetDeadLetters();
     const alive = `from jobs where created_at + days_online * interval '1 day' > clock_timestamp()`;
     const count = await client.query<{ n: string }>(`select count(*)::text as n ${alive}`);
     const progress: ResyncProgress = { totalRows: Number(count.rows[0]!.n), rowsDone: 0 };

@@ -35,3 +35,14 @@ export class RedisStateLostError extends Error {
     super('Redis lost its state (the checkpoint key vanished: restart without persistence or FLUSHALL); resyncing from the table');
   }
 }
+
+/**
+ * The checkpoint was removed on purpose by `budget-cdc resync`: the next session rebuilds Redis from the table.
+ * Not a failure: the consumer starts that session at once, logs it at info, and counts no reconnect.
+ */
+export class RebuildRequestedError extends Error {
+  override name = 'RebuildRequestedError';
+  constructor(readonly detail: string) {
+    super(`a rebuild from the table was requested (${detail}): starting a session that rebuilds Redis`);
+  }
+}

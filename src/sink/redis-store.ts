@@ -209,6 +209,11 @@ export class RedisStore {
     return this.redis.unlink(...keys);
   }
 
+  /** Empties the dead letters: a rebuild from the table sets aside again every row it cannot process. */
+  async resetDeadLetters(): Promise<void> {
+    await this.redis.unlink(this.deadLetterKey);
+  }
+
   /** The newest dead letters first, as stored (JSON strings). */
   async readDeadLetters(limit: number): Promise<string[]> {
     return this.redis.lrange(this.deadLetterKey, 0, limit - 1);

@@ -76,6 +76,8 @@ export interface Sink {
   /** Counts a finished rebuild by cause and clears the request. */
   recordRebuild(cause: RebuildCause, detail: string): Promise<void>;
   writeResyncProgress(progress: { totalRows: number; rowsDone: number }): Promise<void>;
+  /** Empties the dead letters, before a rebuild sets aside again the rows it cannot process. */
+  resetDeadLetters(): Promise<void>;
   /** Deletes every job key (TRUNCATE); returns how many. */
   deleteKeysUnderPrefix(): Promise<number>;
   /** The job keys, a page at a time. */

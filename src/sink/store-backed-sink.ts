@@ -40,6 +40,10 @@ export abstract class StoreBackedSink {
     return this.store.deleteKeys(keys);
   }
 
+  resetDeadLetters(): Promise<void> {
+    return this.store.resetDeadLetters();
+  }
+
   reconnectIfEnded(): Promise<void> {
     return this.store.reconnectIfEnded();
   }

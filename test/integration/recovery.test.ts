@@ -113,6 +113,32 @@ describe('recovery', () => {
     expect((await fx.getJob('pre-5'))!.budget).toBe('0.05');
   });
 
+  it('a requested resync is no incident: no session failure, and its dead letters replace the ones before', async () => {
+    const deadLetterKey = `budget-cdc:dead-letters:${fx.config.slotName}`;
+    await fx.redis.del(deadLetterKey);
+    await fx.sql.query(`insert into jobs (job_id, days_online, budget) values ('resync-nan-1', 2, 'NaN'), ('resync-nan-2', 2, 'NaN')`);
+    await fx.waitForConfirmed();
+    expect(await fx.redis.llen(deadLetterKey)).toBe(2);
+    const failures: string[] = [];
+    consumer.events.on('session-failed', ({ error }) => failures.push(error.message));
+    const env = {
+      ...process.env,
+      DATABASE_URL: fx.config.databaseUrl,
+      REDIS_URL: fx.config.redisUrl,
+      BUDGET_CDC_SLOT: fx.config.slotName,
+      BUDGET_CDC_KEY_PREFIX: fx.config.keyPrefix,
+    };
+    for (let round = 1; round <= 2; round++) {
+      const { stdout } = await promisify(execFile)(process.execPath, ['bin/budget-cdc.js', 'resync'], { env, timeout: 60_000 });
+      expect(stdout).toMatch(/resync finished/);
+      // The rebuild set the two rows aside again, in place of the letters before it.
+      expect(await fx.redis.llen(deadLetterKey)).toBe(2);
+    }
+    expect(failures).toEqual([]);
+    await fx.sql.query(`delete from jobs where job_id like 'resync-nan-%'`);
+    await expectRedisMatchesTable();
+  });
+
   it('recreates a dropped slot and resyncs, losing nothing written meanwhile', async () => {
     let resyncsFinished = 0;
     consumer.events.on('resync-finished', () => resyncsFinished++);
