@@ -57,7 +57,10 @@ options (flag, then environment variable, then default):
   --max-lag-seconds N  /readyz and status: unhealthy above this lag, BUDGET_CDC_MAX_LAG_SECONDS; default 300
   --data-dir PATH      start and demo: folder of the local servers' data, BUDGET_CDC_DATA_DIR; default .budget-cdc
   --create-role NAME   migrate: create or update the consumer's role NAME
-  --role-password PW   migrate --create-role: its password, BUDGET_CDC_ROLE_PASSWORD; default none
+  --role-password-file PATH
+                       migrate --create-role: a file holding its password (one trailing line break ignored);
+                       or BUDGET_CDC_ROLE_PASSWORD; default none (no password)
+  --role-password PW   the same on the command line, where ps and shell history show it: avoid
   --rows N             demo: how many jobs; default 100000
   --json               status, inspect and dead-letters: print JSON
   --limit N            dead-letters: how many to print; default 100
@@ -96,6 +99,7 @@ export async function main(argv: string[]): Promise<number> {
         'data-dir': { type: 'string' },
         'create-role': { type: 'string' },
         'role-password': { type: 'string' },
+        'role-password-file': { type: 'string' },
         rows: { type: 'string', default: String(DEFAULT_DEMO_ROWS) },
         json: { type: 'boolean', default: false },
         limit: { type: 'string', default: '100' },
@@ -132,7 +136,14 @@ export async function main(argv: string[]): Promise<number> {
     maxLagSeconds: values['max-lag-seconds'],
     dataDir: values['data-dir'],
     rolePassword: values['role-password'],
+    rolePasswordFile: values['role-password-file'],
   };
+  if (values['role-password'] !== undefined) {
+    process.stderr.write(
+      'budget-cdc: warning: --role-password is visible to every user of this machine (ps) and stays in shell history; ' +
+        'pass --role-password-file PATH or set BUDGET_CDC_ROLE_PASSWORD instead\n',
+    );
+  }
   try {
     // start and demo find their servers themselves: DATABASE_URL is not required.
     if (command === 'start') {

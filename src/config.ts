@@ -1,3 +1,4 @@
+import { readFileSync } from 'node:fs';
 import { ConfigError } from './errors.js';
 import {
   checkLogLevel,
@@ -30,6 +31,7 @@ export interface ConfigOptions {
   maxLagSeconds?: string | undefined;
   dataDir?: string | undefined;
   rolePassword?: string | undefined;
+  rolePasswordFile?: string | undefined;
 }
 
 /** Resolved, validated settings. The only place that reads the environment is `loadConfig`. */
@@ -330,8 +332,34 @@ export function loadQuickstartConfig(options: ConfigOptions, env: NodeJS.Process
   });
 }
 
-/** The password of the role `migrate --create-role` creates (--role-password, BUDGET_CDC_ROLE_PASSWORD); undefined when not given. */
+/**
+ * The password of the role `migrate --create-role` creates: --role-password, else --role-password-file, else
+ * BUDGET_CDC_ROLE_PASSWORD; undefined when none is given.
+ */
 export function loadRolePassword(options: ConfigOptions, env: NodeJS.ProcessEnv = process.env): string | undefined {
-  const password = options.rolePassword ?? env.BUDGET_CDC_ROLE_PASSWORD;
+  if (options.rolePassword !== undefined && options.rolePasswordFile !== undefined) {
+    throw new ConfigError('--role-password-file', '--role-password and --role-password-file both give the password: keep one');
+  }
+  const password =
+    options.rolePassword ??
+    (options.rolePasswordFile === undefined ? undefined : readSecretFile('--role-password-file', options.rolePasswordFile)) ??
+    env.BUDGET_CDC_ROLE_PASSWORD;
   return password === '' ? undefined : password;
+}
+
+/**
+ * A password kept in a file (a Docker or Kubernetes secret, a file readable by its owner only), so that it is
+ * never on a command line, where `ps` and shell history show it. One trailing line break is not part of it.
+ */
+export function readSecretFile(flag: string, path: string): string {
+  let text;
+  try {
+    text = readFileSync(path, 'utf8');
+  } catch (error) {
+    const reason = (error as NodeJS.ErrnoException).code === 'ENOENT' ? 'no such file' : (error as Error).message;
+    throw new ConfigError(flag, `${flag} ${path}: cannot read it (${reason}): give a file holding the password`);
+  }
+  const secret = text.replace(/\r?\n$/, '');
+  if (secret === '') throw new ConfigError(flag, `${flag} ${path} is empty: write the password into it`);
+  return secret;
 }

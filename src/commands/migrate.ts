@@ -11,7 +11,7 @@ import { EXIT_OK } from './exit-codes.js';
 // Role names reach SQL (quoted anyway): the same rule as slot and publication names.
 const ROLE_NAME = /^[a-z_][a-z0-9_]{0,62}$/;
 
-/** `budget-cdc migrate [--create-role NAME [--role-password PW]]`: the schema, the live contract, the role. */
+/** `budget-cdc migrate [--create-role NAME [--role-password-file PATH]]`: the schema, the live contract, the role. */
 export async function migrateCommand(config: Config, roleName: string | undefined, rolePassword: string | undefined): Promise<number> {
   if (roleName !== undefined && !ROLE_NAME.test(roleName)) {
     throw new ConfigError(
@@ -20,7 +20,10 @@ export async function migrateCommand(config: Config, roleName: string | undefine
     );
   }
   if (roleName === undefined && rolePassword !== undefined) {
-    throw new ConfigError('--role-password', '--role-password goes with --create-role NAME');
+    throw new ConfigError(
+      '--role-password',
+      'a role password (--role-password-file, BUDGET_CDC_ROLE_PASSWORD) goes with --create-role NAME',
+    );
   }
   const { result, repaired, role } = await withDatabase(config.databaseUrl, async (db) => {
     await checkConnection(db, config.databaseUrl);
@@ -48,7 +51,7 @@ export async function migrateCommand(config: Config, roleName: string | undefine
     url.username = roleName;
     url.password = role.passwordSet ? '***' : '';
     process.stdout.write(
-      `role ${roleName} ${role.created ? 'created' : 'updated'}: LOGIN REPLICATION, SELECT on jobs${role.passwordSet ? ', password set' : ', no password (set one with --role-password)'}; ` +
+      `role ${roleName} ${role.created ? 'created' : 'updated'}: LOGIN REPLICATION, SELECT on jobs${role.passwordSet ? ', password set' : ', no password (set one with --role-password-file PATH or BUDGET_CDC_ROLE_PASSWORD)'}; ` +
         `run the consumer as ${redact(url.toString())}\n`,
     );
   }
