@@ -47,6 +47,8 @@ export class ChangeApplier {
   /** Current transaction: its commit position and the index of its last change. */
   private transactionLsn: Lsn = 0n;
   private changeIndex = -1;
+  /** When the current transaction committed on the server (ms since 1970), from its Begin. */
+  private transactionCommitTimeMs = 0;
   /** Changes at or before this are already in Redis (a replay after a restart): skipped. */
   private skipThrough: Checkpoint | undefined;
   /**
@@ -201,11 +203,15 @@ export class ChangeApplier {
       case 'begin':
         this.inTransaction = true;
         this.transactionLsn = change.commitLsn;
+        this.transactionCommitTimeMs = change.commitTimeMs;
         this.changeIndex = -1;
         break;
       case 'commit':
         this.inTransaction = false;
         this.current.transactions++;
+        // Freshness only of transactions that wrote something now: not of empty ones, nor of a replay after a
+        // restart (skipThrough still set means the checkpoint covered every change), whose commit is long past.
+        if (this.changeIndex >= 0 && this.skipThrough === undefined) this.current.commitTimesMs.push(this.transactionCommitTimeMs);
         this.current.ackLsn = change.endLsn;
         this.host.scheduleFlush();
         break;

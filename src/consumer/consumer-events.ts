@@ -20,11 +20,21 @@ export interface ConsumerEventMap {
   'session-failed': [{ error: Error; retryInMs: number; consecutiveFailures: number }];
   /**
    * A batch was confirmed by Redis: `writes` commands, for `rows` changes applied (inserts, updates and
-   * deletes; not replayed ones the checkpoint skipped) and `transactions` commits ending in it.
+   * deletes; not replayed ones the checkpoint skipped) and `transactions` commits ending in it. `durationMs`:
+   * from sending it to Redis's confirmation; `buildMs`: time spent decoding, budgeting and encoding it.
    */
-  'batch-written': [{ writes: number; rows: number; transactions: number; durationMs: number }];
-  /** PostgreSQL was told that everything up to `lsn` is safely in Redis. */
-  acknowledged: [{ lsn: Lsn }];
+  'batch-written': [{ writes: number; rows: number; transactions: number; durationMs: number; buildMs: number }];
+  /**
+   * Redis confirmed the last write of transactions that committed at `commitTimesMs` (ms since 1970, by
+   * PostgreSQL's clock): from now on a reader sees them. Replayed and empty transactions are not included.
+   */
+  'transactions-visible': [{ commitTimesMs: readonly number[] }];
+  /**
+   * PostgreSQL was told that everything up to `lsn` is safely in Redis. `sinceWrittenMs`: from Redis's
+   * confirmation of the batch that ends at `lsn` to now; undefined when no batch of changes ends there
+   * (an idle keepalive, a transaction with no writes of its own).
+   */
+  acknowledged: [{ lsn: Lsn; sinceWrittenMs: number | undefined }];
   /** TRUNCATE removed every key under the prefix. */
   truncated: [{ deletedKeys: number }];
   /** A row that could not be processed was set aside; `jobId` is undefined when the change did not carry it. */

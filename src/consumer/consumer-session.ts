@@ -8,6 +8,7 @@ import type { Sink } from '../sink/sink.js';
 import type { ConsumerEvents } from './consumer-events.js';
 import { ChangeApplier } from './change-applier.js';
 import { CheckpointKeeper, type ChangePosition } from './checkpoint-keeper.js';
+import type { PendingBatch } from './pending-batch.js';
 import { SessionStarter, type SessionSettings } from './session-start.js';
 import { WriteQueue } from './write-queue.js';
 
@@ -51,6 +52,12 @@ export class ConsumerSession {
   /** A position safe to acknowledge once a checkpoint write covers it (from an idle keepalive or a write-less commit). */
   private pendingAckLsn: Lsn | undefined;
   private ackTimer: NodeJS.Timeout | undefined;
+  /** When work on the current chunk of socket data started (performance.now()), or on its part since a flush. */
+  private chunkStartedAt: number | undefined;
+  /** The last batch handed to the queue: a commit that follows its writes in an empty batch is fresh with it. */
+  private lastQueuedBatch: PendingBatch | undefined;
+  /** Batches confirmed by Redis that end a transaction, oldest first, until their position is acknowledged. */
+  private readonly writtenAcks: Array<{ ackLsn: Lsn; writtenAt: number }> = [];
   private readonly failed: Promise<never>;
   private rejectFailed!: (error: Error) => void;
 
@@ -99,6 +106,8 @@ export class ConsumerSession {
         {
           onXLogData: (data, offset, lsn) => this.onXLogData(data, offset, lsn),
           onKeepalive: (walEnd, replyRequested) => this.onKeepalive(walEnd, replyRequested),
+          onChunkStart: () => (this.chunkStartedAt = performance.now()),
+          onChunkEnd: () => this.endChunk(),
         },
       );
       this.events.emit('session-started', { slotName, confirmedLsn: this.confirmedLsn, slotCreated });
@@ -150,6 +159,13 @@ export class ConsumerSession {
     this.applier.applyMessage(data, offset, lsn);
   }
 
+  /** Adds the chunk's time (since its start, or since the last flush within it) to the batch being built. */
+  private endChunk(): void {
+    if (this.chunkStartedAt === undefined) return;
+    this.applier.pending.buildMs += performance.now() - this.chunkStartedAt;
+    this.chunkStartedAt = undefined;
+  }
+
   /** TRUNCATE: the batch before it, then every key under the prefix, then its own checkpoint. */
   private truncate(position: ChangePosition): void {
     this.flush();
@@ -181,6 +197,7 @@ export class ConsumerSession {
     const ackLsn = maxLsn(pending.ackLsn, this.pendingAckLsn);
     pending.ackLsn = undefined;
     if (pending.writes.commands === 0) {
+      this.commitsAfterLastBatch(pending);
       // Commits with no write of their own (all changes replayed, or set aside elsewhere) move only the
       // acknowledged position: a checkpoint write must cover it first, which waits for the next interval.
       if (ackLsn !== undefined) this.acknowledgeWithoutWrites(ackLsn);
@@ -201,9 +218,36 @@ export class ConsumerSession {
         const started = performance.now();
         const commands = writes.commands;
         await this.checkpoints.write(writes, checkpoint);
-        this.events.emit('batch-written', { writes: commands, rows, transactions, durationMs: performance.now() - started });
+        const writtenAt = performance.now();
+        batch.written = true;
+        if (ackLsn !== undefined) this.writtenAcks.push({ ackLsn, writtenAt });
+        const durationMs = writtenAt - started;
+        this.events.emit('batch-written', { writes: commands, rows, transactions, durationMs, buildMs: batch.buildMs });
+        // Read at confirmation, not at push: commits that arrived after this batch's writes may have joined it.
+        if (batch.commitTimesMs.length > 0) this.events.emit('transactions-visible', { commitTimesMs: batch.commitTimesMs });
       },
     });
+    this.lastQueuedBatch = batch;
+    // The part of this chunk spent so far was this batch's; what follows in it is the next one's. Taken after
+    // push, which starts the write: sending is the write stage's.
+    if (this.chunkStartedAt !== undefined) {
+      const now = performance.now();
+      batch.buildMs += now - this.chunkStartedAt;
+      this.chunkStartedAt = now;
+    }
+  }
+
+  /**
+   * Commits in a batch with no writes (a transaction's last change filled the batch before it): their writes
+   * are in the last queued batch, so they become visible with it, or now if Redis confirmed it already.
+   */
+  private commitsAfterLastBatch(pending: PendingBatch): void {
+    if (pending.commitTimesMs.length === 0) return;
+    const commitTimesMs = pending.commitTimesMs;
+    pending.commitTimesMs = [];
+    const last = this.lastQueuedBatch;
+    if (last !== undefined && !last.written) last.commitTimesMs.push(...commitTimesMs);
+    else this.events.emit('transactions-visible', { commitTimesMs });
   }
 
   /** `ackLsn` is safe once the tasks before it succeed; it is acknowledged when a checkpoint write covers it. */
@@ -241,7 +285,10 @@ export class ConsumerSession {
     if (lsn <= this.confirmedLsn) return;
     this.confirmedLsn = lsn;
     // 'acknowledged' means PostgreSQL was told; a closed connection tells it nothing.
-    if (this.connection?.sendStatus(lsn) === true) this.events.emit('acknowledged', { lsn });
+    if (this.connection?.sendStatus(lsn) !== true) return;
+    let writtenAt: number | undefined;
+    while (this.writtenAcks.length > 0 && this.writtenAcks[0]!.ackLsn <= lsn) writtenAt = this.writtenAcks.shift()!.writtenAt;
+    this.events.emit('acknowledged', { lsn, sinceWrittenMs: writtenAt === undefined ? undefined : performance.now() - writtenAt });
   }
 
   private onKeepalive(walEnd: Lsn, replyRequested: boolean): void {

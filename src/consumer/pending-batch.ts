@@ -15,6 +15,15 @@ export class PendingBatch {
    */
   lastChangeLsn: Lsn | undefined;
   lastChangeIndex = -1;
+  /**
+   * When each transaction whose last write is in this batch committed (ms since 1970, PostgreSQL's clock): its
+   * freshness is measured once Redis confirms the batch. One entry per transaction, none per row.
+   */
+  commitTimesMs: number[] = [];
+  /** Time spent decoding, budgeting and encoding this batch's changes (ms): socket bursts, not waits. */
+  buildMs = 0;
+  /** Set once Redis confirmed the batch: a commit arriving after it (in an empty batch) is fresh at once. */
+  written = false;
 
   constructor(readonly writes: WriteBatch) {}
 

@@ -10,6 +10,8 @@ const PREFIX = 'budget_cdc_';
 const SECOND_MS = 1000;
 /** From 1 ms to about 16 s: a small batch to a large, slow one. */
 const DURATION_BUCKETS_SECONDS = [0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 16];
+/** From 1 ms (a small transaction on a quiet stream) to 10 minutes (behind a large backfill or an outage). */
+const FRESHNESS_BUCKETS_SECONDS = [0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 120, 300, 600];
 
 /**
  * A Prometheus registry of one consumer, fed only by subscribing to its events, the slot monitor's
@@ -38,9 +40,22 @@ export function makeConsumerMetrics(
   );
   const stageDuration = new Histogram({
     name: PREFIX + 'stage_duration_seconds',
-    help: 'Time spent per pipeline stage and batch. stage="write": from sending a batch to Redis to its confirmation.',
+    help:
+      'Time spent per pipeline stage and batch. stage="build": decoding, budgeting and encoding the batch ' +
+      '(processing its share of the replication stream, not waiting for it); stage="write": from sending a batch ' +
+      'to Redis to its confirmation; stage="acknowledge": from that confirmation to the acknowledgement sent to ' +
+      'PostgreSQL (earlier batches, replicas), for batches that end a transaction.',
     labelNames: ['stage'],
     buckets: DURATION_BUCKETS_SECONDS,
+    registers,
+  });
+  const commitToRedis = new Histogram({
+    name: PREFIX + 'commit_to_redis_seconds',
+    help:
+      "Per transaction, from its COMMIT (PostgreSQL's clock) to Redis confirming its last write (this host's " +
+      'clock): how stale a reader can be. Clock skew between the hosts shifts it; a negative value (consumer ' +
+      'clock behind) is counted as 0. Replayed and empty transactions are not counted.',
+    buckets: FRESHNESS_BUCKETS_SECONDS,
     registers,
   });
   const acknowledgements = counter(
@@ -136,16 +151,27 @@ export function makeConsumerMetrics(
   );
   const slotActive = gauge('slot_active', '1 when a walsender streams from the slot.');
 
-  events.on('batch-written', ({ writes: count, rows, transactions, durationMs }) => {
+  // Children bound once: labels are not looked up again for every batch.
+  const buildStage = stageDuration.labels({ stage: 'build' });
+  const writeStage = stageDuration.labels({ stage: 'write' });
+  const acknowledgeStage = stageDuration.labels({ stage: 'acknowledge' });
+  events.on('batch-written', ({ writes: count, rows, transactions, durationMs, buildMs }) => {
     batches.inc();
     rowsApplied.inc(rows);
     transactionsApplied.inc(transactions);
     writes.inc(count);
-    stageDuration.observe({ stage: 'write' }, durationMs / SECOND_MS);
+    buildStage.observe(buildMs / SECOND_MS);
+    writeStage.observe(durationMs / SECOND_MS);
   });
-  events.on('acknowledged', ({ lsn }) => {
+  events.on('transactions-visible', ({ commitTimesMs }) => {
+    const now = Date.now();
+    // The two clocks are different hosts': a commit "in the future" is skew, not negative freshness.
+    for (const commitTimeMs of commitTimesMs) commitToRedis.observe(Math.max(0, now - commitTimeMs) / SECOND_MS);
+  });
+  events.on('acknowledged', ({ lsn, sinceWrittenMs }) => {
     acknowledgements.inc();
     acknowledgedLsn.set(Number(lsn));
+    if (sinceWrittenMs !== undefined) acknowledgeStage.observe(sinceWrittenMs / SECOND_MS);
   });
   events.on('dead-letter', () => deadLetters.inc());
   events.on('redis-redirected', ({ transactions }) => redirects.inc(transactions));

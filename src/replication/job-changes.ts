@@ -27,7 +27,7 @@ export type JobChange =
    */
   | { tag: 'table'; replicaIdentity: ReplicaIdentity; missingColumns: string[] }
   /** commitLsn: where the transaction's commit record starts; with the change's index it names a change. */
-  | { tag: 'begin'; commitLsn: Lsn }
+  | { tag: 'begin'; commitLsn: Lsn; commitTimeMs: number }
   | { tag: 'commit'; endLsn: Lsn }
   | { tag: 'message'; prefix: string; content: Buffer };
 
@@ -159,7 +159,7 @@ export class JobChangeDecoder {
         }
         return this.describe(message.relationId, message.replicaIdentity, message.columns, lsn);
       case 'begin':
-        return { tag: 'begin', commitLsn: message.finalLsn };
+        return { tag: 'begin', commitLsn: message.finalLsn, commitTimeMs: message.commitTimeMs };
       case 'origin':
       case 'type':
         return undefined;

@@ -2,6 +2,9 @@ import { REPLICA_IDENTITY_LETTERS, type ReplicaIdentity } from '../db/table-cont
 import { DecodeError } from '../errors.js';
 import type { Lsn } from '../lsn.js';
 
+/** Milliseconds between 1970-01-01 and 2000-01-01, PostgreSQL's epoch for replication timestamps. */
+const POSTGRES_EPOCH_OFFSET_MS = 946_684_800_000;
+
 // Decoder of the pgoutput logical replication protocol, version 1 (PostgreSQL 10+), text format.
 // https://www.postgresql.org/docs/15/protocol-logicalrep-message-formats.html
 // Streaming of in-progress transactions (version 2+) is not requested, so every change received
@@ -17,7 +20,8 @@ export interface RelationColumn {
 }
 
 export type PgoutputMessage =
-  | { tag: 'begin'; finalLsn: Lsn; xid: number }
+  /** commitTimeMs: when the transaction committed on the server, in milliseconds since 1970 (its clock). */
+  | { tag: 'begin'; finalLsn: Lsn; commitTimeMs: number; xid: number }
   | { tag: 'commit'; commitLsn: Lsn; endLsn: Lsn }
   | {
       tag: 'relation';
@@ -67,8 +71,8 @@ export function decodePgoutput(buffer: Buffer, offset: number, lsn: Lsn): Pgoutp
     }
     case 0x42 /* B */: {
       const finalLsn = reader.int64();
-      reader.skip(8); // commit timestamp
-      return { tag: 'begin', finalLsn, xid: reader.int32() };
+      const commitTimeMs = reader.timestampMs();
+      return { tag: 'begin', finalLsn, commitTimeMs, xid: reader.int32() };
     }
     case 0x43 /* C */: {
       reader.skip(1); // flags, unused
@@ -161,6 +165,17 @@ class MessageReader {
     const value = this.buffer.readBigUInt64BE(this.offset);
     this.offset += 8;
     return value;
+  }
+
+  /**
+   * A replication timestamp (microseconds since 2000-01-01) as milliseconds since 1970. Read as two 32-bit
+   * halves rather than a bigint: exact up to 2^53 µs (285 years), with no allocation per transaction.
+   */
+  timestampMs(): number {
+    this.need(8);
+    const micros = this.buffer.readInt32BE(this.offset) * 2 ** 32 + this.buffer.readUInt32BE(this.offset + 4);
+    this.offset += 8;
+    return micros / 1000 + POSTGRES_EPOCH_OFFSET_MS;
   }
 
   skip(length: number): void {

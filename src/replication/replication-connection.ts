@@ -14,6 +14,12 @@ export interface ReplicationHandler {
   onXLogData(data: Buffer, offset: number, lsn: Lsn): void;
   /** The server's keepalive: everything up to `walEnd` has been sent; reply now if `replyRequested`. */
   onKeepalive(walEnd: Lsn, replyRequested: boolean): void;
+  /**
+   * Around each chunk of socket data, whose messages come in between: the time spent on the stream itself,
+   * measured per chunk (hundreds of rows of a bulk load), never per message.
+   */
+  onChunkStart?(): void;
+  onChunkEnd?(): void;
 }
 
 export interface StartReplicationOptions {
@@ -67,6 +73,7 @@ export class ReplicationConnection {
       `(proto_version '1', publication_names '"${publication}"'${options.messages ? ", messages 'true'" : ''})`;
     const query = new StartReplicationQuery(text, handler);
     this.streaming = query;
+    this.watchChunks(handler);
     this.client.query(query as unknown as pg.QueryConfig);
     return query.done;
   }
@@ -108,6 +115,18 @@ export class ReplicationConnection {
     if (this.closed) return;
     this.closed = true;
     await this.client.end().catch(() => undefined);
+  }
+
+  /**
+   * pg parses each chunk in its own 'data' listener and calls the query's handlers synchronously from it: a
+   * listener put before it and one after it enclose that work. Set after connect: the stream is final then
+   * (with TLS, the TLS socket).
+   */
+  private watchChunks(handler: ReplicationHandler): void {
+    const { onChunkStart, onChunkEnd } = handler;
+    const stream = this.rawConnection().stream;
+    if (onChunkStart !== undefined) stream.prependListener('data', () => onChunkStart.call(handler));
+    if (onChunkEnd !== undefined) stream.on('data', () => onChunkEnd.call(handler));
   }
 
   private rawConnection(): RawConnection {

@@ -115,9 +115,15 @@ function decode(buffer: Buffer, lsn: Lsn = LSN): PgoutputMessage {
 }
 
 describe('decodePgoutput', () => {
-  it('decodes Begin: final LSN and xid, skipping the commit timestamp', () => {
-    const buffer = message().char('B').int64(0x1_0000_0200n).int64(789_000_000_000n).int32(4_000_000_000).build();
-    expect(decode(buffer)).toEqual({ tag: 'begin', finalLsn: 0x1_0000_0200n, xid: 4_000_000_000 });
+  it('decodes Begin: final LSN, commit timestamp (µs since 2000) as ms since 1970, and xid', () => {
+    // 2026-12-01T10:00:00.123456Z: 849,434,400.123456 s after 2000-01-01
+    const commitMicros = 849_434_400_123_456n;
+    const buffer = message().char('B').int64(0x1_0000_0200n).int64(commitMicros).int32(4_000_000_000).build();
+    const begin = decode(buffer);
+    expect(begin).toEqual({ tag: 'begin', finalLsn: 0x1_0000_0200n, commitTimeMs: expect.any(Number), xid: 4_000_000_000 });
+    if (begin.tag !== 'begin') throw new Error('not a Begin');
+    expect(new Date(Math.floor(begin.commitTimeMs)).toISOString()).toBe('2026-12-01T10:00:00.123Z');
+    expect(begin.commitTimeMs).toBeCloseTo(Date.UTC(2026, 11, 1, 10, 0, 0, 123) + 0.456, 2);
   });
 
   it('decodes Commit: commit LSN and end LSN', () => {
@@ -402,7 +408,7 @@ describe('JobChangeDecoder', () => {
   it('passes Begin through with the commit LSN, and Commit with its end LSN', () => {
     const decoder = decoderWithJobs();
     const begin = message().char('B').int64(0x10n).int64(0n).int32(1).build();
-    expect(decoder.toJobChange(decode(begin), LSN)).toEqual({ tag: 'begin', commitLsn: 0x10n });
+    expect(decoder.toJobChange(decode(begin), LSN)).toEqual({ tag: 'begin', commitLsn: 0x10n, commitTimeMs: Date.UTC(2000, 0, 1) });
     const commit = message().char('C').int8(0).int64(0x10n).int64(0x18n).int64(0n).build();
     expect(decoder.toJobChange(decode(commit), LSN)).toEqual({ tag: 'commit', endLsn: 0x18n });
   });
