@@ -22,6 +22,8 @@ const HISTOGRAM_SERIES_SUFFIX = /_(bucket|sum|count)$/;
 /** A Prometheus duration, as `for:` takes it. */
 const DURATION = /^(\d+(ms|s|m|h|d|w|y))+$/;
 const INSERTED_JOBS = 3;
+/** Small, so that one multi-row transaction can fill a batch exactly with its last row. */
+const BATCH_SIZE = 4;
 
 interface AlertRule {
   alert?: unknown;
@@ -150,7 +152,7 @@ describe('the Grafana dashboard and the Prometheus alert rules', () => {
       await sql.connect();
       httpPort = await freePort();
       const env = { DATABASE_URL: database.url, REDIS_URL: inject('redisUrl') };
-      runner = startCli(['run', ...ownNames, '--http-port', String(httpPort)], env);
+      runner = startCli(['run', ...ownNames, '--http-port', String(httpPort), '--batch-size', String(BATCH_SIZE)], env);
       // Streaming: the slot is active and the slot monitor has read the lag at least once.
       await waitFor(
         async () => {
@@ -214,8 +216,28 @@ describe('the Grafana dashboard and the Prometheus alert rules', () => {
       for (const stage of ['build', 'write', 'acknowledge']) {
         expect(sample(metrics, `budget_cdc_stage_duration_seconds_count{stage="${stage}"}`), stage).toBeGreaterThanOrEqual(1);
       }
-      // Building a batch of a few rows takes far less than writing it; above 0 shows the chunks were timed at all.
+      // Above 0 shows the chunks of the stream were timed at all.
       expect(sample(metrics, 'budget_cdc_stage_duration_seconds_sum{stage="build"}')).toBeGreaterThan(0);
+    });
+
+    it('a transaction whose last row fills a batch is observed, though its commit comes after in an empty batch', async () => {
+      const before = await getMetrics();
+      const series = ['budget_cdc_commit_to_redis_seconds_count', 'budget_cdc_batches_written_total', 'budget_cdc_redis_writes_total'];
+      const [countBefore, batchesBefore, writesBefore] = series.map((name) => sample(before, name)!);
+      const values = Array.from({ length: BATCH_SIZE }, (_, i) => `('dash-full-${i}', 3, 100.00, now())`).join(', ');
+      await sql.query(`insert into jobs (job_id, days_online, budget, created_at) values ${values}`);
+      // Nothing is written after it: the observation must not wait for a later batch.
+      const after = await waitFor(
+        async () => {
+          const text = await getMetrics();
+          return (sample(text, 'budget_cdc_commit_to_redis_seconds_count') ?? 0) > countBefore! ? text : undefined;
+        },
+        { timeoutMs: 30 * SECOND, message: 'the full-batch transaction to be observed' },
+      );
+      expect(sample(after, 'budget_cdc_commit_to_redis_seconds_count')).toBe(countBefore! + 1);
+      // One batch of exactly its rows: the commit came after the batch was full.
+      expect(sample(after, 'budget_cdc_batches_written_total')).toBe(batchesBefore! + 1);
+      expect(sample(after, 'budget_cdc_redis_writes_total')).toBe(writesBefore! + BATCH_SIZE);
     });
   });
 });
