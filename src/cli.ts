@@ -1,5 +1,5 @@
 import { parseArgs } from 'node:util';
-import { loadConfig, loadHealthConfig, loadLogLevel, loadRolePassword, type ConfigOptions } from './config.js';
+import { loadConfig, loadHealthConfig, loadLogLevel, loadRedisAclConfig, loadRolePassword, type ConfigOptions } from './config.js';
 import { EXIT_FAILURE, EXIT_OK, EXIT_USAGE } from './commands/exit-codes.js';
 import { ConfigError, ConnectionError, SetupError } from './errors.js';
 import { DEFAULT_DEMO_ROWS } from './commands/demo-rows.js';
@@ -29,6 +29,9 @@ commands:
                        (a column renamed, REPLICA IDENTITY not FULL), 7 the consumer keeps failing
   inspect <job_id>     the job's row and its Redis key side by side, and whether they agree (exit 0) or not (3)
   dead-letters         rows that could not be processed, newest first
+  redis-acl            print the ACL SETUSER line of a least-privilege Redis user for budget-cdc (--user NAME):
+                       the key prefix and budget-cdc:* only, no channels, only the commands budget-cdc sends;
+                       apply it with "budget-cdc redis-acl | redis-cli"
 
 options (flag, then environment variable, then default):
   --database-url URL   PostgreSQL, DATABASE_URL; required (start: a local one when unset)
@@ -61,6 +64,10 @@ options (flag, then environment variable, then default):
                        migrate --create-role: a file holding its password (one trailing line break ignored);
                        or BUDGET_CDC_ROLE_PASSWORD; default none (no password)
   --role-password PW   the same on the command line, where ps and shell history show it: avoid
+  --user NAME          redis-acl: the Redis user; default budget_cdc
+  --redis-password-file PATH
+                       redis-acl: a file holding the user's password, or BUDGET_CDC_REDIS_PASSWORD; the line
+                       carries its SHA-256 (#…), never the password; default none (the user cannot log in)
   --rows N             demo: how many jobs; default 100000
   --json               status, inspect and dead-letters: print JSON
   --limit N            dead-letters: how many to print; default 100
@@ -70,7 +77,7 @@ exit codes: 0 success, 1 failure (unreachable server, failed load, ...), 2 usage
 status and inspect add their own above.
 `;
 
-const COMMANDS = ['start', 'demo', 'migrate', 'run', 'load', 'status', 'inspect', 'resync', 'dead-letters'];
+const COMMANDS = ['start', 'demo', 'migrate', 'run', 'load', 'status', 'inspect', 'resync', 'dead-letters', 'redis-acl'];
 
 export async function main(argv: string[]): Promise<number> {
   exitQuietlyWhenStdoutCloses();
@@ -100,6 +107,8 @@ export async function main(argv: string[]): Promise<number> {
         'create-role': { type: 'string' },
         'role-password': { type: 'string' },
         'role-password-file': { type: 'string' },
+        user: { type: 'string' },
+        'redis-password-file': { type: 'string' },
         rows: { type: 'string', default: String(DEFAULT_DEMO_ROWS) },
         json: { type: 'boolean', default: false },
         limit: { type: 'string', default: '100' },
@@ -137,6 +146,8 @@ export async function main(argv: string[]): Promise<number> {
     dataDir: values['data-dir'],
     rolePassword: values['role-password'],
     rolePasswordFile: values['role-password-file'],
+    redisAclUser: values.user,
+    redisPasswordFile: values['redis-password-file'],
   };
   if (values['role-password'] !== undefined) {
     process.stderr.write(
@@ -151,6 +162,9 @@ export async function main(argv: string[]): Promise<number> {
       stdoutClosedAction = 'ignore';
       const [{ runQuickstart }, { makeLogger }] = await Promise.all([import('./commands/start.js'), import('./logger.js')]);
       return await runQuickstart(options, makeLogger(loadLogLevel(options)), process.stdout);
+    }
+    if (command === 'redis-acl') {
+      return (await import('./commands/redis-acl.js')).redisAclCommand(loadRedisAclConfig(options));
     }
     if (command === 'demo') return await (await import('./commands/demo.js')).demoCommand(options, values.rows);
     const config = loadConfig(options);

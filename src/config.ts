@@ -32,6 +32,8 @@ export interface ConfigOptions {
   dataDir?: string | undefined;
   rolePassword?: string | undefined;
   rolePasswordFile?: string | undefined;
+  redisAclUser?: string | undefined;
+  redisPasswordFile?: string | undefined;
 }
 
 /** Resolved, validated settings. The only place that reads the environment is `loadConfig`. */
@@ -362,4 +364,55 @@ export function readSecretFile(flag: string, path: string): string {
   const secret = text.replace(/\r?\n$/, '');
   if (secret === '') throw new ConfigError(flag, `${flag} ${path} is empty: write the password into it`);
   return secret;
+}
+
+export const DEFAULT_REDIS_ACL_USER = 'budget_cdc';
+/** Letters, digits, _ . -: a name that needs no quoting anywhere (Redis refuses spaces in user names). */
+const REDIS_ACL_USER = /^[A-Za-z0-9_.-]{1,100}$/;
+
+/** What `budget-cdc redis-acl` needs to print the ACL SETUSER line of budget-cdc's Redis user. */
+export interface RedisAclConfig {
+  /** The Redis user (--user). Default budget_cdc. */
+  readonly user: string;
+  /** Its password (--redis-password-file, BUDGET_CDC_REDIS_PASSWORD); undefined: none set by the line. */
+  readonly password: string | undefined;
+  /** The job keys' prefix (--key-prefix, BUDGET_CDC_KEY_PREFIX). Default job:. */
+  readonly keyPrefix: string;
+  /** True with --redis-min-replicas / BUDGET_CDC_REDIS_MIN_REPLICAS above 0: WAIT is needed. */
+  readonly minReplicas: number;
+  /** True with --redis-sentinels / REDIS_SENTINELS: ROLE is needed. */
+  readonly sentinels: boolean;
+  /** True with --redis-cluster-nodes / REDIS_CLUSTER_NODES: the CLUSTER commands and ASKING are needed. */
+  readonly cluster: boolean;
+}
+
+/** Settings of `budget-cdc redis-acl`; needs no DATABASE_URL, and reads the password from a file or the environment only. */
+export function loadRedisAclConfig(options: ConfigOptions, env: NodeJS.ProcessEnv = process.env): RedisAclConfig {
+  const user = options.redisAclUser ?? DEFAULT_REDIS_ACL_USER;
+  if (!REDIS_ACL_USER.test(user)) {
+    throw new ConfigError('--user', `--user "${user}" is not a usable Redis user name: use letters, digits, _ . and -`);
+  }
+  if (user === 'default') {
+    throw new ConfigError(
+      '--user',
+      '--user default would take every right from the user that clients log in as without a name: choose another name',
+    );
+  }
+  const password =
+    options.redisPasswordFile === undefined
+      ? env.BUDGET_CDC_REDIS_PASSWORD || undefined
+      : readSecretFile('--redis-password-file', options.redisPasswordFile);
+  return Object.freeze({
+    user,
+    password,
+    keyPrefix: checkKeyPrefix(options.keyPrefix ?? env.BUDGET_CDC_KEY_PREFIX ?? DEFAULT_KEY_PREFIX),
+    minReplicas: checkNonNegativeInteger(
+      'BUDGET_CDC_REDIS_MIN_REPLICAS',
+      '--redis-min-replicas',
+      options.redisMinReplicas ?? env.BUDGET_CDC_REDIS_MIN_REPLICAS ?? String(DEFAULT_REDIS_MIN_REPLICAS),
+      'replicas',
+    ),
+    sentinels: (options.redisSentinels ?? env.REDIS_SENTINELS ?? '') !== '',
+    cluster: (options.redisClusterNodes ?? env.REDIS_CLUSTER_NODES ?? '') !== '',
+  });
 }
