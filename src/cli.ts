@@ -70,6 +70,8 @@ options (flag, then environment variable, then default):
                        carries its SHA-256 (#…), never the password; default none (the user cannot log in)
   --rows N             demo: how many jobs; default 100000
   --json               status, inspect and dead-letters: print JSON
+  --watch              status: refresh every second with rows/s, freshness p50/p99 and the stage split from the
+                       consumer's /metrics (--http-host, --http-port), until Ctrl-C; with --json a line each
   --limit N            dead-letters: how many to print; default 100
   -h, --help           this text
 
@@ -111,6 +113,7 @@ export async function main(argv: string[]): Promise<number> {
         'redis-password-file': { type: 'string' },
         rows: { type: 'string', default: String(DEFAULT_DEMO_ROWS) },
         json: { type: 'boolean', default: false },
+        watch: { type: 'boolean', default: false },
         limit: { type: 'string', default: '100' },
         help: { type: 'boolean', short: 'h', default: false },
       },
@@ -178,6 +181,9 @@ export async function main(argv: string[]): Promise<number> {
       case 'load':
         return await (await import('./commands/load.js')).loadCommand(config, args);
       case 'status':
+        if (values.watch) {
+          return await (await import('./commands/status-watch.js')).statusWatchCommand(config, loadHealthConfig(options), values.json);
+        }
         return await (await import('./commands/status.js')).statusCommand(config, loadHealthConfig(options), values.json);
       case 'inspect':
         return await (await import('./commands/inspect.js')).inspectCommand(config, args, values.json);

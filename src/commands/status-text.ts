@@ -7,7 +7,8 @@ import type { StatusReport } from './status.js';
 
 // The human-readable form of `budget-cdc status`; --json prints the StatusReport itself.
 
-function formatConsumer(consumer: PublishedRole): string {
+/** "active budget-cdc host-a pid 17", with why it fails when it does. */
+export function formatConsumer(consumer: PublishedRole): string {
   return `${consumer.role} ${consumer.process}${consumer.failing === undefined ? '' : ` (FAILING: ${describeFailing(consumer.failing)})`}`;
 }
 
@@ -85,7 +86,8 @@ function formatRebuilds(history: RebuildHistory): string {
   return `rebuilds from the table: ${counts.join(', ')}${last === undefined ? '' : `; last ${last.at} (${REBUILD_CAUSE_TEXT[last.cause]}): ${last.detail}`}`;
 }
 
-function formatBytes(bytes: number | null): string {
+/** "512 bytes", or "3.2 MiB (3355443 bytes)" from 1 MiB on. */
+export function formatBytes(bytes: number | null): string {
   if (bytes === null) return 'unknown';
   const MIB = 1024 * 1024;
   return bytes < MIB ? `${bytes} bytes` : `${(bytes / MIB).toFixed(1)} MiB (${bytes} bytes)`;
