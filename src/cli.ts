@@ -130,6 +130,7 @@ export async function main(argv: string[]): Promise<number> {
   if (command === undefined || !COMMANDS.includes(command)) {
     return fail(`unknown command "${command}"; see "budget-cdc --help"`, EXIT_USAGE);
   }
+  if (values.watch && command !== 'status') return fail(`--watch is for "status" only; see "budget-cdc --help"`, EXIT_USAGE);
   const options: ConfigOptions = {
     databaseUrl: values['database-url'],
     redisUrl: values['redis-url'],

@@ -70,12 +70,14 @@ async function refresh(config: Config, thresholds: HealthConfig, url: string | n
 async function scrape(url: string): Promise<{ sample: MetricsSample | null; error: string | null }> {
   const atMs = Date.now();
   let response: Response;
+  let text: string;
   try {
+    // The timeout covers the body too: a connection that stalls mid-answer is as unreachable as a closed port.
     response = await fetch(url, { signal: AbortSignal.timeout(SCRAPE_TIMEOUT_MS) });
+    text = await response.text();
   } catch {
     return { sample: null, error: metricsUnreachable(url) };
   }
-  const text = await response.text();
   if (response.status !== 200) {
     return { sample: null, error: `metrics endpoint ${url} answered HTTP ${response.status}: is it budget-cdc run's --http-port?` };
   }

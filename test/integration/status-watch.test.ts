@@ -1,8 +1,11 @@
+import { spawn } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
+import { existsSync, readFileSync } from 'node:fs';
+import { fileURLToPath } from 'node:url';
 import pg from 'pg';
 import { afterAll, beforeAll, describe, expect, inject, it } from 'vitest';
 import type { WatchJson } from '../../src/commands/status-watch-text.js';
-import { freePort, killLiveCliProcesses, linesOf, startCli, type CliProcess } from '../support/cli-process.js';
+import { freePort, killLiveCliProcesses, linesOf, runCli, startCli, type CliProcess } from '../support/cli-process.js';
 import { createTestDatabase, type TestDatabase } from '../support/test-database.js';
 import { waitFor } from '../support/wait-for.js';
 
@@ -10,6 +13,15 @@ import { waitFor } from '../support/wait-for.js';
 // come one after the other, separated by a blank line, and a signal ends the view with exit 0.
 
 const SECOND = 1000;
+const REPO_ROOT = fileURLToPath(new URL('../../', import.meta.url));
+const CLEAR_SCREEN = '\x1b[H\x1b[2J';
+const SCRIPT = ['/usr/bin/script', '/bin/script'].find((path) => existsSync(path));
+/** Settings the parent's environment might hold, left out as startCli does. */
+const INHERITED_SETTING = /^(DATABASE_URL|REDIS_URL|LOG_LEVEL|PG_BIN|BUDGET_CDC_.*)$/;
+
+function ownEnvironment(): NodeJS.ProcessEnv {
+  return Object.fromEntries(Object.entries(process.env).filter(([name]) => !INHERITED_SETTING.test(name)));
+}
 const STOP_TIMEOUT_MS = 10 * SECOND;
 const ROWS_PER_SECOND = /^rows\/s (\d+\.\d)/;
 const FRESHNESS = /^freshness \(COMMIT to readable in Redis\): p50 ([\d.]+ m?s), p99 ([\d.]+ m?s) over (\d+) transactions/;
@@ -85,6 +97,36 @@ describe('status --watch', () => {
     // Not a terminal: no cursor movements or screen clearing in what a pipe or a file gets.
     expect(stdout).not.toContain('\x1b[');
     expect(blocksOf(stdout).length).toBeGreaterThanOrEqual(2);
+  });
+
+  it.skipIf(SCRIPT === undefined)('on a terminal each refresh replaces the last (cursor home, clear), and SIGTERM exits 0', async () => {
+    // script(1) gives the view a pseudo-terminal and exits with its exit code (-e); exec makes the view its child.
+    const command = ['exec', process.execPath, 'bin/budget-cdc.js', 'status', '--watch', ...ownNames, '--http-port', String(httpPort)].join(
+      ' ',
+    );
+    const terminal = spawn(SCRIPT!, ['-qfec', command, '/dev/null'], { cwd: REPO_ROOT, env: { ...ownEnvironment(), ...env } });
+    let output = '';
+    terminal.stdout.setEncoding('utf8').on('data', (chunk: string) => (output += chunk));
+    const exited = new Promise<number | null>((resolve) => terminal.once('close', (code) => resolve(code)));
+    try {
+      await waitFor(() => output.split(CLEAR_SCREEN).length > 2 && output.includes('consumers: active budget-cdc'), {
+        timeoutMs: 15 * SECOND,
+        message: 'two refreshes on the terminal',
+      });
+      expect(output.startsWith(CLEAR_SCREEN)).toBe(true);
+      // The view is script's child; SIGTERM to script itself would hang up the terminal instead.
+      const view = Number(readFileSync(`/proc/${terminal.pid}/task/${terminal.pid}/children`, 'utf8').trim().split(' ')[0]);
+      process.kill(view, 'SIGTERM');
+      expect(await exited).toBe(0);
+    } finally {
+      terminal.kill('SIGKILL');
+    }
+  });
+
+  it('--watch with another command is a usage error (exit 2)', async () => {
+    const { code, stderr } = await runCli(['inspect', 'watch-1', '--watch', ...ownNames], env);
+    expect(code).toBe(2);
+    expect(stderr).toBe('budget-cdc: --watch is for "status" only; see "budget-cdc --help"\n');
   });
 
   it('--json: one object per refresh; without a metrics endpoint it says so and still shows the slot', async () => {
