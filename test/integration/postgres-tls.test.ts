@@ -86,6 +86,16 @@ describe('PostgreSQL over TLS', () => {
     for (const output of [verified, required]) expect(output.stdout + output.stderr).not.toContain(PASSWORD);
   });
 
+  it('PGSSLMODE=verify-full with the CA in NODE_EXTRA_CA_CERTS works for a DATABASE_URL without ssl settings', async () => {
+    const env = { ...fx.cliEnv(), DATABASE_URL: tlsUrl('').replace(/\?$/, ''), PGSSLMODE: 'verify-full' };
+    const trusted = await runCli(['status'], { ...env, NODE_EXTRA_CA_CERTS: certificates.ca });
+    expect(trusted.code, trusted.stderr).toBe(0);
+    // Without the CA the same setting must refuse the server: it was the environment that asked for TLS.
+    const untrusted = await runCli(['status'], { ...env, NODE_EXTRA_CA_CERTS: '' });
+    expect(untrusted.code).not.toBe(0);
+    expect(untrusted.stdout + untrusted.stderr).toMatch(/certificate/i);
+  });
+
   it('without the CA, verify-full fails saying why, and never shows the password', async () => {
     const env = { ...fx.cliEnv(), DATABASE_URL: tlsUrl('sslmode=verify-full'), NODE_EXTRA_CA_CERTS: '' };
     const outcome = await runCli(['status'], env);
