@@ -168,7 +168,7 @@ export class ClusterSink extends StoreBackedSink implements Sink {
     // A new session: a failed write of the last one must not hold the next back.
     this.lastWrite = Promise.resolve();
     await this.writer.refreshSlots();
-    const stored = await this.store.readCheckpoint();
+    const stored = await this.store.readCheckpoint(this.writer.slotMap);
     for (let slot = 0; slot < HASH_SLOTS; slot++) this.slotTexts[slot] = stored?.slots?.texts[slot] ?? null;
     for (let slot = 0; slot < HASH_SLOTS; slot++) this.slotCheckpoints[slot] = stored?.slots?.checkpoints[slot];
     return stored;

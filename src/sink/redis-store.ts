@@ -11,6 +11,7 @@ import {
 import { checkpointKey, deadLetterKey, rebuildHistoryKey, rebuildRequestKey, resyncProgressKey } from './internal-keys.js';
 import type { RebuildCause, RebuildHistory, RebuildRequest } from './rebuild-record.js';
 import { masterNodes, type RedisClient } from './redis-client.js';
+import type { ClusterSlotMap } from './cluster-slot-map.js';
 import type { StoredCheckpoint } from './sink.js';
 
 // budget-cdc's own state in Redis, through ioredis: the checkpoint read and set outside batches, rebuild
@@ -112,10 +113,11 @@ export class RedisStore {
    * The checkpoint Redis holds with its exact text, or undefined when it has none (new slot, or Redis lost its
    * state). On a cluster, what the slots' checkpoints say together, with each slot's (summarizeSlotCheckpoints).
    */
-  async readCheckpoint(): Promise<(StoredCheckpoint & { slots: SlotCheckpoints | undefined }) | undefined> {
+  async readCheckpoint(slotMap?: ClusterSlotMap): Promise<(StoredCheckpoint & { slots: SlotCheckpoints | undefined }) | undefined> {
     if (this.redis instanceof Cluster) {
       const texts = await readSlotCheckpoints(this.redis, this.keyPrefix);
-      const summary = summarizeSlotCheckpoints(texts, await readClusterSlotMap(this.redis));
+      // The cluster writer's map when it has just read one: CLUSTER SLOTS once per session start.
+      const summary = summarizeSlotCheckpoints(texts, slotMap ?? (await readClusterSlotMap(this.redis)));
       return summary === undefined
         ? undefined
         : { ...summary.stored, slots: { texts: texts as string[], checkpoints: summary.slotCheckpoints } };

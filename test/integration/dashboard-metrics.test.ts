@@ -4,7 +4,7 @@ import { readFileSync } from 'node:fs';
 import pg from 'pg';
 import { afterAll, beforeAll, describe, expect, inject, it } from 'vitest';
 import { parse as parseYaml } from 'yaml';
-import { freePort, killLiveCliProcesses, linesOf, startCli, type CliProcess } from '../support/cli-process.js';
+import { freePort, killLiveCliProcesses, linesOf, startCli, type CliProcess, stopCli } from '../support/cli-process.js';
 import { createTestDatabase, type TestDatabase } from '../support/test-database.js';
 import { waitFor } from '../support/wait-for.js';
 
@@ -180,10 +180,7 @@ describe('the Grafana dashboard and the Prometheus alert rules', () => {
     afterAll(async () => {
       const cli = runner;
       runner = undefined;
-      if (cli !== undefined) {
-        cli.child.kill('SIGTERM');
-        await cli.exit(STOP_TIMEOUT_MS);
-      }
+      await stopCli(cli, STOP_TIMEOUT_MS);
       await killLiveCliProcesses();
       await sql?.end();
       await database?.drop();

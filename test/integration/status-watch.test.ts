@@ -5,7 +5,7 @@ import { fileURLToPath } from 'node:url';
 import pg from 'pg';
 import { afterAll, beforeAll, describe, expect, inject, it } from 'vitest';
 import type { WatchJson } from '../../src/commands/status-watch-text.js';
-import { freePort, killLiveCliProcesses, linesOf, runCli, startCli, type CliProcess } from '../support/cli-process.js';
+import { freePort, killLiveCliProcesses, linesOf, runCli, startCli, type CliProcess, stopCli } from '../support/cli-process.js';
 import { createTestDatabase, type TestDatabase } from '../support/test-database.js';
 import { waitFor } from '../support/wait-for.js';
 
@@ -55,10 +55,7 @@ describe('status --watch', () => {
   afterAll(async () => {
     const cli = runner;
     runner = undefined;
-    if (cli !== undefined) {
-      cli.child.kill('SIGTERM');
-      await cli.exit(STOP_TIMEOUT_MS);
-    }
+    await stopCli(cli, STOP_TIMEOUT_MS);
     await killLiveCliProcesses();
     await sql?.end();
     await database?.drop();

@@ -73,6 +73,13 @@ export function runCli(args: string[], env: Record<string, string | undefined>, 
   return startCli(args, env).exit(timeoutMs);
 }
 
+/** Stops a CLI process as an operator would (SIGTERM) and waits for its exit; does nothing for undefined. */
+export async function stopCli(cli: CliProcess | undefined, timeoutMs = DEFAULT_TIMEOUT_MS): Promise<CliOutcome | undefined> {
+  if (cli === undefined) return undefined;
+  cli.child.kill('SIGTERM');
+  return cli.exit(timeoutMs);
+}
+
 /** Kills (SIGKILL) every CLI process still running and waits for them: nothing may outlive a test file. */
 export async function killLiveCliProcesses(): Promise<void> {
   const live = [...liveProcesses];
