@@ -40,6 +40,11 @@ export default tseslint.config(
     'sink/ writes to Redis; it imports the ground floor and budget/ only.',
   ),
   layer(
+    ['src/distribution/**'],
+    folders('replication', 'db', 'sink', 'consumer', 'ops', 'commands', 'load', 'local'),
+    'distribution/ asks a distribution service over HTTP; it imports the ground floor and budget/ only.',
+  ),
+  layer(
     ['src/consumer/**'],
     folders('ops', 'commands', 'load', 'local'),
     'the consumer emits events; observers (ops/) subscribe to them in commands/.',
@@ -64,7 +69,7 @@ export default tseslint.config(
   },
   layer(
     ['src/load/**'],
-    folders('budget', 'replication', 'sink', 'consumer', 'ops', 'commands', 'local'),
+    folders('budget', 'distribution', 'replication', 'sink', 'consumer', 'ops', 'commands', 'local'),
     'load/ is COPY: the ground floor and db/ only.',
   ),
   layer(['src/local/**'], ['../*/*'], 'local/ launches local servers: the ground floor only.'),

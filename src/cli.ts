@@ -52,6 +52,12 @@ options (flag, then environment variable, then default):
   --publication NAME   publication on jobs, BUDGET_CDC_PUBLICATION; default budget_cdc
   --key-prefix TEXT    prefix of the Redis keys, BUDGET_CDC_KEY_PREFIX; default job:
   --batch-size N       Redis commands per pipelined batch, BUDGET_CDC_BATCH_SIZE; default 1000 (60000 on a cluster)
+  --distribution RULE  the budget rule, BUDGET_CDC_DISTRIBUTION: even (the built-in exact split) or the
+                       http(s) URL of a distribution service (docs/distribution-protocol.md); changing it needs
+                       "budget-cdc resync"; default even
+  --distribution-timeout SECONDS
+                       a request to the distribution service that takes longer failed and is retried,
+                       BUDGET_CDC_DISTRIBUTION_TIMEOUT; default 10
   --log-level LEVEL    fatal, error, warn, info, debug, trace, silent, LOG_LEVEL; default info
   --http-port N        port of /healthz, /readyz, /metrics, BUDGET_CDC_HTTP_PORT; default 9187; 0: off
   --http-host ADDRESS  address they listen on, BUDGET_CDC_HTTP_HOST; default 127.0.0.1
@@ -100,6 +106,8 @@ export async function main(argv: string[]): Promise<number> {
         publication: { type: 'string' },
         'key-prefix': { type: 'string' },
         'batch-size': { type: 'string' },
+        distribution: { type: 'string' },
+        'distribution-timeout': { type: 'string' },
         'log-level': { type: 'string' },
         'http-port': { type: 'string' },
         'http-host': { type: 'string' },
@@ -142,6 +150,8 @@ export async function main(argv: string[]): Promise<number> {
     publication: values.publication,
     keyPrefix: values['key-prefix'],
     batchSize: values['batch-size'],
+    distribution: values.distribution,
+    distributionTimeout: values['distribution-timeout'],
     logLevel: values['log-level'],
     httpPort: values['http-port'],
     httpHost: values['http-host'],

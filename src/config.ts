@@ -9,6 +9,7 @@ import {
   checkSqlName,
   checkUrl,
   MAX_PORT_NUMBER,
+  redact,
 } from './config-checks.js';
 export { redact } from './config-checks.js';
 
@@ -24,6 +25,8 @@ export interface ConfigOptions {
   publication?: string | undefined;
   keyPrefix?: string | undefined;
   batchSize?: string | undefined;
+  distribution?: string | undefined;
+  distributionTimeout?: string | undefined;
   logLevel?: string | undefined;
   httpPort?: string | undefined;
   httpHost?: string | undefined;
@@ -69,6 +72,11 @@ export interface Config {
   readonly keyPrefix: string;
   /** Redis commands sent per pipelined batch (BUDGET_CDC_BATCH_SIZE, --batch-size). Default 1000 commands. */
   readonly batchSize: number;
+  /**
+   * The budget rule (BUDGET_CDC_DISTRIBUTION, --distribution): `even`, the built-in exact split (default), or
+   * the http(s) URL of a distribution service (docs/distribution-protocol.md).
+   */
+  readonly distribution: DistributionSetting;
   /** Log level: fatal, error, warn, info, debug, trace (LOG_LEVEL, --log-level). Default info. */
   readonly logLevel: string;
 }
@@ -122,9 +130,49 @@ export function loadConfig(options: ConfigOptions, env: NodeJS.ProcessEnv = proc
       '--batch-size',
       options.batchSize ?? env.BUDGET_CDC_BATCH_SIZE ?? String(clusterNodes.length > 0 ? DEFAULT_CLUSTER_BATCH_SIZE : DEFAULT_BATCH_SIZE),
     ),
+    distribution: loadDistribution(options, env),
     logLevel: loadLogLevel(options, env),
   };
   return Object.freeze(config);
+}
+
+/** The budget rule: the built-in even split, or a distribution service at `url`. */
+export type DistributionSetting =
+  | { readonly kind: 'even' }
+  | {
+      readonly kind: 'service';
+      readonly url: string;
+      /** How long one request may take before it counts as failed and is retried (ms). */
+      readonly timeoutMs: number;
+    };
+
+const DEFAULT_DISTRIBUTION_TIMEOUT_SECONDS = 10;
+
+function loadDistribution(options: ConfigOptions, env: NodeJS.ProcessEnv): DistributionSetting {
+  // An empty variable counts as unset, as a systemd EnvironmentFile line `BUDGET_CDC_DISTRIBUTION=` means.
+  const value = options.distribution ?? (env.BUDGET_CDC_DISTRIBUTION || undefined) ?? 'even';
+  const timeoutText =
+    options.distributionTimeout ?? (env.BUDGET_CDC_DISTRIBUTION_TIMEOUT || undefined) ?? String(DEFAULT_DISTRIBUTION_TIMEOUT_SECONDS);
+  const timeoutSeconds = checkNonNegativeNumber('BUDGET_CDC_DISTRIBUTION_TIMEOUT', '--distribution-timeout', timeoutText, false);
+  if (timeoutSeconds <= 0) {
+    throw new ConfigError(
+      'BUDGET_CDC_DISTRIBUTION_TIMEOUT',
+      `--distribution-timeout / BUDGET_CDC_DISTRIBUTION_TIMEOUT must be more than 0 seconds, got ${timeoutText}: e.g. 10`,
+    );
+  }
+  if (value === 'even') return { kind: 'even' };
+  if (!/^https?:/i.test(value)) {
+    throw new ConfigError(
+      'BUDGET_CDC_DISTRIBUTION',
+      `--distribution / BUDGET_CDC_DISTRIBUTION "${redact(value)}" is neither "even" nor an http:// or https:// URL: ` +
+        'use even (the built-in split) or the URL of a distribution service, e.g. http://127.0.0.1:8080/distribute',
+    );
+  }
+  return {
+    kind: 'service',
+    url: checkUrl('BUDGET_CDC_DISTRIBUTION', '--distribution', value, ['http:', 'https:']),
+    timeoutMs: Math.round(timeoutSeconds * 1000),
+  };
 }
 
 /** The log level alone (LOG_LEVEL, --log-level), for commands that start before the rest is known. */

@@ -11,6 +11,7 @@ import { isPlainJobId } from '../sink/job-value.js';
 import type { WriteBatch } from '../sink/write-batch.js';
 import type { ChangePosition } from './checkpoint-keeper.js';
 import type { ConsumerEvents } from './consumer-events.js';
+import { DeferredWrites } from './deferred-writes.js';
 import { PendingBatch } from './pending-batch.js';
 import { emitTableDescribed } from './session-start.js';
 
@@ -37,6 +38,11 @@ export interface ApplierSettings {
    * 3650-day job is 36 kB) must not make batches, and so memory, grow with them. The sink's Sink#batchBytes.
    */
   maxBatchBytes: number;
+  /**
+   * The built-in even split: jobs are encoded as they arrive, bulk loads straight from the message bytes.
+   * False with a distribution service: batches are DeferredWrites, encoded once the service answered.
+   */
+  builtInSplit: boolean;
 }
 
 export class ChangeApplier {
@@ -63,7 +69,7 @@ export class ChangeApplier {
 
   constructor(
     private readonly settings: ApplierSettings,
-    private readonly newBatch: () => WriteBatch,
+    private readonly newBatch: () => WriteBatch | DeferredWrites,
     private readonly events: ConsumerEvents,
     private readonly logger: Logger,
     private readonly host: ApplierHost,
@@ -109,6 +115,7 @@ export class ChangeApplier {
    * job already offline): apply() handles those, with the same result.
    */
   private applyInsertFromBytes(data: Buffer, offset: number): boolean {
+    if (!this.settings.builtInSplit) return false;
     const ranges = this.insertRanges;
     const figures = this.insertFigures;
     if (!this.decoder.locateInsert(data, offset, ranges)) return false;
@@ -116,7 +123,7 @@ export class ChangeApplier {
     if (!readJobFigures(data, ranges, figures) || figures.expiresAtMs <= Date.now()) return false;
     if (!this.countChange()) return true;
     this.moveBatchCheckpoint();
-    this.current.writes.setJob(this.keyPrefixBytes, data, ranges.jobIdStart, ranges.jobIdEnd, figures);
+    (this.current.writes as WriteBatch).setJob(this.keyPrefixBytes, data, ranges.jobIdStart, ranges.jobIdEnd, figures);
     this.flushIfFull();
     return true;
   }
@@ -135,7 +142,7 @@ export class ChangeApplier {
 
   /** Tells the cluster batch the change's position while some slot may hold it already; clears it after. */
   private checkSlots(): void {
-    const writes = this.current.writes as SlottedWriteBatch;
+    const writes = this.current.writes as SlottedWriteBatch | DeferredWrites;
     if (isCovered(this.checkSlotsThrough, this.transactionLsn, this.changeIndex)) {
       writes.replayPosition = { commitLsn: this.transactionLsn, index: this.changeIndex };
     } else {
@@ -171,8 +178,10 @@ export class ChangeApplier {
           break;
         }
         // A job already offline gets no key; an older key of it goes.
-        if (job.expiresAtMs <= Date.now()) this.current.writes.del(prefix + job.jobId);
-        else this.current.writes.setJobOf(this.keyPrefixBytes, job);
+        const writes = this.current.writes;
+        if (job.expiresAtMs <= Date.now()) writes.del(prefix + job.jobId);
+        else if (writes instanceof DeferredWrites) writes.setJobLater(this.keyPrefixBytes, job, lsn);
+        else writes.setJobOf(this.keyPrefixBytes, job);
         // The new value is right; what may be wrong is an old key nobody can name: set aside to say so.
         if (change.previousJobIdMissing !== undefined) this.setAside(job.jobId, change.previousJobIdMissing, lsn);
         break;
@@ -196,7 +205,7 @@ export class ChangeApplier {
         // change is written again, whatever its slot held.
         if (this.checkSlotsThrough !== undefined) {
           this.checkSlotsThrough = undefined;
-          (this.current.writes as SlottedWriteBatch).replayPosition = undefined;
+          (this.current.writes as SlottedWriteBatch | DeferredWrites).replayPosition = undefined;
         }
         this.host.truncate({ commitLsn: this.transactionLsn, index: this.changeIndex });
         break;

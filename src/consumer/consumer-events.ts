@@ -64,6 +64,14 @@ export interface ConsumerEventMap {
   'redis-eviction': [{ policy: string; evictedKeys: number }];
   /** The consumer stopped for good on an error retrying cannot cure; `message` says what to fix. */
   'permanent-error': [{ message: string }];
+  /**
+   * The distribution service (--distribution URL) failed as a whole since `since` (every request since then:
+   * timeouts, statuses other than 200, lost connections, bodies that are not results), `reason` the first
+   * failure's; its batches are retried and hold their acknowledgement. Then `available: true` once it answers.
+   */
+  'distribution-availability': [{ available: false; since: Date; reason: string } | { available: true }];
+  /** A request to the distribution service ended: answered as a whole (`ok`), or failed (sent again later). */
+  'distribution-request': [{ jobs: number; durationMs: number; ok: boolean }];
   /** Reading from PostgreSQL paused (true) or resumed (false) because Redis writes were behind. */
   backpressure: [{ paused: boolean }];
 }

@@ -5,9 +5,11 @@ import { formatLsn, type Lsn } from '../lsn.js';
 import { openReplicationConnection, type ReplicationConnection } from '../replication/replication-connection.js';
 import { consumerApplicationName } from '../replication/slot-owner.js';
 import type { Sink } from '../sink/sink.js';
+import type { WriteBatch } from '../sink/write-batch.js';
 import type { ConsumerEvents } from './consumer-events.js';
 import { ChangeApplier } from './change-applier.js';
 import { CheckpointKeeper, type ChangePosition } from './checkpoint-keeper.js';
+import { DeferredWrites, type RefusedJob } from './deferred-writes.js';
 import type { PendingBatch } from './pending-batch.js';
 import { SessionStarter, type SessionSettings } from './session-start.js';
 import { WriteQueue } from './write-queue.js';
@@ -23,6 +25,8 @@ export const MAX_QUEUED_BATCHES = 4;
 const STATUS_INTERVAL_MS = 10_000;
 /** How often the session checks that Redis still holds the checkpoint (else it lost its state, or a resync was requested). */
 const CHECKPOINT_CHECK_INTERVAL_MS = 1_000;
+/** How long a graceful stop waits for a distribution service's answers before giving their batches up (not acknowledged). */
+const STOP_DISTRIBUTION_WAIT_MS = 10_000;
 /** How long a graceful stop waits for the server to end the stream before closing the connection. */
 const STOP_TIMEOUT_MS = 5_000;
 /**
@@ -58,6 +62,9 @@ export class ConsumerSession {
   private lastQueuedBatch: PendingBatch | undefined;
   /** Batches confirmed by Redis that end a transaction, oldest first, until their position is acknowledged. */
   private readonly writtenAcks: Array<{ ackLsn: Lsn; writtenAt: number }> = [];
+  private readonly keyPrefixBytes: Buffer;
+  /** Aborts the distribution service's requests of this session when it ends: its unacknowledged changes come again. */
+  private readonly distributionAbort = new AbortController();
   private readonly failed: Promise<never>;
   private rejectFailed!: (error: Error) => void;
 
@@ -72,13 +79,21 @@ export class ConsumerSession {
       this.rejectFailed = reject;
     });
     this.failed.catch(() => undefined); // observed by run(); avoids an unhandled rejection before that
-    this.applier = new ChangeApplier({ ...settings, maxBatchBytes: sink.batchBytes }, () => sink.newBatch(), events, logger, {
-      flush: () => this.flush(),
-      scheduleFlush: () => this.scheduleFlush(),
-      truncate: (position) => this.truncate(position),
-    });
+    const builtInSplit = settings.strategy.builtIn;
+    this.applier = new ChangeApplier(
+      { ...settings, maxBatchBytes: sink.batchBytes, builtInSplit },
+      () => (builtInSplit ? sink.newBatch() : new DeferredWrites()),
+      events,
+      logger,
+      {
+        flush: () => this.flush(),
+        scheduleFlush: () => this.scheduleFlush(),
+        truncate: (position) => this.truncate(position),
+      },
+    );
+    this.keyPrefixBytes = Buffer.from(settings.keyPrefix);
     this.checkpoints = new CheckpointKeeper(sink, settings.redisMinReplicas, events, logger, () => this.stopping);
-    this.starter = new SessionStarter(settings, db, sink, events, logger, this.checkpoints.writerToken);
+    this.starter = new SessionStarter(settings, db, sink, events, logger, this.checkpoints.writerToken, this.distributionAbort.signal);
     this.queue = new WriteQueue(
       (lsn) => this.confirm(lsn),
       (error) => this.rejectFailed(error),
@@ -126,6 +141,7 @@ export class ConsumerSession {
       clearInterval(statusTimer);
       clearInterval(checkpointTimer);
       clearTimeout(this.ackTimer);
+      this.distributionAbort.abort(new Error('the replication session ended before the distribution service answered'));
       await connection.close();
       await this.queue.settled();
     }
@@ -142,7 +158,7 @@ export class ConsumerSession {
     if (connection === undefined) return;
     this.flush();
     try {
-      await this.queue.drained();
+      await this.drainedForStop();
     } catch {
       return; // run() rejects with the write error; nothing more may be acknowledged
     }
@@ -152,6 +168,24 @@ export class ConsumerSession {
     connection.resume();
     const timeout = setTimeout(() => void connection.close(), STOP_TIMEOUT_MS);
     timeout.unref();
+  }
+
+  /**
+   * The queue drained. With a distribution service that does not answer, a stop must not wait for ever: after
+   * STOP_DISTRIBUTION_WAIT_MS its requests are given up (rejects); what they held is not acknowledged, and the
+   * next session receives it again.
+   */
+  private async drainedForStop(): Promise<void> {
+    if (this.settings.strategy.builtIn) return this.queue.drained();
+    const timer = setTimeout(
+      () => this.distributionAbort.abort(new Error('stopping: the distribution service did not answer in time')),
+      STOP_DISTRIBUTION_WAIT_MS,
+    );
+    try {
+      await this.queue.drained();
+    } finally {
+      clearTimeout(timer);
+    }
   }
 
   private onXLogData(data: Buffer, offset: number, lsn: Lsn): void {
@@ -205,16 +239,19 @@ export class ConsumerSession {
     }
     this.pendingAckLsn = undefined;
     const batch = this.applier.takeBatch();
-    const { writes, rows, transactions } = batch;
+    const { rows, transactions } = batch;
     const position = batch.lastChange() ?? this.checkpoints.issuedPosition;
     // A batch that ends no transaction acknowledges nothing: replicas need not confirm it, and its WAIT would
     // stall the writer connection for nothing (a large COPY is hundreds of such batches). The next WAIT
     // covers it: WAIT waits for everything Redis applied before it.
     const checkpoint = this.checkpoints.issue(position, ackLsn, ackLsn !== undefined);
+    const { encoded, ready } = this.encoded(batch.writes);
     this.queue.push({
       exclusive: false,
       ackLsn,
+      ready,
       run: async () => {
+        const writes = encoded();
         const started = performance.now();
         const commands = writes.commands;
         await this.checkpoints.write(writes, checkpoint);
@@ -235,6 +272,26 @@ export class ConsumerSession {
       batch.buildMs += now - this.chunkStartedAt;
       this.chunkStartedAt = now;
     }
+  }
+
+  /**
+   * The batch's RESP: at once with the built-in split; with a distribution service, once it answered (`ready`),
+   * asked now so that several batches' requests are in flight while earlier batches are written.
+   */
+  private encoded(writes: WriteBatch | DeferredWrites): { encoded: () => WriteBatch; ready: Promise<void> | undefined } {
+    if (!(writes instanceof DeferredWrites)) return { encoded: () => writes, ready: undefined };
+    const target = this.sink.newBatch();
+    const ready = writes.encodeInto(target, this.keyPrefixBytes, this.settings.strategy, this.distributionAbort.signal, (refused) =>
+      this.setAsideRefused(refused),
+    );
+    ready.catch(() => undefined); // the queue observes it; this only avoids an unhandled rejection before then
+    return { encoded: () => target, ready };
+  }
+
+  /** A job the distribution service refused or answered wrongly: its dead letter is in the batch; say so. */
+  private setAsideRefused({ jobId, reason, lsn }: RefusedJob): void {
+    this.logger.warn({ jobId, lsn: formatLsn(lsn), reason }, 'row set aside as a dead letter');
+    this.events.emit('dead-letter', { jobId, reason, lsn });
   }
 
   /**

@@ -1,4 +1,5 @@
-import type { Config } from '../config.js';
+import { redact, type Config } from '../config.js';
+import { makeBudgetStrategy } from '../distribution/service-distribution.js';
 import { checkConnection, checkReplicationReady } from '../db/check-database.js';
 import { makeDatabase, type Database } from '../db/database.js';
 import type { Logger } from '../logger.js';
@@ -77,6 +78,25 @@ export async function startConsumer(
           waitTimeoutMs: REDIS_WAIT_TIMEOUT_MS,
         });
   const sessionLogger = logger.child({ component: 'consumer', slot: config.slotName });
+  const distributionLogger = logger.child({ component: 'distribution' });
+  const strategy = makeBudgetStrategy(
+    config.distribution,
+    {
+      unavailable: (since, reason) => {
+        distributionLogger.error(
+          { url: config.distribution.kind === 'service' ? redact(config.distribution.url) : undefined, reason },
+          'distribution service unavailable: its batches are retried and hold their acknowledgement',
+        );
+        events.emit('distribution-availability', { available: false, since, reason });
+      },
+      available: () => {
+        distributionLogger.info('distribution service answers again');
+        events.emit('distribution-availability', { available: true });
+      },
+      requested: (request) => events.emit('distribution-request', request),
+    },
+    distributionLogger,
+  );
   const watcher = watch({ db, redis });
   let stopping = false;
   let session: ConsumerSession | undefined;
@@ -103,7 +123,7 @@ export async function startConsumer(
   const loop = async (): Promise<void> => {
     let failures = 0;
     while (!stopping) {
-      session = new ConsumerSession(config, db, sink, events, sessionLogger);
+      session = new ConsumerSession({ ...config, strategy }, db, sink, events, sessionLogger);
       const sessionStartedAt = performance.now();
       try {
         await session.run();

@@ -1,6 +1,7 @@
 import type { Lsn } from '../lsn.js';
 import type { WriteBatch } from '../sink/write-batch.js';
 import type { ChangePosition } from './checkpoint-keeper.js';
+import type { DeferredWrites } from './deferred-writes.js';
 
 /** The batch a session is building: its writes and what they stand for, handed over whole when flushed. */
 export class PendingBatch {
@@ -25,7 +26,7 @@ export class PendingBatch {
   /** Set once Redis confirmed the batch: a commit arriving after it (in an empty batch) is fresh at once. */
   written = false;
 
-  constructor(readonly writes: WriteBatch) {}
+  constructor(readonly writes: WriteBatch | DeferredWrites) {}
 
   /** The batch's checkpoint position; undefined when it holds no change (only commits). */
   lastChange(): ChangePosition | undefined {

@@ -4,6 +4,8 @@ import { RowError } from '../errors.js';
 import type { JobRow } from '../replication/job-changes.js';
 import { formatLsn, type Lsn } from '../lsn.js';
 import type { Sink } from '../sink/sink.js';
+import type { BudgetStrategy } from '../budget/budget-strategy.js';
+import { DeferredWrites } from './deferred-writes.js';
 
 /** Rows read from the table per round trip: bounds memory whatever the table's size. */
 const RESYNC_FETCH_ROWS = 5_000;
@@ -32,9 +34,13 @@ export async function resyncFromSnapshot(options: {
   snapshotName: string;
   snapshotLsn: Lsn;
   sink: Sink;
+  /** The budget rule, the stream's: a distribution service is asked for each fetched page's jobs. */
+  strategy: BudgetStrategy;
+  /** Aborts the requests to a distribution service (the session ended). */
+  signal: AbortSignal;
   onProgress?: (progress: ResyncProgress) => void | Promise<void>;
 }): Promise<ResyncResult> {
-  const { sink, snapshotName } = options;
+  const { sink, snapshotName, strategy } = options;
   if (!SNAPSHOT_NAME.test(snapshotName)) throw new Error(`unexpected snapshot name "${snapshotName}"`);
   const client = new pg.Client({
     connectionString: options.databaseUrl,
@@ -70,19 +76,28 @@ export async function resyncFromSnapshot(options: {
       );
       if (rows.length === 0) break;
       const batch = sink.newBatch();
+      // With a distribution service the page's jobs wait for its answers (in order, as on the stream).
+      const writes = strategy.builtIn ? batch : new DeferredWrites();
       for (const row of rows) {
         const jobRow: JobRow = { jobId: row.job_id, daysOnline: row.days_online, budget: row.budget, createdAt: row.created_at };
         try {
           const job = parseJob(jobRow);
           if (job.expiresAtMs <= now) continue;
-          batch.setJobOf(keyPrefix, job);
+          if (writes instanceof DeferredWrites) writes.setJobLater(keyPrefix, job, options.snapshotLsn);
+          else writes.setJobOf(keyPrefix, job);
           rowsWritten++;
         } catch (error) {
           if (!(error instanceof RowError)) throw error;
           deadLetters++;
           const entry = { job_id: row.job_id, lsn: formatLsn(options.snapshotLsn), reason: error.message, at: new Date().toISOString() };
-          batch.deadLetter(JSON.stringify(entry));
+          writes.deadLetter(JSON.stringify(entry));
         }
+      }
+      if (writes instanceof DeferredWrites) {
+        await writes.encodeInto(batch, keyPrefix, strategy, options.signal, () => {
+          rowsWritten--;
+          deadLetters++;
+        });
       }
       await writing;
       writing = sink.writeWithoutCheckpoint(batch).then(async () => {

@@ -9,6 +9,7 @@ import { openReplicationConnection, type ReplicationConnection } from '../replic
 import { describeBackend, describeSlotOwner, tryLockSlot } from '../replication/slot-owner.js';
 import { createSlot, dropSlot, readSlot, type CreatedSlot, type SlotState } from '../replication/slot.js';
 import type { ReplayPosition } from '../sink/cluster-write-batch.js';
+import { EVEN_SPLIT, type BudgetStrategy } from '../budget/budget-strategy.js';
 import type { RebuildCause } from '../sink/rebuild-record.js';
 import type { Sink, StoredCheckpoint } from '../sink/sink.js';
 import type { ConsumerEvents } from './consumer-events.js';
@@ -27,6 +28,8 @@ export interface SessionSettings {
   batchSize: number;
   /** Replicas that must confirm a write (WAIT) before its position is acknowledged. */
   redisMinReplicas: number;
+  /** The budget rule: the built-in even split or a distribution service; the stream and rebuilds use it alike. */
+  strategy: BudgetStrategy;
 }
 
 /** Why a session must rebuild Redis before it streams. */
@@ -64,6 +67,8 @@ export class SessionStarter {
     private readonly logger: Logger,
     /** The session's token, written into the checkpoint a rebuild sets. */
     private readonly writerToken: string,
+    /** Aborts a rebuild's requests to the distribution service when the session ends. */
+    private readonly signal: AbortSignal,
   ) {}
 
   /**
@@ -118,6 +123,7 @@ export class SessionStarter {
       slot = await readSlot(this.db, slotName);
     } else {
       const need = await this.rebuildNeed(stored, slot);
+      if (need === undefined) await this.checkSameDistribution();
       checkpointText = need === undefined ? stored!.text : await this.resyncOnTemporarySlot(need, slot.confirmedFlushLsn ?? 0n);
       if (need === undefined) replayThrough = stored!.replayThrough;
     }
@@ -125,6 +131,22 @@ export class SessionStarter {
       throw new Error(`replication slot ${slotName} vanished while starting: is another process dropping it?`);
     }
     return { checkpointText, replayThrough, slotConfirmedLsn: slot.confirmedFlushLsn, slotCreated };
+  }
+
+  /**
+   * The keys were built with one budget rule; a session with another would mix two rules in Redis, and the
+   * checkpoint would skip every job already there. Changing the rule takes a rebuild, which `budget-cdc resync`
+   * asks for. A history without a recorded rule predates the setting: the even split.
+   */
+  private async checkSameDistribution(): Promise<void> {
+    const recorded = (await this.sink.readRebuildHistory()).distribution ?? EVEN_SPLIT.name;
+    const configured = this.settings.strategy.name;
+    if (recorded === configured) return;
+    throw new PermanentError(
+      `Redis holds budgets computed with distribution ${recorded}, but this consumer is set to ${configured} ` +
+        '(--distribution / BUDGET_CDC_DISTRIBUTION): changing the budget rule needs a rebuild of every key; run "budget-cdc resync" ' +
+        `and start the consumer with the new setting, or set it back to ${recorded}`,
+    );
   }
 
   /** Fences the slot's earlier owners off Redis before the checkpoint is read (see RedisSink#closeEarlierWriters). */
@@ -181,6 +203,8 @@ export class SessionStarter {
       snapshotName: slot.snapshotName,
       snapshotLsn: slot.consistentPoint,
       sink: this.sink,
+      strategy: this.settings.strategy,
+      signal: this.signal,
       onProgress: async (progress) => {
         this.events.emit('resync-progress', progress);
         await this.sink.writeResyncProgress(progress);
@@ -193,7 +217,7 @@ export class SessionStarter {
       ackLsn: slot.consistentPoint > acknowledgedLsn ? slot.consistentPoint : acknowledgedLsn,
       writer: this.writerToken,
     });
-    await this.sink.recordRebuild(need.cause, need.reason);
+    await this.sink.recordRebuild(need.cause, need.reason, this.settings.strategy.name);
     const durationMs = Math.round(performance.now() - started);
     this.logger.info({ ...result, durationMs, cause: need.cause }, 'resync from the table finished');
     this.events.emit('resync-finished', { ...result, durationMs, cause: need.cause });

@@ -7,6 +7,11 @@ import type { Lsn } from '../lsn.js';
  */
 export interface WriteTask {
   run(): Promise<void>;
+  /**
+   * What must settle before run() may start, when the task's writes are still being prepared (a distribution
+   * service's answers): tasks are prepared concurrently but run in order. A rejection fails the queue.
+   */
+  ready?: Promise<void>;
   exclusive: boolean;
   ackLsn: Lsn | undefined;
 }
@@ -26,6 +31,8 @@ export class WriteQueue {
   private readonly waiting: WriteTask[] = [];
   private readonly running: RunningTask[] = [];
   private failure: Error | undefined;
+  /** Tasks whose `ready` is watched already. */
+  private readonly preparing = new WeakSet<WriteTask>();
   private idleWaiters: Array<{ resolve: () => void; reject: (error: Error) => void }> = [];
 
   constructor(
@@ -66,10 +73,24 @@ export class WriteQueue {
   }
 
   private startRunnable(): void {
-    while (this.waiting.length > 0) {
+    while (this.waiting.length > 0 && this.failure === undefined) {
       const next = this.waiting[0]!;
       const blocked = next.exclusive ? this.running.length > 0 : this.running.some((r) => r.task.exclusive);
       if (blocked) return;
+      if (next.ready !== undefined) {
+        if (!this.preparing.has(next)) {
+          this.preparing.add(next);
+          // Once prepared, the task is first in line: startRunnable() runs it, and what follows it.
+          next.ready.then(
+            () => {
+              next.ready = undefined;
+              this.startRunnable();
+            },
+            (error: unknown) => this.fail(error instanceof Error ? error : new Error(String(error))),
+          );
+        }
+        return;
+      }
       this.waiting.shift();
       const result = next.run();
       const running: RunningTask = { task: next, done: false, result };

@@ -1,5 +1,6 @@
 import { civilFromDays } from '../budget/civil-days.js';
 import { DAY_MS, type Job, type JobFigures } from '../budget/job.js';
+import { formatCents } from '../budget/money.js';
 import { baseDailyCents, daysWithExtraCent } from '../budget/split-budget.js';
 import { asciiConstant, decimalDigits, writeBytes, writeConstant, writeDecimal, writePadded, writeTwoDigits } from './ascii-bytes.js';
 
@@ -39,6 +40,21 @@ export function jobValue(job: Job): string {
   const target = Buffer.allocUnsafe(jobValueLength(job, jobIdJson.length));
   const end = writeJobValue(target, 0, job, jobIdJson, 0, jobIdJson.length);
   return target.toString('utf8', 0, end);
+}
+
+/**
+ * The value of `job` with daily amounts that a distribution service gave (cents, day 0 first, checked by
+ * budget/distribution-check.ts): the same JSON as jobValue, built as a string. Services' answers take the
+ * general path; only the built-in split is written byte by byte.
+ */
+export function jobValueWithDaily(job: Job, dailyCents: readonly number[]): string {
+  let daily = '';
+  for (let day = 0; day < dailyCents.length; day++) daily += (day === 0 ? '"' : ',"') + formatCents(dailyCents[day]!) + '"';
+  return (
+    `{"job_id":${JSON.stringify(job.jobId)},"budget":"${formatCents(job.budgetCents)}","days_online":${job.daysOnline},` +
+    `"created_at":"${new Date(job.createdAtMs).toISOString()}","expires_at":"${new Date(job.expiresAtMs).toISOString()}",` +
+    `"daily":[${daily}]}`
+  );
 }
 
 /** The UTF-8 bytes of `text` escaped as the inside of a JSON string, as JSON.stringify escapes it. */

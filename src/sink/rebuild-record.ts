@@ -21,4 +21,12 @@ export interface RebuildRequest {
 export interface RebuildHistory {
   counts: Partial<Record<RebuildCause, number>>;
   last: { cause: RebuildCause; detail: string; at: string } | undefined;
+  /**
+   * The budget rule the keys were built with (`even`, or a distribution service's URL without its password),
+   * recorded by each rebuild; undefined when the last rebuild predates the setting (the even split then).
+   */
+  distribution: string | undefined;
 }
+
+/** A history field, not a cause: the strategy the last rebuild used. */
+export const DISTRIBUTION_FIELD = 'distribution';

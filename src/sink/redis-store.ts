@@ -9,7 +9,7 @@ import {
   writeSlotCheckpoints,
 } from './cluster-checkpoints.js';
 import { checkpointKey, deadLetterKey, rebuildHistoryKey, rebuildRequestKey, resyncProgressKey } from './internal-keys.js';
-import type { RebuildCause, RebuildHistory, RebuildRequest } from './rebuild-record.js';
+import { DISTRIBUTION_FIELD, type RebuildCause, type RebuildHistory, type RebuildRequest } from './rebuild-record.js';
 import { masterNodes, type RedisClient } from './redis-client.js';
 import type { ClusterSlotMap } from './cluster-slot-map.js';
 import type { StoredCheckpoint } from './sink.js';
@@ -156,19 +156,19 @@ export class RedisStore {
   }
 
   /** Counts a finished rebuild by cause and keeps the last one's detail, for `status`; clears the request. */
-  async recordRebuild(cause: RebuildCause, detail: string): Promise<void> {
+  async recordRebuild(cause: RebuildCause, detail: string, distribution: string): Promise<void> {
     const last = JSON.stringify({ cause, detail, at: new Date().toISOString() });
     if (this.redis instanceof Cluster) {
       // The history and the request sit in two slots: counted first, so that a crash between re-counts nothing.
       await this.redis.hincrby(this.rebuildHistoryKey, cause, 1);
-      await this.redis.hset(this.rebuildHistoryKey, 'last', last);
+      await this.redis.hset(this.rebuildHistoryKey, 'last', last, DISTRIBUTION_FIELD, distribution);
       await this.redis.del(this.rebuildRequestKey);
       return;
     }
     const results = await this.redis
       .multi()
       .hincrby(this.rebuildHistoryKey, cause, 1)
-      .hset(this.rebuildHistoryKey, 'last', last)
+      .hset(this.rebuildHistoryKey, 'last', last, DISTRIBUTION_FIELD, distribution)
       .del(this.rebuildRequestKey)
       .exec();
     checkTransaction(results, 'the rebuild record');
@@ -177,8 +177,14 @@ export class RedisStore {
   async readRebuildHistory(): Promise<RebuildHistory> {
     const fields = await this.redis.hgetall(this.rebuildHistoryKey);
     const counts: Partial<Record<RebuildCause, number>> = {};
-    for (const [field, value] of Object.entries(fields)) if (field !== 'last') counts[field as RebuildCause] = Number(value);
-    return { counts, last: fields.last === undefined ? undefined : (JSON.parse(fields.last) as RebuildHistory['last']) };
+    for (const [field, value] of Object.entries(fields)) {
+      if (field !== 'last' && field !== DISTRIBUTION_FIELD) counts[field as RebuildCause] = Number(value);
+    }
+    return {
+      counts,
+      last: fields.last === undefined ? undefined : (JSON.parse(fields.last) as RebuildHistory['last']),
+      distribution: fields[DISTRIBUTION_FIELD],
+    };
   }
 
   /** Deletes every key under the prefix (TRUNCATE), and nothing else; returns how many were deleted. */

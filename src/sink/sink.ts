@@ -1,5 +1,5 @@
 import type { Checkpoint } from './checkpoint.js';
-import type { RebuildCause, RebuildRequest } from './rebuild-record.js';
+import type { RebuildCause, RebuildHistory, RebuildRequest } from './rebuild-record.js';
 import type { ReplayPosition } from './cluster-write-batch.js';
 import type { WriteBatch } from './write-batch.js';
 
@@ -74,7 +74,9 @@ export interface Sink {
   requestRebuild(request: RebuildRequest): Promise<void>;
   readRebuildRequest(): Promise<RebuildRequest | undefined>;
   /** Counts a finished rebuild by cause and clears the request. */
-  recordRebuild(cause: RebuildCause, detail: string): Promise<void>;
+  recordRebuild(cause: RebuildCause, detail: string, distribution: string): Promise<void>;
+  /** Rebuilds by cause, the last one, and the budget rule it used (what a session compares its own with). */
+  readRebuildHistory(): Promise<RebuildHistory>;
   writeResyncProgress(progress: { totalRows: number; rowsDone: number }): Promise<void>;
   /** Empties the dead letters, before a rebuild sets aside again the rows it cannot process. */
   resetDeadLetters(): Promise<void>;

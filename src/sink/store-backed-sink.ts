@@ -1,4 +1,4 @@
-import type { RebuildCause, RebuildRequest } from './rebuild-record.js';
+import type { RebuildCause, RebuildHistory, RebuildRequest } from './rebuild-record.js';
 import type { RedisStore } from './redis-store.js';
 
 /**
@@ -20,8 +20,12 @@ export abstract class StoreBackedSink {
     return this.store.readRebuildRequest();
   }
 
-  recordRebuild(cause: RebuildCause, detail: string): Promise<void> {
-    return this.store.recordRebuild(cause, detail);
+  recordRebuild(cause: RebuildCause, detail: string, distribution: string): Promise<void> {
+    return this.store.recordRebuild(cause, detail, distribution);
+  }
+
+  readRebuildHistory(): Promise<RebuildHistory> {
+    return this.store.readRebuildHistory();
   }
 
   writeResyncProgress(progress: { totalRows: number; rowsDone: number }): Promise<void> {

@@ -1,6 +1,6 @@
 import type { Job, JobFigures } from '../budget/job.js';
 import { asciiConstant, decimalDigits, writeBytes, writeConstant, writeCrlf, writeDecimal } from './ascii-bytes.js';
-import { isPlainJobId, jobValue, jobValueLength, writeJobValue } from './job-value.js';
+import { isPlainJobId, jobValue, jobValueLength, jobValueWithDaily, writeJobValue } from './job-value.js';
 import { respCommand } from './resp-connection.js';
 
 /** How many dead letters are kept; older ones are trimmed so the list stays bounded. */
@@ -113,6 +113,11 @@ export class WriteBatch {
     const jobId = Buffer.from(job.jobId);
     if (isPlainJobId(jobId, 0, jobId.length)) this.setJob(keyPrefix, jobId, 0, jobId.length, job);
     else this.set(keyPrefix.toString() + job.jobId, jobValue(job), job.expiresAtMs);
+  }
+
+  /** SET of a job whose daily amounts came from a distribution service (cents, checked): the general path. */
+  setJobWithDaily(keyPrefix: Buffer, job: Job, dailyCents: readonly number[]): void {
+    this.set(keyPrefix.toString() + job.jobId, jobValueWithDaily(job, dailyCents), job.expiresAtMs);
   }
 
   del(key: string): void {

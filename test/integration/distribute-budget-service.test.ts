@@ -1,5 +1,3 @@
-import { spawn } from 'node:child_process';
-import { once } from 'node:events';
 import { readFileSync } from 'node:fs';
 import { Agent, request as httpRequest } from 'node:http';
 import { fileURLToPath } from 'node:url';
@@ -7,13 +5,13 @@ import Ajv from 'ajv';
 import { afterAll, beforeAll, beforeEach, describe, expect, it } from 'vitest';
 import { formatCents } from '../../src/budget/money.js';
 import { splitBudget } from '../../src/budget/split-budget.js';
-import { findFreePort } from '../../src/local/free-port.js';
 import {
   formatCents as formatBigCents,
   parseCreatedAtMs,
   weekdaySplitCents,
   type JobResult,
 } from '../../examples/distribute-budget-service/rules.mjs';
+import { startService, stopAllServices, type Service } from '../support/distribution-service.js';
 import { waitFor } from '../support/wait-for.js';
 
 // The example distribution service of issue 14 (examples/distribute-budget-service/), run as a user runs it:
@@ -22,7 +20,6 @@ import { waitFor } from '../support/wait-for.js';
 
 const SECOND = 1000;
 const REPO_ROOT = fileURLToPath(new URL('../../', import.meta.url));
-const SERVER_PATH = `${REPO_ROOT}examples/distribute-budget-service/server.mjs`;
 const SCHEMA_ID = 'urn:budget-cdc:distribution-protocol';
 /** A client timeout far below the service's 10 s stall, so that the stall is seen without waiting it out. */
 const CLIENT_TIMEOUT_MS = 1500;
@@ -36,45 +33,6 @@ interface RequestJob {
   budget: unknown;
   days_online: unknown;
   created_at?: unknown;
-}
-
-interface Service {
-  url: string;
-  /** SIGTERM, then the exit once it happened. */
-  stop(): Promise<{ code: number | null; signal: NodeJS.Signals | null }>;
-}
-
-const running = new Set<Service>();
-
-async function startService(rule: 'even' | 'weekday', env: Record<string, string> = {}): Promise<Service> {
-  const port = await findFreePort();
-  const child = spawn(process.execPath, [SERVER_PATH, '--port', String(port), '--rule', rule], {
-    env: { ...process.env, ...env },
-    stdio: ['ignore', 'pipe', 'pipe'],
-  });
-  let output = '';
-  child.stdout.on('data', (chunk: Buffer) => (output += chunk.toString()));
-  child.stderr.on('data', (chunk: Buffer) => (output += chunk.toString()));
-  const exited = once(child, 'exit') as Promise<[number | null, NodeJS.Signals | null]>;
-  const url = `http://127.0.0.1:${port}`;
-  const service: Service = {
-    url,
-    async stop() {
-      running.delete(service);
-      if (child.exitCode === null && child.signalCode === null) child.kill('SIGTERM');
-      const [code, signal] = await exited;
-      return { code, signal };
-    },
-  };
-  running.add(service);
-  await waitFor(
-    async () => {
-      if (child.exitCode !== null) throw new Error(`the service exited with ${child.exitCode}: ${output}`);
-      return (await fetch(`${url}/healthz`)).ok;
-    },
-    { timeoutMs: 10 * SECOND, message: `the example service (rule ${rule}) to answer on ${url}` },
-  );
-  return service;
 }
 
 async function post(url: string, body: unknown, signal?: AbortSignal): Promise<{ status: number; text: string }> {
@@ -125,7 +83,7 @@ function schemaValidator(definition: 'request' | 'response'): Ajv.ValidateFuncti
 
 afterAll(async () => {
   // Services of a test that failed before stopping its own.
-  await Promise.all([...running].map((service) => service.stop()));
+  await stopAllServices();
 });
 
 describe('the even rule', () => {

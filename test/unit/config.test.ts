@@ -24,6 +24,8 @@ const EVERY_VARIABLE = {
   REDIS_SENTINELS: 'sentinel-a:26379,[::1]:26380',
   REDIS_SENTINEL_MASTER: 'env-master',
   BUDGET_CDC_REDIS_MIN_REPLICAS: '2',
+  BUDGET_CDC_DISTRIBUTION: 'http://rules.internal:8080/distribute',
+  BUDGET_CDC_DISTRIBUTION_TIMEOUT: '2.5',
 };
 
 /** loadConfig's ConfigError, or a failure when it does not throw one. */
@@ -50,6 +52,7 @@ describe('loadConfig', () => {
       publicationName: DEFAULT_PUBLICATION_NAME,
       keyPrefix: DEFAULT_KEY_PREFIX,
       batchSize: DEFAULT_BATCH_SIZE,
+      distribution: { kind: 'even' },
       logLevel: 'info',
     });
     expect(DEFAULT_REDIS_URL).toBe('redis://127.0.0.1:6379');
@@ -74,6 +77,7 @@ describe('loadConfig', () => {
       publicationName: 'env_pub',
       keyPrefix: 'env:',
       batchSize: 250,
+      distribution: { kind: 'service', url: 'http://rules.internal:8080/distribute', timeoutMs: 2500 },
       logLevel: 'debug',
     });
   });
@@ -92,6 +96,7 @@ describe('loadConfig', () => {
         redisSentinels: 'flag-sentinel:5000',
         redisSentinelMaster: 'flag-master',
         redisMinReplicas: '1',
+        distribution: 'even',
       },
       env,
     );
@@ -106,8 +111,30 @@ describe('loadConfig', () => {
       publicationName: 'flag_pub',
       keyPrefix: 'flag:',
       batchSize: 10,
+      distribution: { kind: 'even' },
       logLevel: 'warn',
     });
+  });
+
+  it('takes even or an http(s) URL for the distribution, and says what to set otherwise', () => {
+    expect(loadConfig({ distribution: 'https://u:secret@rules:8443/d', distributionTimeout: '30' }, { DATABASE_URL }).distribution).toEqual(
+      {
+        kind: 'service',
+        url: 'https://u:secret@rules:8443/d',
+        timeoutMs: 30_000,
+      },
+    );
+    // An empty variable is unset, as a systemd EnvironmentFile line "BUDGET_CDC_DISTRIBUTION=" means.
+    expect(loadConfig({}, { DATABASE_URL, BUDGET_CDC_DISTRIBUTION: '' }).distribution).toEqual({ kind: 'even' });
+    for (const value of ['uneven', 'ftp://rules/d', 'rules:8080']) {
+      const error = configError({ distribution: value }, { DATABASE_URL });
+      expect(error.message).toContain('--distribution / BUDGET_CDC_DISTRIBUTION');
+      expect(error.message).toContain('even (the built-in split) or the URL of a distribution service');
+    }
+    expect(configError({ distribution: 'http://u:secret@[bad/d' }, { DATABASE_URL }).message).not.toContain('secret');
+    for (const timeout of ['0', '-1', 'soon']) {
+      expect(configError({ distributionTimeout: timeout }, { DATABASE_URL }).message).toContain('--distribution-timeout');
+    }
   });
 
   it('does not read process.env when given an environment', () => {
