@@ -3,7 +3,8 @@ import { describe, expect, it } from 'vitest';
 import { DAY_MS, LAST_EXPIRY_MS, type Job } from '../../src/budget/job.js';
 import { formatCents } from '../../src/budget/money.js';
 import { splitBudget } from '../../src/budget/split-budget.js';
-import { jobValue } from '../../src/sink/job-value.js';
+import { EVEN_SPLIT } from '../../src/budget/budget-strategy.js';
+import { jobValue, jobValueWithDaily } from '../../src/sink/job-value.js';
 
 // jobValue builds the JSON by hand for speed; it must equal what JSON.stringify gives for the contract.
 describe('jobValue', () => {
@@ -36,5 +37,49 @@ describe('jobValue', () => {
       const job: Job = { jobId: 'j', budgetCents: 1, daysOnline: 1, createdAtMs: ms, expiresAtMs: ms + DAY_MS };
       expect(JSON.parse(jobValue(job)).created_at).toBe(new Date(ms).toISOString());
     }
+  });
+});
+
+// A distribution service's amounts take the general path: the same JSON, with the service's daily amounts.
+describe('jobValueWithDaily', () => {
+  const jobArbitrary = fc
+    .record({
+      jobId: fc.string({ unit: 'grapheme', maxLength: 40 }),
+      budgetCents: fc.integer({ min: 0, max: 99_999_999_999_999 }),
+      daysOnline: fc.integer({ min: 1, max: 60 }),
+      createdAtMs: fc.integer({ min: Date.UTC(1970, 0, 1), max: LAST_EXPIRY_MS - 3650 * DAY_MS }),
+    })
+    .map((fields): Job => ({ ...fields, expiresAtMs: fields.createdAtMs + fields.daysOnline * DAY_MS }));
+
+  it('with the even split is byte for byte what the built-in value writer writes', async () => {
+    await fc.assert(
+      fc.asyncProperty(jobArbitrary, async (job) => {
+        const [check] = await EVEN_SPLIT.distribute([job]);
+        if (check === undefined || !check.ok) throw new Error('the even split refused a valid job');
+        expect(jobValueWithDaily(job, check.dailyCents)).toBe(jobValue(job));
+      }),
+      { numRuns: 1000 },
+    );
+  });
+
+  it('equals JSON.stringify of the contract object with the given amounts', () => {
+    fc.assert(
+      fc.property(
+        jobArbitrary,
+        fc.array(fc.integer({ min: 0, max: 99_999_999_999_999 }), { minLength: 1, maxLength: 60 }),
+        (job, dailyCents) => {
+          const expected = JSON.stringify({
+            job_id: job.jobId,
+            budget: formatCents(job.budgetCents),
+            days_online: job.daysOnline,
+            created_at: new Date(job.createdAtMs).toISOString(),
+            expires_at: new Date(job.expiresAtMs).toISOString(),
+            daily: dailyCents.map(formatCents),
+          });
+          expect(jobValueWithDaily(job, dailyCents)).toBe(expected);
+        },
+      ),
+      { numRuns: 1000 },
+    );
   });
 });

@@ -48,6 +48,13 @@ function fakeTask(name: string, ackLsn: Lsn | undefined, options: { exclusive?: 
   };
 }
 
+/** A task's preparation that the test completes (Promise.withResolvers is Node 22). */
+function preparation(): { promise: Promise<void>; resolve: () => void } {
+  let resolve!: () => void;
+  const promise = new Promise<void>((r) => (resolve = r));
+  return { promise, resolve };
+}
+
 /** A queue whose callbacks are recorded. */
 function recordingQueue(): { queue: WriteQueue; confirmed: Lsn[]; failures: Error[]; sizes: number[] } {
   const confirmed: Lsn[] = [];
@@ -225,5 +232,53 @@ describe('WriteQueue', () => {
     expect(confirmed).toEqual([20n]);
     // The size is reported as it grows and shrinks, so the consumer can pause and resume reading.
     expect(sizes).toEqual([1, 2, 2, 0]);
+  });
+
+  it('prepares tasks concurrently but runs them in order: a later task ready first waits for the earlier one', async () => {
+    const { queue, confirmed } = recordingQueue();
+    const log: string[] = [];
+    const prepared = [preparation(), preparation()];
+    const a = fakeTask('a', 10n, { log });
+    a.ready = prepared[0]!.promise;
+    const b = fakeTask('b', 20n, { log });
+    b.ready = prepared[1]!.promise;
+    queue.push(a);
+    queue.push(b);
+    expect(queue.size).toBe(2); // counted for backpressure while being prepared
+
+    prepared[1]!.resolve();
+    await settle();
+    expect([a.started, b.started]).toEqual([false, false]); // b is ready, but a comes first
+
+    // Pushes and completions while a is still being prepared must not start it early.
+    const c = fakeTask('c', 30n, { log });
+    queue.push(c);
+    expect(c.started).toBe(false);
+
+    prepared[0]!.resolve();
+    await settle();
+    expect(log).toEqual(['start a', 'start b', 'start c']);
+    await b.resolve();
+    expect(confirmed).toEqual([]);
+    await a.resolve();
+    await c.resolve();
+    expect(confirmed).toEqual([20n, 30n]);
+  });
+
+  it('fails when a task cannot be prepared, and runs nothing after it', async () => {
+    const { queue, confirmed, failures } = recordingQueue();
+    const a = fakeTask('a', 10n);
+    const b = fakeTask('b', 20n);
+    b.ready = Promise.reject(new Error('distribution aborted'));
+    const c = fakeTask('c', 30n);
+    queue.push(a);
+    queue.push(b);
+    queue.push(c);
+    await settle();
+    expect(failures.map((error) => error.message)).toEqual(['distribution aborted']);
+    expect([b.started, c.started]).toEqual([false, false]);
+    await a.resolve();
+    expect(confirmed).toEqual([]);
+    await expect(queue.drained()).rejects.toThrow('distribution aborted');
   });
 });
