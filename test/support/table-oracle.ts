@@ -8,6 +8,12 @@ const DAY_MS = 86_400_000n;
 /** Rows expiring this close to now may or may not have a key yet; they are not judged. */
 const EXPIRY_MARGIN_MS = 2_000n;
 
+/**
+ * A budget rule as the oracle computes it: a job's daily amounts ("units.cc", day 0 first) from its budget as
+ * the table prints it, its days online and its creation instant in milliseconds.
+ */
+export type OracleRule = (budget: string, days: number, createdMs: bigint) => string[];
+
 export interface ExpectedKey {
   value: Record<string, unknown>;
   pexpiretime: number;
@@ -16,6 +22,9 @@ export interface ExpectedKey {
 function isoOf(ms: bigint): string {
   return new Date(Number(ms)).toISOString();
 }
+
+/** The built-in even split: floor(cents / days) a day, one cent more on the first `cents % days` days. */
+export const EVEN_RULE: OracleRule = (budget, days) => dailyOf(budget, days);
 
 function dailyOf(budget: string, days: number): string[] {
   const [units, cents] = budget.split('.') as [string, string];
@@ -28,8 +37,11 @@ function dailyOf(budget: string, days: number): string[] {
   });
 }
 
-/** The keys Redis must hold (alive jobs) and the job_ids that must have no key (expired). */
-export async function expectedFromTable(sql: pg.Client): Promise<{ alive: Map<string, ExpectedKey>; expired: Set<string> }> {
+/** The keys Redis must hold (alive jobs, their amounts by `rule`) and the job_ids that must have no key (expired). */
+export async function expectedFromTable(
+  sql: pg.Client,
+  rule: OracleRule = EVEN_RULE,
+): Promise<{ alive: Map<string, ExpectedKey>; expired: Set<string> }> {
   const { rows } = await sql.query<{ job_id: string; days_online: number; budget: string; created_ms: string; now_ms: string }>(
     `select job_id, days_online, budget::text as budget,
             floor(extract(epoch from created_at) * 1000)::bigint::text as created_ms,
@@ -53,7 +65,7 @@ export async function expectedFromTable(sql: pg.Client): Promise<{ alive: Map<st
         days_online: row.days_online,
         created_at: isoOf(created),
         expires_at: isoOf(expires),
-        daily: dailyOf(row.budget, row.days_online),
+        daily: rule(row.budget, row.days_online, created),
       },
       pexpiretime: Number(expires),
     });
@@ -69,9 +81,14 @@ export interface Difference {
   detail: string;
 }
 
-/** Every difference between Redis (keys under `prefix`) and what the table implies; empty when they agree. */
-export async function findDifferences(sql: pg.Client, redis: Redis | Cluster, prefix: string): Promise<Difference[]> {
-  const { alive, expired } = await expectedFromTable(sql);
+/** Every difference between Redis (keys under `prefix`) and what the table implies under `rule`; empty when they agree. */
+export async function findDifferences(
+  sql: pg.Client,
+  redis: Redis | Cluster,
+  prefix: string,
+  rule: OracleRule = EVEN_RULE,
+): Promise<Difference[]> {
+  const { alive, expired } = await expectedFromTable(sql, rule);
   const differences: Difference[] = [];
   const ids = [...alive.keys()];
   for (let i = 0; i < ids.length; i += 1000) {
@@ -118,9 +135,14 @@ async function readKeys(redis: Redis | Cluster, keys: string[]): Promise<Array<[
   return keys.map((_, k) => [replies[2 * k]![1] as string | null, replies[2 * k + 1]![1] as number]);
 }
 
-/** The differences as readable lines ("<job_id>: <what>"); empty when Redis and the table agree. */
-export async function compareRedisWithTable(sql: pg.Client, redis: Redis | Cluster, prefix: string): Promise<string[]> {
-  return (await findDifferences(sql, redis, prefix)).map((d) => `${d.jobId}: ${d.detail}`);
+/** The differences as readable lines ("<job_id>: <what>"); empty when Redis and the table agree (under `rule`, default even). */
+export async function compareRedisWithTable(
+  sql: pg.Client,
+  redis: Redis | Cluster,
+  prefix: string,
+  rule: OracleRule = EVEN_RULE,
+): Promise<string[]> {
+  return (await findDifferences(sql, redis, prefix, rule)).map((d) => `${d.jobId}: ${d.detail}`);
 }
 
 async function isJobRow(sql: pg.Client, jobId: string): Promise<boolean> {
