@@ -4,6 +4,8 @@ const MIB = 1024 * 1024;
 const MILLION = 1_000_000;
 /** The issue's goal for the cluster: at least this share of the single Redis's end-to-end rate. */
 export const CLUSTER_RATE_TARGET = 0.7;
+/** The issue's goal for a distribution service (the example, even rule, on loopback): this share of the built-in rate. */
+export const DISTRIBUTION_RATE_TARGET = 0.5;
 
 /** Rates of repeated runs over the same number of rows. */
 export interface RateSeries {
@@ -98,6 +100,37 @@ export interface ClusterOnlyResults extends BenchSetup {
   cluster: ClusterComparisonResults;
 }
 
+/** End to end with the built-in even split and with the example distribution service, alternated. */
+export interface DistributionComparisonResults {
+  /** The service's rule (--rule): `even`, so that both write the same keys. */
+  rule: string;
+  builtIn: DistributionCostSeries;
+  service: DistributionCostSeries & {
+    /** CPU seconds of the service process over each run, per 1M rows. */
+    serviceCpuSecondsPerMillionRows: number[];
+    medianServiceCpuSecondsPerMillionRows: number;
+  };
+  /** The service's median rate to the built-in split's. */
+  ratio: number;
+}
+
+/** One side of DistributionComparisonResults. */
+export type DistributionCostSeries = RateSeries & {
+  /** CPU seconds of the consumer (from its spawn until it caught up) per 1M rows, per sample. */
+  consumerCpuSecondsPerMillionRows: number[];
+  medianConsumerCpuSecondsPerMillionRows: number;
+  /** VmHWM of the consumer, per sample. */
+  peakRssMiB: number[];
+  medianPeakRssMiB: number;
+  /** From spawn until the slot was active, per sample. */
+  startupSeconds: (number | null)[];
+};
+
+/** `npm run bench -- --only-distribution`; written as JSON to bench/results/latest-only-distribution.json. */
+export interface DistributionOnlyResults extends BenchSetup {
+  distribution: DistributionComparisonResults;
+}
+
 /** Everything one run of the bench measured; written as JSON to bench/results/latest.json. */
 export interface BenchResults extends BenchSetup {
   cliStartup: { seconds: number[]; medianSeconds: number };
@@ -113,6 +146,7 @@ export interface BenchResults extends BenchSetup {
   endToEnd: EndToEndResults;
   waitCost: WaitCostResults;
   cluster: ClusterComparisonResults;
+  distribution: DistributionComparisonResults;
   latency: { commits: number; intervalMs: number; p50Ms: number; p99Ms: number; maxMs: number; samplesMs: number[] };
   /** The consumer catching up with one transaction of 5 × rows. */
   fiveTimes: { rows: number; seconds: number; rowsPerSecond: number; startupSeconds: number | null; peakRssMiB: number };
@@ -190,6 +224,56 @@ function makeSinkCostSeries(rows: number, runs: readonly CatchUpCost[]): SinkCos
   };
 }
 
+/** The rates, CPU and memory of the runs with each budget rule, and the ratio of their rates. */
+export function makeDistributionComparisonResults(
+  rows: number,
+  rule: string,
+  runs: { builtIn: readonly DistributionRunCost[]; service: readonly (DistributionRunCost & { serviceCpuSeconds: number })[] },
+): DistributionComparisonResults {
+  const builtIn = makeDistributionCostSeries(rows, runs.builtIn);
+  const serviceCpu = runs.service.map((run) => round((run.serviceCpuSeconds / rows) * MILLION, 3));
+  const service = {
+    ...makeDistributionCostSeries(rows, runs.service),
+    serviceCpuSecondsPerMillionRows: serviceCpu,
+    medianServiceCpuSecondsPerMillionRows: median(serviceCpu),
+  };
+  return { rule, builtIn, service, ratio: round(service.medianRowsPerSecond / builtIn.medianRowsPerSecond, 3) };
+}
+
+/** What makeDistributionComparisonResults reads of a run (a CatchUpRun). */
+interface DistributionRunCost {
+  seconds: number;
+  startupSeconds: number | undefined;
+  consumerCpuSeconds: number;
+  peakRssBytes: number;
+}
+
+function makeDistributionCostSeries(rows: number, runs: readonly DistributionRunCost[]): DistributionCostSeries {
+  const consumerCpu = runs.map((run) => round((run.consumerCpuSeconds / rows) * MILLION, 3));
+  const peakRssMiB = runs.map((run) => toMiB(run.peakRssBytes));
+  return {
+    ...makeRateSeries(
+      rows,
+      runs.map((run) => run.seconds),
+    ),
+    consumerCpuSecondsPerMillionRows: consumerCpu,
+    medianConsumerCpuSecondsPerMillionRows: median(consumerCpu),
+    peakRssMiB,
+    medianPeakRssMiB: median(peakRssMiB),
+    startupSeconds: runs.map((run) => (run.startupSeconds === undefined ? null : round(run.startupSeconds, 3))),
+  };
+}
+
+/** The issue's goal for a distribution service, checked. */
+export function checkDistributionTarget(distribution: DistributionComparisonResults): TargetResult {
+  return {
+    name: `distribution service (example, ${distribution.rule}) / built-in split`,
+    target: `≥ ${DISTRIBUTION_RATE_TARGET.toFixed(2)}×`,
+    value: distribution.ratio,
+    pass: distribution.ratio >= DISTRIBUTION_RATE_TARGET,
+  };
+}
+
 /** The issue's goal for the cluster, checked. */
 export function checkClusterTarget(cluster: ClusterComparisonResults): TargetResult {
   return {
@@ -229,5 +313,6 @@ export function checkTargets(results: Omit<BenchResults, 'targets'>): TargetResu
       pass: results.fiveTimes.peakRssMiB <= 128,
     },
     checkClusterTarget(results.cluster),
+    checkDistributionTarget(results.distribution),
   ];
 }

@@ -1,9 +1,10 @@
-// npm run bench [-- --rows N] [--runs N] [--only-wait | --only-e2e | --only-cluster]
+// npm run bench [-- --rows N] [--runs N] [--only-wait | --only-e2e | --only-cluster | --only-distribution]
 // Throughput, latency and memory of budget-cdc against psql \copy and pg_recvlogical, on a throwaway
 // PostgreSQL and Redis (issue 4), the cost of WAIT (--redis-min-replicas 1) with a replica attached, and the
-// rate into a 3-master Redis Cluster against the single Redis (issue 12).
+// rate into a 3-master Redis Cluster against the single Redis (issue 12), and the rate with the example
+// distribution service (even rule, HTTP on loopback) against the built-in even split (issue 14).
 // Progress on stderr; the table on stdout; the figures in bench/results/latest.json (latest-only-wait.json,
-// latest-only-e2e.json, latest-only-cluster.json).
+// latest-only-e2e.json, latest-only-cluster.json, latest-only-distribution.json).
 import { execFileSync } from 'node:child_process';
 import { mkdtemp, rm, writeFile } from 'node:fs/promises';
 import { cpus, tmpdir } from 'node:os';
@@ -19,6 +20,7 @@ import type { BenchContext } from './bench-context.js';
 import {
   checkTargets,
   makeClusterComparisonResults,
+  makeDistributionComparisonResults,
   makeEndToEndResults,
   makeRateSeries,
   makeWaitCostResults,
@@ -27,6 +29,7 @@ import {
   type BenchResults,
   type BenchSetup,
   type ClusterOnlyResults,
+  type DistributionOnlyResults,
   type EndToEndOnlyResults,
   type WaitOnlyResults,
 } from './bench-results.js';
@@ -34,6 +37,7 @@ import { serverVersion, withPgClient } from './bench-sql.js';
 import { writeJobsCsv } from './jobs-csv.js';
 import { describeCatchUp, measureCatchUp, type CatchUpRun } from './measure-catch-up.js';
 import { measureCliStartup } from './measure-cli-startup.js';
+import { measureDistributionComparison, SERVICE_RULE } from './measure-distribution-comparison.js';
 import { CLUSTER_MASTERS, measureClusterComparison } from './measure-cluster-comparison.js';
 import { measureEndToEnd } from './measure-end-to-end.js';
 import { measureLatency } from './measure-latency.js';
@@ -42,7 +46,13 @@ import { measureReaderAlone } from './measure-reader-alone.js';
 import { measureRecvlogical } from './measure-recvlogical.js';
 import { measureWaitCost } from './measure-wait-cost.js';
 import { psqlCopyGenerated } from './postgres-programs.js';
-import { formatClusterOnlyTable, formatEndToEndOnlyTable, formatResultsTable, formatWaitOnlyTable } from './results-table.js';
+import {
+  formatClusterOnlyTable,
+  formatDistributionOnlyTable,
+  formatEndToEndOnlyTable,
+  formatResultsTable,
+  formatWaitOnlyTable,
+} from './results-table.js';
 import { median, percentile, rowsPerSecond } from './stats.js';
 
 const SECOND = 1000;
@@ -53,19 +63,22 @@ const LATENCY_INTERVAL_MS = 5;
 /** The memory target is checked at `rows` and at this many times `rows`, in one transaction. */
 const LARGE_TRANSACTION_FACTOR = 5;
 const RESULTS_PATH = fileURLToPath(new URL('./results/latest.json', import.meta.url));
-// Their own files, so that a quick --only-wait, --only-e2e or --only-cluster run leaves the last full run's figures in place.
+// Their own files, so that a quick --only-* run leaves the last full run's figures in place.
 const WAIT_ONLY_RESULTS_PATH = fileURLToPath(new URL('./results/latest-only-wait.json', import.meta.url));
 const END_TO_END_ONLY_RESULTS_PATH = fileURLToPath(new URL('./results/latest-only-e2e.json', import.meta.url));
 const CLUSTER_ONLY_RESULTS_PATH = fileURLToPath(new URL('./results/latest-only-cluster.json', import.meta.url));
+const DISTRIBUTION_ONLY_RESULTS_PATH = fileURLToPath(new URL('./results/latest-only-distribution.json', import.meta.url));
 const EXIT_INTERRUPTED = 130;
 const EXIT_USAGE = 2;
 const USAGE =
-  'usage: npm run bench [-- --rows N] [--runs N] [--only-wait | --only-e2e | --only-cluster]\n' +
+  'usage: npm run bench [-- --rows N] [--runs N] [--only-wait | --only-e2e | --only-cluster | --only-distribution]\n' +
   '       --rows: rows per load, default 1000000; the memory check also uses 5 N\n' +
   '       --runs: samples of each measurement, medians reported; default 3\n' +
   '       --only-wait: only end to end with 1 replica, BUDGET_CDC_REDIS_MIN_REPLICAS 0 and 1 alternated\n' +
   '       --only-e2e: only end to end (budget-cdc run) and its pg_recvlogical reference, alternated\n' +
-  '       --only-cluster: only end to end into the single Redis and into a 3-master Redis Cluster, alternated\n';
+  '       --only-cluster: only end to end into the single Redis and into a 3-master Redis Cluster, alternated\n' +
+  '       --only-distribution: only end to end with the built-in even split and with the example distribution\n' +
+  '                            service (even rule, HTTP on loopback), alternated\n';
 
 // The tests' settings (wal_level=logical, fsync=off, …) plus what a clean measurement needs.
 const POSTGRES_SETTINGS: Record<string, string> = {
@@ -87,7 +100,7 @@ function log(line: string): void {
   process.stderr.write(`[${elapsed} s] ${line}\n`);
 }
 
-/** The command line: `--rows N`, `--runs N`, `--only-wait`, `--only-e2e`, `--only-cluster`. */
+/** The command line: `--rows N`, `--runs N`, `--only-wait`, `--only-e2e`, `--only-cluster`, `--only-distribution`. */
 interface BenchOptions {
   rows: number;
   /** Samples of each measurement. */
@@ -95,10 +108,18 @@ interface BenchOptions {
   onlyWait: boolean;
   onlyEndToEnd: boolean;
   onlyCluster: boolean;
+  onlyDistribution: boolean;
 }
 
 function parseOptions(): BenchOptions {
-  let values: { rows: string; runs: string; 'only-wait': boolean; 'only-e2e': boolean; 'only-cluster': boolean };
+  let values: {
+    rows: string;
+    runs: string;
+    'only-wait': boolean;
+    'only-e2e': boolean;
+    'only-cluster': boolean;
+    'only-distribution': boolean;
+  };
   try {
     ({ values } = parseArgs({
       options: {
@@ -107,13 +128,14 @@ function parseOptions(): BenchOptions {
         'only-wait': { type: 'boolean', default: false },
         'only-e2e': { type: 'boolean', default: false },
         'only-cluster': { type: 'boolean', default: false },
+        'only-distribution': { type: 'boolean', default: false },
       },
     }));
   } catch (error) {
     usageError((error as Error).message);
   }
-  if ([values['only-wait'], values['only-e2e'], values['only-cluster']].filter(Boolean).length > 1) {
-    usageError('--only-wait, --only-e2e and --only-cluster exclude each other');
+  if ([values['only-wait'], values['only-e2e'], values['only-cluster'], values['only-distribution']].filter(Boolean).length > 1) {
+    usageError('--only-wait, --only-e2e, --only-cluster and --only-distribution exclude each other');
   }
   return {
     rows: positiveInteger('--rows', values.rows),
@@ -121,6 +143,7 @@ function parseOptions(): BenchOptions {
     onlyWait: values['only-wait'],
     onlyEndToEnd: values['only-e2e'],
     onlyCluster: values['only-cluster'],
+    onlyDistribution: values['only-distribution'],
   };
 }
 
@@ -135,7 +158,7 @@ function usageError(message: string): never {
   process.exit(EXIT_USAGE);
 }
 
-const { rows, samples, onlyWait, onlyEndToEnd, onlyCluster } = parseOptions();
+const { rows, samples, onlyWait, onlyEndToEnd, onlyCluster, onlyDistribution } = parseOptions();
 let postgres: PostgresServer | undefined;
 let redisServer: RedisServer | undefined;
 let redis: Redis | undefined;
@@ -184,6 +207,9 @@ try {
   } else if (onlyCluster) {
     const results = await runClusterOnly(context);
     await report(formatClusterOnlyTable(results), results, CLUSTER_ONLY_RESULTS_PATH);
+  } else if (onlyDistribution) {
+    const results = await runDistributionOnly(context);
+    await report(formatDistributionOnlyTable(results), results, DISTRIBUTION_ONLY_RESULTS_PATH);
   } else {
     const results = await runBench(context);
     await report(formatResultsTable(results), results, RESULTS_PATH);
@@ -242,6 +268,14 @@ async function runClusterOnly(context: BenchContext): Promise<ClusterOnlyResults
   return { ...(await describeSetup(context)), cluster: makeClusterComparisonResults(rows, CLUSTER_MASTERS, runs) };
 }
 
+/** `--only-distribution`: end to end with the built-in even split and with the example service, alternated sample by sample. */
+async function runDistributionOnly(context: BenchContext): Promise<DistributionOnlyResults> {
+  log(`writing ${rows.toLocaleString('en-US')} rows to ${context.csvPath}`);
+  await writeJobsCsv(context.csvPath, rows);
+  const runs = await measureDistributionComparison(context, samples);
+  return { ...(await describeSetup(context)), distribution: makeDistributionComparisonResults(rows, SERVICE_RULE, runs) };
+}
+
 async function runBench(context: BenchContext): Promise<BenchResults> {
   log(`writing ${rows.toLocaleString('en-US')} rows to ${context.csvPath}`);
   await writeJobsCsv(context.csvPath, rows);
@@ -277,6 +311,7 @@ async function runBench(context: BenchContext): Promise<BenchResults> {
 
   const waitCost = await measureWaitCost(context, samples);
   const cluster = await measureClusterComparison(context, samples);
+  const distribution = await measureDistributionComparison(context, samples);
 
   log(`latency: ${LATENCY_COMMITS} single-row commits, one every ${LATENCY_INTERVAL_MS} ms`);
   const latencies = await measureLatency(context, { commits: LATENCY_COMMITS, intervalMs: LATENCY_INTERVAL_MS });
@@ -321,6 +356,7 @@ async function runBench(context: BenchContext): Promise<BenchResults> {
     endToEnd: makeEndToEndResults(rows, endToEnd, referenceSeries),
     waitCost: makeWaitCostResults(rows, seconds(waitCost.wait0), seconds(waitCost.wait1)),
     cluster: makeClusterComparisonResults(rows, CLUSTER_MASTERS, cluster),
+    distribution: makeDistributionComparisonResults(rows, SERVICE_RULE, distribution),
     latency,
     fiveTimes: {
       rows: largeRows,

@@ -1,4 +1,5 @@
 import { performance } from 'node:perf_hooks';
+import type pg from 'pg';
 import type { BenchChild } from './bench-child.js';
 import type { BenchContext } from './bench-context.js';
 import { toMiB } from './bench-results.js';
@@ -54,6 +55,8 @@ export interface CatchUpOptions {
   consumerEnv?: Record<string, string>;
   /** Where the consumer writes; default the bench's own Redis. */
   redis?: RedisUnderTest;
+  /** A further check of what Redis holds once the consumer caught up and stopped, before Redis is flushed; default none. */
+  check?(client: pg.Client, keyPrefix: string): Promise<void>;
 }
 
 /**
@@ -112,6 +115,7 @@ export async function measureCatchUp(context: BenchContext, options: CatchUpOpti
         const sampleKey = names.keyPrefix + jobId(0);
         const expiresAt = await expiryOf(redis, sampleKey);
         if (expiresAt <= Date.now()) throw new Error(`${sampleKey} has no expiry in the future (PEXPIRETIME ${expiresAt})`);
+        await options.check?.(client, names.keyPrefix);
 
         return {
           rows: options.rows,

@@ -1,5 +1,5 @@
 import type { BenchContext } from './bench-context.js';
-import { measureCatchUp, type CatchUpRun } from './measure-catch-up.js';
+import { measureCatchUp, type CatchUpOptions, type CatchUpRun } from './measure-catch-up.js';
 import { startPsqlCopy } from './postgres-programs.js';
 import type { RedisUnderTest } from './redis-under-test.js';
 
@@ -11,6 +11,8 @@ export interface EndToEndOptions {
   consumerEnv?: Record<string, string>;
   /** Where the consumer writes; default the bench's own Redis. */
   redis?: RedisUnderTest;
+  /** A further check of Redis after the run (CatchUpOptions#check); default none. */
+  check?: CatchUpOptions['check'];
 }
 
 /** `budget-cdc run` catching up with a `psql \copy` of the generated CSV: the "end to end" measurement. */
@@ -20,6 +22,7 @@ export function measureEndToEnd(context: BenchContext, options: EndToEndOptions 
     rows: context.rows,
     consumerEnv: options.consumerEnv,
     redis: options.redis,
+    check: options.check,
     fill: async (databaseUrl) => {
       await startPsqlCopy(databaseUrl, context.csvPath).succeeded();
     },

@@ -1,9 +1,13 @@
 import {
   checkClusterTarget,
+  checkDistributionTarget,
   type BenchResults,
   type BenchSetup,
   type ClusterComparisonResults,
   type ClusterOnlyResults,
+  type DistributionComparisonResults,
+  type DistributionCostSeries,
+  type DistributionOnlyResults,
   type EndToEndOnlyResults,
   type RateSeries,
   type SinkCostSeries,
@@ -18,7 +22,8 @@ const HEADER = ['measure', 'median', 'samples', 'target', 'result'];
 
 /** The figures of one run as an aligned plain-text table, targets marked PASS or FAIL. */
 export function formatResultsTable(results: BenchResults): string {
-  const [endToEnd, load, latency, peakRss, peakRssFiveTimes, cluster] = results.targets as [
+  const [endToEnd, load, latency, peakRss, peakRssFiveTimes, cluster, distribution] = results.targets as [
+    TargetResult,
     TargetResult,
     TargetResult,
     TargetResult,
@@ -50,6 +55,7 @@ export function formatResultsTable(results: BenchResults): string {
     ],
     ...waitCostRows(results.waitCost),
     ...clusterRows(results.cluster, cluster),
+    ...distributionRows(results.distribution, distribution),
     [
       'latency: COMMIT → key in Redis',
       `p99 ${l.p99Ms.toFixed(1)} ms`,
@@ -114,6 +120,43 @@ export function formatWaitOnlyTable(results: WaitOnlyResults): string {
 /** The single Redis against the Redis Cluster alone (`--only-cluster`), in the same table format. */
 export function formatClusterOnlyTable(results: ClusterOnlyResults): string {
   return formatTable(results, [HEADER, ...clusterRows(results.cluster, checkClusterTarget(results.cluster))]);
+}
+
+/** The built-in even split against the example distribution service alone (`--only-distribution`), in the same table format. */
+export function formatDistributionOnlyTable(results: DistributionOnlyResults): string {
+  return formatTable(results, [HEADER, ...distributionRows(results.distribution, checkDistributionTarget(results.distribution))]);
+}
+
+function distributionRows(d: DistributionComparisonResults, target: TargetResult): string[][] {
+  const costRows = (series: DistributionCostSeries): string[][] => [
+    [
+      '  consumer CPU per 1M rows',
+      `${series.medianConsumerCpuSecondsPerMillionRows.toFixed(2)} s`,
+      series.consumerCpuSecondsPerMillionRows.map((s) => s.toFixed(2)).join('  '),
+      '',
+      '',
+    ],
+    ['  consumer peak RSS', `${series.medianPeakRssMiB.toFixed(1)} MiB`, series.peakRssMiB.map((m) => m.toFixed(1)).join('  '), '', ''],
+  ];
+  return [
+    ['end to end, built-in even split', rate(d.builtIn), samples(d.builtIn), '', ''],
+    ...costRows(d.builtIn),
+    [
+      `end to end, distribution service (${d.rule}, HTTP)`,
+      rate(d.service),
+      samples(d.service),
+      `${target.target} built-in`,
+      mark(target, '×'),
+    ],
+    ...costRows(d.service),
+    [
+      '  service CPU per 1M rows',
+      `${d.service.medianServiceCpuSecondsPerMillionRows.toFixed(2)} s`,
+      d.service.serviceCpuSecondsPerMillionRows.map((s) => s.toFixed(2)).join('  '),
+      '',
+      '',
+    ],
+  ];
 }
 
 function clusterRows(c: ClusterComparisonResults, target: TargetResult): string[][] {
