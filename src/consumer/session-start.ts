@@ -144,8 +144,8 @@ export class SessionStarter {
     if (recorded === configured) return;
     throw new PermanentError(
       `Redis holds budgets computed with distribution ${recorded}, but this consumer is set to ${configured} ` +
-        '(--distribution / BUDGET_CDC_DISTRIBUTION): changing the budget rule needs a rebuild of every key; run "budget-cdc resync" ' +
-        `and start the consumer with the new setting, or set it back to ${recorded}`,
+        '(--distribution / BUDGET_CDC_DISTRIBUTION): changing the budget rule needs a rebuild of every key; with no consumer running, ' +
+        `run "budget-cdc resync", then start the consumer with the new setting; or set it back to ${recorded}`,
     );
   }
 
