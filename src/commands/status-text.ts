@@ -1,3 +1,4 @@
+import { describeDistributionUnavailable } from '../ops/distribution-availability.js';
 import { describeFailing } from '../ops/failure-tracker.js';
 import type { PublishedRole } from '../ops/published-role.js';
 import { formatLsn } from '../lsn.js';
@@ -7,9 +8,12 @@ import type { StatusReport } from './status.js';
 
 // The human-readable form of `budget-cdc status`; --json prints the StatusReport itself.
 
-/** "active budget-cdc host-a pid 17", with why it fails when it does. */
+/** "active budget-cdc host-a pid 17", with why it fails and whether its distribution service answers. */
 export function formatConsumer(consumer: PublishedRole): string {
-  return `${consumer.role} ${consumer.process}${consumer.failing === undefined ? '' : ` (FAILING: ${describeFailing(consumer.failing)})`}`;
+  const problems: string[] = [];
+  if (consumer.failing !== undefined) problems.push(`FAILING: ${describeFailing(consumer.failing)}`);
+  if (consumer.distributionUnavailable !== undefined) problems.push(describeDistributionUnavailable(consumer.distributionUnavailable));
+  return `${consumer.role} ${consumer.process}${problems.length === 0 ? '' : ` (${problems.join('; ')})`}`;
 }
 
 /** The human-readable form of the report. */
@@ -41,6 +45,7 @@ export function formatStatus(report: StatusReport): string {
     );
   }
   if (redis.rebuilds !== null) lines.push(formatRebuilds(redis.rebuilds));
+  if (redis.reachable) lines.push(formatBudgetRule(report.budgetRule));
   lines.push(health.exitCode === 0 ? 'healthy' : `unhealthy (exit ${health.exitCode}): ${health.problems.join('; ')}`);
   return lines.join('\n');
 }
@@ -84,6 +89,22 @@ function formatRebuilds(history: RebuildHistory): string {
   if (counts.length === 0) return 'rebuilds from the table: none';
   const last = history.last;
   return `rebuilds from the table: ${counts.join(', ')}${last === undefined ? '' : `; last ${last.at} (${REBUILD_CAUSE_TEXT[last.cause]}): ${last.detail}`}`;
+}
+
+/**
+ * "budget rule: even (recorded by the last rebuild; changing it needs "budget-cdc resync")", and whether this
+ * command's own setting differs: a consumer started with it would refuse to start.
+ */
+export function formatBudgetRule(rule: StatusReport['budgetRule']): string {
+  if (rule.recorded === null) {
+    return `budget rule: none in force (no checkpoint): the next rebuild uses the consumer's --distribution setting (here ${rule.configured}) and records it`;
+  }
+  if (rule.recorded === rule.configured)
+    return `budget rule: ${rule.recorded} (recorded by the last rebuild; changing it needs "budget-cdc resync")`;
+  return (
+    `budget rule: ${rule.recorded} (recorded by the last rebuild), but this setting is ${rule.configured} ` +
+    '(--distribution / BUDGET_CDC_DISTRIBUTION): a consumer with it refuses to start until "budget-cdc resync" asks for a rebuild'
+  );
 }
 
 /** "512 bytes", or "3.2 MiB (3355443 bytes)" from 1 MiB on. */

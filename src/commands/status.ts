@@ -1,4 +1,5 @@
-import { redact, type Config, type HealthConfig } from '../config.js';
+import { EVEN_SPLIT } from '../budget/budget-strategy.js';
+import { redact, type Config, type DistributionSetting, type HealthConfig } from '../config.js';
 import { formatStatus } from './status-text.js';
 import { checkConnection } from '../db/check-database.js';
 import { withDatabase } from '../db/database.js';
@@ -12,6 +13,7 @@ import { RedisStore } from '../sink/redis-store.js';
 import { describeRedisTarget, isClusterTarget } from '../sink/redis-target.js';
 import { makeSilentLogger } from '../logger.js';
 import { readPublishedLag } from '../ops/published-lag.js';
+import { describeDistributionUnavailable } from '../ops/distribution-availability.js';
 import { describeFailing } from '../ops/failure-tracker.js';
 import { readPublishedRoles, type PublishedRole } from '../ops/published-role.js';
 import { readSlotHealth } from '../ops/slot-health.js';
@@ -33,7 +35,10 @@ export const STATUS_EXIT = {
    * the publication. Changes are set aside or keys go stale until it is repaired.
    */
   tableContract: 6,
-  /** A running consumer's sessions keep failing (its last error is shown), whatever the lag. */
+  /**
+   * A running consumer's sessions keep failing (its last error is shown), whatever the lag; or its distribution
+   * service fails as a whole (its batches wait and hold their acknowledgement).
+   */
   consumerFailing: 7,
 } as const;
 
@@ -73,6 +78,19 @@ export interface StatusReport {
   };
   /** The consumers of the slot that published their role in the last 10 s (active first, then standbys). */
   consumers: PublishedRole[];
+  /**
+   * The budget rule (`even`, or a distribution service's URL without its password). A consumer set to another rule
+   * than `recorded` refuses to start until "budget-cdc resync" asks for a rebuild.
+   */
+  budgetRule: {
+    /**
+     * The rule the keys in Redis were built with, as the last rebuild recorded it (`even` when it predates the
+     * setting); null when Redis does not answer, or holds no checkpoint (the next rebuild uses the consumer's rule).
+     */
+    recorded: string | null;
+    /** This command's own --distribution / BUDGET_CDC_DISTRIBUTION. */
+    configured: string;
+  };
   health: {
     exitCode: number;
     /** Why the exit code is not 0; empty when healthy. */
@@ -127,11 +145,20 @@ export async function readStatus(config: Config, thresholds: HealthConfig): Prom
     slot: slotReport,
     redis: redisReport,
     consumers: redis.consumers,
+    budgetRule: {
+      recorded: redis.reachable && redis.checkpoint !== null ? (redis.rebuilds?.distribution ?? EVEN_SPLIT.name) : null,
+      configured: distributionName(config.distribution),
+    },
   };
-  return { ...report, health: judge(report, config.publicationName, thresholds) };
+  return { ...report, health: judgeStatus(report, config.publicationName, thresholds) };
 }
 
-function judge(report: Omit<StatusReport, 'health'>, publicationName: string, thresholds: HealthConfig): StatusReport['health'] {
+/** The exit code and problems of a report: the worst problem decides the code (SEVERITY). */
+export function judgeStatus(
+  report: Omit<StatusReport, 'health'>,
+  publicationName: string,
+  thresholds: HealthConfig,
+): StatusReport['health'] {
   const { slot, redis } = report;
   const problems: string[] = [];
   let exitCode: number = STATUS_EXIT.healthy;
@@ -148,6 +175,15 @@ function judge(report: Omit<StatusReport, 'health'>, publicationName: string, th
   for (const consumer of report.consumers) {
     if (consumer.failing !== undefined)
       raise(STATUS_EXIT.consumerFailing, `consumer ${consumer.process} ${describeFailing(consumer.failing)}`);
+    // The same code as failing sessions, not a new one: the consumer runs but cannot make progress (its batches
+    // are retried, the slot keeps the WAL), whatever the lag says yet, and the remedy is in the consumer's
+    // dependencies. Monitors that already page on 7 page on this too.
+    if (consumer.distributionUnavailable !== undefined) {
+      raise(
+        STATUS_EXIT.consumerFailing,
+        `consumer ${consumer.process}: ${describeDistributionUnavailable(consumer.distributionUnavailable)}`,
+      );
+    }
   }
   if (!slot.exists)
     raise(STATUS_EXIT.slotLost, `slot ${slot.name} does not exist: "budget-cdc run" creates it and loads Redis from the table`);
@@ -219,6 +255,11 @@ async function probeRedis(config: Config): Promise<RedisProbe> {
   } finally {
     redis?.disconnect();
   }
+}
+
+/** The name a rebuild records for a budget rule (the strategy's name): `even`, or the URL without its password. */
+function distributionName(setting: DistributionSetting): string {
+  return setting.kind === 'even' ? EVEN_SPLIT.name : redact(setting.url);
 }
 
 /** An error message that might quote the URL, with its password hidden. */

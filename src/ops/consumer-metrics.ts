@@ -3,6 +3,7 @@ import { Counter, Gauge, Histogram, Registry } from 'prom-client';
 import type { ConsumerEvents } from '../consumer/consumer-events.js';
 import { RedisWriteError } from '../errors.js';
 import { REBUILD_CAUSES } from '../sink/rebuild-record.js';
+import { registerDistributionMetrics } from './distribution-metrics.js';
 import type { FailureTracker } from './failure-tracker.js';
 import type { SlotMonitor } from './slot-monitor.js';
 
@@ -150,6 +151,7 @@ export function makeConsumerMetrics(
     'WAL that can be written before the slot is in danger of being lost (absent when max_slot_wal_keep_size is unlimited).',
   );
   const slotActive = gauge('slot_active', '1 when a walsender streams from the slot.');
+  registerDistributionMetrics(registry, events);
 
   // Children bound once: labels are not looked up again for every batch.
   const buildStage = stageDuration.labels({ stage: 'build' });

@@ -8,6 +8,7 @@ import type { Logger } from '../logger.js';
 import type { RedisClient } from '../sink/redis-client.js';
 import { evictionWarning, readEvictionState, SAFE_EVICTION_POLICY } from '../sink/redis-eviction.js';
 import { publishLag } from './published-lag.js';
+import { DistributionAvailabilityTracker } from './distribution-availability.js';
 import { FailureTracker } from './failure-tracker.js';
 import { publishRole } from './published-role.js';
 import { consumerApplicationName } from '../replication/slot-owner.js';
@@ -31,6 +32,7 @@ export function observeConsumer(
 ): ConsumerObserver {
   const monitor = startSlotMonitor(db, slotName, logger);
   const failures = new FailureTracker(events);
+  const distribution = new DistributionAvailabilityTracker(events);
   const metrics = makeConsumerMetrics(events, monitor, redis, failures);
   logConsumerEvents(events, logger);
   let streaming = false;
@@ -70,10 +72,17 @@ export function observeConsumer(
   monitor.onReading((reading) => published(publishLag(redis, slotName, reading)));
   // On a timer of its own, not the slot monitor's readings: a consumer that cannot reach PostgreSQL still
   // tells `status` that it runs, and why it fails.
-  const publishRoleNow = (): void => published(publishRole(redis, slotName, processName, role, failures.current()));
+  const publishRoleNow = (): void =>
+    published(
+      publishRole(redis, slotName, processName, role, {
+        failing: failures.current(),
+        distributionUnavailable: distribution.current(),
+      }),
+    );
   // At once on a change, so that `status` right after one sees it, and every second so that it does not expire.
   events.on('role', publishRoleNow);
   events.on('session-failed', publishRoleNow);
+  events.on('distribution-availability', publishRoleNow);
   publishRoleNow();
   const roleTimer = setInterval(publishRoleNow, ROLE_PUBLISH_INTERVAL_MS).unref();
   return {
@@ -86,6 +95,7 @@ export function observeConsumer(
       activeConsumer,
       replicasBehind,
       failing: failures.current(),
+      distributionUnavailable: distribution.current(),
     }),
     stop: () => {
       monitor.stop();

@@ -1,5 +1,6 @@
 import { masterNodes, type RedisClient } from '../sink/redis-client.js';
 import { publishedRolePrefix } from '../sink/internal-keys.js';
+import type { DistributionUnavailable } from './distribution-availability.js';
 import type { ConsumerFailing } from './failure-tracker.js';
 import type { ConsumerRole } from './readiness.js';
 
@@ -16,6 +17,8 @@ export interface PublishedRole {
   at: string;
   /** Set while its sessions keep failing. */
   failing?: ConsumerFailing;
+  /** Set while its distribution service (--distribution URL) fails as a whole; absent in roles of older versions. */
+  distributionUnavailable?: DistributionUnavailable;
 }
 
 /** Writes this process's role under the slot; refreshed every second by the running consumer. */
@@ -24,10 +27,17 @@ export async function publishRole(
   slotName: string,
   process: string,
   role: ConsumerRole,
-  failing: ConsumerFailing | undefined,
+  problems: { failing: ConsumerFailing | undefined; distributionUnavailable: DistributionUnavailable | undefined },
 ): Promise<void> {
   const key = publishedRolePrefix(slotName) + process;
-  const value: PublishedRole = { process, role, at: new Date().toISOString(), ...(failing === undefined ? {} : { failing }) };
+  const { failing, distributionUnavailable } = problems;
+  const value: PublishedRole = {
+    process,
+    role,
+    at: new Date().toISOString(),
+    ...(failing === undefined ? {} : { failing }),
+    ...(distributionUnavailable === undefined ? {} : { distributionUnavailable }),
+  };
   const reply = await redis.set(key, JSON.stringify(value), 'PX', PUBLISHED_ROLE_TTL_MS);
   if (reply !== 'OK') throw new Error(`redis SET ${key} answered ${String(reply)}`);
 }

@@ -1,3 +1,4 @@
+import { describeDistributionUnavailable, type DistributionUnavailable } from './distribution-availability.js';
 import { describeFailing, type ConsumerFailing } from './failure-tracker.js';
 import type { SlotReading } from './slot-monitor.js';
 
@@ -17,6 +18,8 @@ export interface ConsumerHealth {
   replicasBehind: { replicas: number; required: number } | undefined;
   /** Set while sessions keep failing (see FailureTracker). */
   failing: ConsumerFailing | undefined;
+  /** Set while the distribution service (--distribution URL) fails as a whole: batches wait, acknowledgements are held. */
+  distributionUnavailable: DistributionUnavailable | undefined;
 }
 
 export type ConsumerRole = 'starting' | 'active' | 'standby';
@@ -39,7 +42,10 @@ export interface Readiness {
 /** A slot reading older than this (PostgreSQL not answering) does not count. */
 export const READING_MAX_AGE_MS = 5_000;
 
-/** Ready when Redis is connected, a session streams, the slot is active and its lag is under both thresholds. */
+/**
+ * Ready when Redis is connected, a session streams, the slot is active, its lag is under both thresholds, and the
+ * distribution service (if one is used) answers.
+ */
 export function evaluateReadiness(health: ConsumerHealth, thresholds: LagThresholds, nowMs: number): Readiness {
   const reasons: string[] = [];
   if (!health.redisConnected) reasons.push('Redis is not connected');
@@ -51,6 +57,7 @@ export function evaluateReadiness(health: ConsumerHealth, thresholds: LagThresho
     reasons.push('no replication session is streaming (starting, resyncing, or waiting to reconnect)');
   }
   if (health.failing !== undefined) reasons.push(`the consumer ${describeFailing(health.failing)}`);
+  if (health.distributionUnavailable !== undefined) reasons.push(describeDistributionUnavailable(health.distributionUnavailable));
   if (health.replicasBehind !== undefined) {
     const { replicas, required } = health.replicasBehind;
     reasons.push(

@@ -101,6 +101,8 @@ describe('the Grafana dashboard and the Prometheus alert rules', () => {
         'BudgetCdcSlotStalled',
         'BudgetCdcDeadLetters',
         'BudgetCdcRebuildAfterLoss',
+        // Issue 14: a distribution service that stops answering stalls the pipeline.
+        'BudgetCdcDistributionServiceUnavailable',
       ]),
     );
   });
@@ -126,6 +128,8 @@ describe('the Grafana dashboard and the Prometheus alert rules', () => {
         'budget_cdc_dead_letters_total',
         'budget_cdc_resyncs_total',
         'budget_cdc_redis_redirects_total',
+        'budget_cdc_distribution_unavailable_since_seconds',
+        'budget_cdc_distribution_requests_total',
       ]),
     );
   });

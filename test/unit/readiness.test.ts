@@ -28,6 +28,7 @@ function health(overrides: Partial<ConsumerHealth> = {}, slotOverrides: Partial<
     activeConsumer: undefined,
     replicasBehind: undefined,
     failing: undefined,
+    distributionUnavailable: undefined,
     ...overrides,
   };
 }
@@ -64,6 +65,11 @@ describe('evaluateReadiness', () => {
       'standby',
       health({ role: 'standby', streaming: false, activeConsumer: 'pid 42 (budget-cdc host-a pid 7)' }),
       'standby: another process consumes the slot (pid 42 (budget-cdc host-a pid 7)); this one takes over when it stops',
+    ],
+    [
+      'distribution service unavailable',
+      health({ distributionUnavailable: { since: '2026-12-01T01:00:00.000Z', reason: 'no answer within 10 s' } }),
+      'distribution service unavailable since 2026-12-01T01:00:00.000Z: no answer within 10 s',
     ],
     [
       'replicas behind',

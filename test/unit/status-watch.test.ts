@@ -47,6 +47,7 @@ const report: StatusReport = {
     { process: 'budget-cdc host-a pid 17', role: 'active', at: AT.toISOString() },
     { process: 'budget-cdc host-b pid 9', role: 'standby', at: AT.toISOString() },
   ],
+  budgetRule: { recorded: null, configured: 'even' },
   health: { exitCode: 0, problems: [], maxLagBytes: 1024, maxLagSeconds: 300 },
 };
 
