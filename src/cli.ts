@@ -21,12 +21,13 @@ commands:
                        write budgets to Redis, until SIGINT or SIGTERM; serves /healthz, /readyz, /metrics
   load <file.csv | ->  COPY a CSV (header job_id,days_online,budget[,created_at]) into jobs, in one transaction
   resync               rebuild Redis from the table (alive rows), done by the running consumer; shows progress;
-                       exit 7 when the consumer keeps failing (the resync waits for it)
+                       exit 7 when the consumer keeps failing or waits for its distribution service
   status               the slot (active, lag in bytes and seconds, wal_status, safe_wal_size, retained WAL),
                        Redis (checkpoint, dead letters); exit 0 healthy, 1 PostgreSQL or Redis unreachable,
                        3 lag over a threshold (or WAL at risk), 4 slot missing or lost, 5 Redis may evict
                        job keys (maxmemory-policy is not noeviction), 6 the jobs table breaks the contract
-                       (a column renamed, REPLICA IDENTITY not FULL), 7 the consumer keeps failing
+                       (a column renamed, REPLICA IDENTITY not FULL), 7 the consumer keeps failing or its
+                       distribution service is unavailable
   inspect <job_id>     the job's row and its Redis key side by side, and whether they agree (exit 0) or not (3)
   dead-letters         rows that could not be processed, newest first
   redis-acl            print the ACL SETUSER line of a least-privilege Redis user for budget-cdc (--user NAME):

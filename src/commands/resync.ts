@@ -14,13 +14,20 @@ import { STATUS_EXIT } from './status.js';
 const POLL_INTERVAL_MS = 200;
 /** A consumer that stays away this long (slot inactive) is not coming back to finish the resync. */
 const CONSUMER_GONE_MS = 10_000;
+/**
+ * How often the consumers' published state is read while one holds the slot: a consumer waiting for its
+ * distribution service holds the slot, but it cannot rebuild before the service answers.
+ */
+const ROLES_CHECK_INTERVAL_MS = 5_000;
 
 export type ResyncOutcome =
   | { state: 'rebuilt' }
   /** No consumer runs on the slot: the next `budget-cdc run` rebuilds Redis before it streams. */
   | { state: 'pending' }
   /** A consumer runs but its sessions keep failing: it rebuilds once a session gets far enough. */
-  | { state: 'consumer-failing'; consumer: PublishedRole };
+  | { state: 'consumer-failing'; consumer: PublishedRole }
+  /** A consumer runs but waits for its distribution service: it rebuilds once the service answers again. */
+  | { state: 'distribution-unavailable'; consumer: PublishedRole };
 
 /**
  * Asks for Redis to be rebuilt from the table by removing the checkpoint. The consumer, the only writer,
@@ -40,10 +47,16 @@ export async function requestResync(
     return await withDatabase(config.databaseUrl, async (db) => {
       // Waits while a consumer works at it: the slot streams, or a resync reports progress.
       let idleSince: number | undefined;
+      let rolesCheckedAt = Date.now();
       for (;;) {
         if (await sink.hasCheckpoint()) return { state: 'rebuilt' } as const;
         const progress = await sink.readResyncProgress();
         if (progress !== undefined) onProgress(progress);
+        if (progress === undefined && Date.now() - rolesCheckedAt > ROLES_CHECK_INTERVAL_MS) {
+          rolesCheckedAt = Date.now();
+          const waiting = (await readPublishedRoles(redis, config.slotName)).find((role) => role.distributionUnavailable !== undefined);
+          if (waiting !== undefined) return { state: 'distribution-unavailable', consumer: waiting } as const;
+        }
         const slot = await readSlot(db, config.slotName);
         if (slot?.active === true || progress !== undefined) idleSince = undefined;
         else idleSince ??= Date.now();
@@ -89,6 +102,14 @@ export async function resyncCommand(config: Config): Promise<number> {
     process.stdout.write(
       `the consumer ${consumer.process} is failing (${describeFailing(consumer.failing!)}): the resync is requested and runs ` +
         'as soon as one of its sessions gets past that error; fix the error first ("budget-cdc status" follows it)\n',
+    );
+    return STATUS_EXIT.consumerFailing;
+  } else if (outcome.state === 'distribution-unavailable') {
+    const { consumer } = outcome;
+    const { since, reason } = consumer.distributionUnavailable!;
+    process.stdout.write(
+      `the consumer ${consumer.process} waits for its distribution service, unavailable since ${since} (${reason}): the resync ` +
+        'is requested and runs once the service answers again; fix the service first ("budget-cdc status" follows it)\n',
     );
     return STATUS_EXIT.consumerFailing;
   } else {

@@ -26,7 +26,7 @@ const STATUS_INTERVAL_MS = 10_000;
 /** How often the session checks that Redis still holds the checkpoint (else it lost its state, or a resync was requested). */
 const CHECKPOINT_CHECK_INTERVAL_MS = 1_000;
 /** How long a graceful stop waits for a distribution service's answers before giving their batches up (not acknowledged). */
-const STOP_DISTRIBUTION_WAIT_MS = 10_000;
+const STOP_DISTRIBUTION_WAIT_MS = 5_000;
 /** How long a graceful stop waits for the server to end the stream before closing the connection. */
 const STOP_TIMEOUT_MS = 5_000;
 /**
