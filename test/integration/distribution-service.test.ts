@@ -37,6 +37,9 @@ async function keysUnderPrefix(fx: PipelineFixture): Promise<string[]> {
 describe('distribution service: the weekday rule over HTTP', () => {
   let fx: PipelineFixture;
   let service: Service;
+  // Two or three weeks online from a Monday at most six days ago: alive for at least eight more days.
+  const monday = latestMondayMs();
+  const weekOf = (weekday: string, weekend: string): string[] => [...Array(5).fill(weekday), weekend, weekend];
 
   beforeAll(async () => {
     service = await startService('weekday');
@@ -57,8 +60,7 @@ describe('distribution service: the weekday rule over HTTP', () => {
   }
 
   it('writes single-row and multi-row inserts with the weekday amounts and the absolute expiry', async () => {
-    const monday = latestMondayMs();
-    await fx.sql.query(`insert into jobs (job_id, days_online, budget, created_at) values ('monday', 14, 240.00, $1)`, [
+    await fx.sql.query(`insert into jobs (job_id, days_online, budget, created_at) values ('monday', 21, 360.00, $1)`, [
       new Date(monday).toISOString(),
     ]);
     await fx.sql.query(
@@ -66,10 +68,10 @@ describe('distribution service: the weekday rule over HTTP', () => {
        select 'multi-' || i, 1 + i % 9, (i * 13.37)::numeric(14,2), now() - (i || ' hours')::interval from generate_series(1, 50) i`,
     );
     await expectRedisMatchesWeekdayTable();
-    // Monday to Friday weigh 2, the weekend 1: over two weeks 24 shares of 10.00, not the even 17.14.
-    const weekdaysOf = (weekday: string, weekend: string): string[] => [...Array(5).fill(weekday), weekend, weekend];
-    expect((await fx.getJob('monday'))!.daily).toEqual([...weekdaysOf('20.00', '10.00'), ...weekdaysOf('20.00', '10.00')]);
-    expect(await fx.redis.pexpiretime(fx.config.keyPrefix + 'monday')).toBe(monday + 14 * DAY_MS);
+    // Monday to Friday weigh 2, the weekend 1: over three weeks 36 shares of 10.00, not the even 17.14.
+    const week = weekOf('20.00', '10.00');
+    expect((await fx.getJob('monday'))!.daily).toEqual([...week, ...week, ...week]);
+    expect(await fx.redis.pexpiretime(fx.config.keyPrefix + 'monday')).toBe(monday + 21 * DAY_MS);
   });
 
   it(`writes the ${COPY_ROWS} rows of a COPY, created on every weekday`, async () => {
@@ -92,21 +94,22 @@ describe('distribution service: the weekday rule over HTTP', () => {
   });
 
   it('asks the service again when the budget or the days change, and moves the key when job_id changes', async () => {
-    await fx.sql.query(`update jobs set budget = 480.00 where job_id = 'monday'`);
+    await fx.sql.query(`update jobs set budget = 720.00 where job_id = 'monday'`);
     await expectRedisMatchesWeekdayTable();
-    const twoWeeks = [...Array(5).fill('40.00'), '20.00', '20.00'];
-    expect((await fx.getJob('monday'))!.daily).toEqual([...twoWeeks, ...twoWeeks]);
+    const doubled = weekOf('40.00', '20.00');
+    expect((await fx.getJob('monday'))!.daily).toEqual([...doubled, ...doubled, ...doubled]);
 
-    await fx.sql.query(`update jobs set days_online = 7 where job_id = 'monday'`);
+    await fx.sql.query(`update jobs set days_online = 14 where job_id = 'monday'`);
     await expectRedisMatchesWeekdayTable();
-    expect((await fx.getJob('monday'))!.daily).toEqual([...Array(5).fill('80.00'), '40.00', '40.00']);
-    expect(await fx.redis.pexpiretime(fx.config.keyPrefix + 'monday')).toBe(latestMondayMs() + 7 * DAY_MS);
+    const twoWeeks = [...weekOf('60.00', '30.00'), ...weekOf('60.00', '30.00')];
+    expect((await fx.getJob('monday'))!.daily).toEqual(twoWeeks);
+    expect(await fx.redis.pexpiretime(fx.config.keyPrefix + 'monday')).toBe(monday + 14 * DAY_MS);
 
     await fx.sql.query(`update jobs set budget = budget + 1.01 where job_id like 'copy-1%'`);
     await fx.sql.query(`update jobs set job_id = 'renamed-' || job_id where job_id like 'copy-2%' or job_id = 'monday'`);
     await expectRedisMatchesWeekdayTable();
     expect(await fx.getJob('monday')).toBeNull();
-    expect((await fx.getJob('renamed-monday'))!.daily).toEqual([...Array(5).fill('80.00'), '40.00', '40.00']);
+    expect((await fx.getJob('renamed-monday'))!.daily).toEqual(twoWeeks);
   });
 
   it('deletes the keys of deleted rows, and every key on TRUNCATE', async () => {
