@@ -31,15 +31,29 @@ export async function startConsumer(
   names: ConsumerNames,
   extraEnv: Record<string, string> = {},
 ): Promise<BenchChild> {
-  return new BenchChild('budget-cdc run', process.execPath, [CLI, 'run', '--slot', names.slot, '--key-prefix', names.keyPrefix], {
-    env: {
-      DATABASE_URL: databaseUrl,
-      REDIS_URL: context.redisUrl,
-      // The metrics endpoint stays on, as in production, on a port no other process on this machine holds.
-      BUDGET_CDC_HTTP_PORT: String(await findFreePort()),
-      ...extraEnv,
+  return new BenchChild(
+    'budget-cdc run',
+    process.execPath,
+    [...cpuProfileFlags(), CLI, 'run', '--slot', names.slot, '--key-prefix', names.keyPrefix],
+    {
+      env: {
+        DATABASE_URL: databaseUrl,
+        REDIS_URL: context.redisUrl,
+        // The metrics endpoint stays on, as in production, on a port no other process on this machine holds.
+        BUDGET_CDC_HTTP_PORT: String(await findFreePort()),
+        ...extraEnv,
+      },
     },
-  });
+  );
+}
+
+/**
+ * Node's flags that write a CPU profile of a child into BENCH_CPU_PROF_DIR when that is set (for finding where a
+ * measurement's time goes; node refuses --cpu-prof in NODE_OPTIONS). The profile is written when the child exits.
+ */
+export function cpuProfileFlags(): string[] {
+  const dir = process.env.BENCH_CPU_PROF_DIR;
+  return dir === undefined || dir === '' ? [] : ['--cpu-prof', '--cpu-prof-dir', dir];
 }
 
 /**

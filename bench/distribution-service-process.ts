@@ -1,6 +1,7 @@
 import { fileURLToPath } from 'node:url';
 import { findFreePort } from '../src/local/free-port.js';
 import { BenchChild } from './bench-child.js';
+import { cpuProfileFlags } from './consumer-process.js';
 
 const SECOND = 1000;
 const READY_TIMEOUT_MS = 30 * SECOND;
@@ -21,6 +22,7 @@ export interface DistributionServiceUnderTest {
 export async function withDistributionService<T>(rule: string, fn: (service: DistributionServiceUnderTest) => Promise<T>): Promise<T> {
   const port = await findFreePort();
   const child = new BenchChild(`distribution service (${rule})`, process.execPath, [
+    ...cpuProfileFlags(),
     SERVICE_SCRIPT,
     '--host',
     '127.0.0.1',

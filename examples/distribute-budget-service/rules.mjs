@@ -70,8 +70,11 @@ export function formatCents(cents) {
  */
 export function evenSplitCents(cents, days) {
   const base = cents / BigInt(days);
-  const daysWithExtraCent = cents % BigInt(days);
-  return Array.from({ length: days }, (_, day) => (BigInt(day) < daysWithExtraCent ? base + 1n : base));
+  // Below days (at most MAX_DAYS_ONLINE): a Number, so the loop compares no BigInts.
+  const daysWithExtraCent = Number(cents % BigInt(days));
+  const amounts = new Array(days);
+  for (let day = 0; day < days; day++) amounts[day] = day < daysWithExtraCent ? base + 1n : base;
+  return amounts;
 }
 
 /** The UTC weekday (0 = Sunday) of each day online, day 0 being the UTC date of `createdAtMs`. */
@@ -115,11 +118,26 @@ export function distributeJob(job, rule) {
     const days = parseDaysOnline(job.days_online);
     const createdAtMs = parseCreatedAtMs(job.created_at);
     const amounts = rule === 'weekday' ? weekdaySplitCents(cents, days, createdAtMs) : evenSplitCents(cents, days);
-    return { job_id: job.job_id, daily: amounts.map(formatCents) };
+    return { job_id: job.job_id, daily: formatAmounts(amounts) };
   } catch (error) {
     if (error instanceof JobInputError) return { job_id: job.job_id, error: error.message };
     throw error;
   }
+}
+
+/** Each amount as "units.cc"; a run of equal amounts (most days of a rule) shares one formatted string. */
+function formatAmounts(amounts) {
+  const texts = new Array(amounts.length);
+  let previous = -1n;
+  let text = '';
+  for (let day = 0; day < amounts.length; day++) {
+    if (amounts[day] !== previous) {
+      previous = amounts[day];
+      text = formatCents(previous);
+    }
+    texts[day] = text;
+  }
+  return texts;
 }
 
 function describe(value) {

@@ -32,6 +32,8 @@ const AMOUNT_TEXT = /^(\d+)\.(\d{2})$/;
 const NEGATIVE_AMOUNT_TEXT = /^-\d+\.\d{2}$/;
 /** Units of up to 13 digits keep cents below 10^15, exact in a double; a longer one (or leading zeros) takes the BigInt path. */
 const MAX_NUMBER_UNITS_DIGITS = 13;
+const DOT = 0x2e;
+const DIGIT_0 = 0x30;
 /** How much of a bad value a reason quotes: a reason lands in a dead letter, not a megabyte of it. */
 const MAX_QUOTED_CHARS = 40;
 
@@ -74,7 +76,9 @@ export function matchAnswers(jobs: readonly DistributedJob[], response: unknown)
   });
   if (!isRecord(response) || !Array.isArray(response.results)) return refuse(NOT_A_RESULTS_RESPONSE);
 
-  const answers: unknown[][] = jobs.map(() => []);
+  // Per job its first answer and how many came: no array per job.
+  const answers: unknown[] = new Array<unknown>(jobs.length);
+  const answerCounts = new Uint32Array(jobs.length);
   const strays: string[] = [];
   response.results.forEach((result: unknown, position) => {
     const jobId = isRecord(result) ? result.job_id : undefined;
@@ -87,14 +91,14 @@ export function matchAnswers(jobs: readonly DistributedJob[], response: unknown)
       );
       return;
     }
-    answers[index]!.push(result);
+    if (answerCounts[index]++ === 0) answers[index] = result;
   });
 
   const perJob = jobs.map((job, index): DistributionCheck => {
-    const forJob = answers[index]!;
+    const count = answerCounts[index]!;
     // Two answers for one job, even equal ones, mean the service is confused about the batch: use neither.
-    if (forJob.length > 1) return refuse(`the service answered ${forJob.length} times for this job; one answer is expected`);
-    return checkDistribution(job, forJob[0]);
+    if (count > 1) return refuse(`the service answered ${count} times for this job; one answer is expected`);
+    return checkDistribution(job, answers[index]);
   });
   return { ok: true, perJob, strays };
 }
@@ -109,6 +113,13 @@ function checkDaily(job: DistributedJob, daily: unknown): DistributionCheck {
   let inexact = false;
   for (let day = 0; day < daily.length; day++) {
     const amount: unknown = daily[day];
+    // Millions of amounts per second: the usual one is read without a regex or a string of its own.
+    const fast = typeof amount === 'string' ? plainAmountCents(amount) : -1;
+    if (fast >= 0) {
+      dailyCents[day] = fast;
+      sum += fast;
+      continue;
+    }
     const name = `amount ${day + 1} (${quote(amount)})`;
     if (typeof amount === 'number') return refuse(`${name} is a JSON number: the protocol sends amounts as strings such as "50.00"`);
     if (typeof amount !== 'string') return refuse(`${name} is not a string such as "50.00"`);
@@ -132,6 +143,23 @@ function checkDaily(job: DistributedJob, daily: unknown): DistributionCheck {
     return refuse(`the amounts add up to ${formatCents(sum)}, not the budget ${formatCents(job.budgetCents)}`);
   }
   return checkSumExactly(job, daily as string[]);
+}
+
+/**
+ * The cents of `amount` when it matches AMOUNT_TEXT with at most MAX_NUMBER_UNITS_DIGITS units digits (exact in a
+ * double), read digit by digit; -1 for anything else, which the regex path then reads or refuses with its reason.
+ */
+function plainAmountCents(amount: string): number {
+  const point = amount.length - 3;
+  if (point < 1 || point > MAX_NUMBER_UNITS_DIGITS || amount.charCodeAt(point) !== DOT) return -1;
+  let cents = 0;
+  for (let i = 0; i < amount.length; i++) {
+    if (i === point) continue;
+    const digit = amount.charCodeAt(i) - DIGIT_0;
+    if (digit < 0 || digit > 9) return -1;
+    cents = cents * 10 + digit;
+  }
+  return cents;
 }
 
 /** The sum in BigInt, for amounts too long for a double (or a sum past 2^53): rare, so its cost does not matter. */

@@ -63,7 +63,7 @@ export class ServiceDistribution implements BudgetStrategy {
 
   /** One request's jobs (distinct job_ids), asked until the service answers it as a whole. */
   private async ask(jobs: readonly Job[], signal: AbortSignal | undefined): Promise<DistributionCheck[]> {
-    const body = JSON.stringify({ jobs: jobs.map(wireJob) });
+    const body = requestBody(jobs);
     for (let attempt = 1; ; attempt++) {
       signal?.throwIfAborted();
       await this.takeSlot(signal);
@@ -175,14 +175,19 @@ export function requestsOf(jobs: readonly Job[]): number[][] {
   return requests;
 }
 
-/** A job as the protocol sends it: the budget as a "units.cc" string, never a JSON number. */
-function wireJob(job: Job): { job_id: string; budget: string; days_online: number; created_at: string } {
-  return {
-    job_id: job.jobId,
-    budget: formatCents(job.budgetCents),
-    days_online: job.daysOnline,
-    created_at: new Date(job.createdAtMs).toISOString(),
-  };
+/**
+ * The request's JSON, `{"jobs":[{job_id, budget, days_online, created_at}, …]}`, as JSON.stringify writes it, built
+ * as text: no object per job. The budget is a "units.cc" string, never a JSON number.
+ */
+export function requestBody(jobs: readonly Job[]): string {
+  let body = '{"jobs":[';
+  for (let i = 0; i < jobs.length; i++) {
+    const job = jobs[i]!;
+    body +=
+      `${i === 0 ? '' : ','}{"job_id":${JSON.stringify(job.jobId)},"budget":"${formatCents(job.budgetCents)}",` +
+      `"days_online":${job.daysOnline},"created_at":"${new Date(job.createdAtMs).toISOString()}"}`;
+  }
+  return body + ']}';
 }
 
 /** 250 ms, doubling up to 30 s, with ±20% jitter so that requests failing together do not come back together. */

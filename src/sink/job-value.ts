@@ -48,12 +48,20 @@ export function jobValue(job: Job): string {
  * general path; only the built-in split is written byte by byte.
  */
 export function jobValueWithDaily(job: Job, dailyCents: readonly number[]): string {
+  // Rules give runs of equal amounts (the even split two, a weekday rule a few): each run is formatted once and
+  // repeated, a flat string rather than one piece per day.
   let daily = '';
-  for (let day = 0; day < dailyCents.length; day++) daily += (day === 0 ? '"' : ',"') + formatCents(dailyCents[day]!) + '"';
+  for (let day = 0; day < dailyCents.length;) {
+    const cents = dailyCents[day]!;
+    let end = day + 1;
+    while (end < dailyCents.length && dailyCents[end] === cents) end++;
+    daily += `"${formatCents(cents)}",`.repeat(end - day);
+    day = end;
+  }
   return (
     `{"job_id":${JSON.stringify(job.jobId)},"budget":"${formatCents(job.budgetCents)}","days_online":${job.daysOnline},` +
     `"created_at":"${new Date(job.createdAtMs).toISOString()}","expires_at":"${new Date(job.expiresAtMs).toISOString()}",` +
-    `"daily":[${daily}]}`
+    `"daily":[${daily.slice(0, -1)}]}`
   );
 }
 
