@@ -91,7 +91,8 @@ export function matchAnswers(jobs: readonly DistributedJob[], response: unknown)
       );
       return;
     }
-    if (answerCounts[index]++ === 0) answers[index] = result;
+    if (answerCounts[index] === 0) answers[index] = result;
+    answerCounts[index]++;
   });
 
   const perJob = jobs.map((job, index): DistributionCheck => {
