@@ -91,8 +91,9 @@ export function matchAnswers(jobs: readonly DistributedJob[], response: unknown)
       );
       return;
     }
-    if (answerCounts[index] === 0) answers[index] = result;
-    answerCounts[index]++;
+    const count = answerCounts[index]!;
+    if (count === 0) answers[index] = result;
+    answerCounts[index] = count + 1;
   });
 
   const perJob = jobs.map((job, index): DistributionCheck => {
