@@ -38,11 +38,6 @@ export interface ApplierSettings {
    * 3650-day job is 36 kB) must not make batches, and so memory, grow with them. The sink's Sink#batchBytes.
    */
   maxBatchBytes: number;
-  /**
-   * The built-in even split: jobs are encoded as they arrive, bulk loads straight from the message bytes.
-   * False with a distribution service: batches are DeferredWrites, encoded once the service answered.
-   */
-  builtInSplit: boolean;
 }
 
 export class ChangeApplier {
@@ -103,19 +98,19 @@ export class ChangeApplier {
 
   /** One pgoutput message (an XLogData payload at `offset`). */
   applyMessage(data: Buffer, offset: number, lsn: Lsn): void {
-    if (this.applyInsertFromBytes(data, offset)) return;
+    if (this.applyInsertFromBytes(data, offset, lsn)) return;
     const change = this.decoder.toJobChange(decodePgoutput(data, offset, lsn), lsn);
     if (change !== undefined) this.apply(change, lsn);
   }
 
   /**
    * The path of bulk loads: an Insert into jobs goes from the message bytes into the batch as one SET,
-   * with no strings or objects per row. Returns false, having done nothing, for every other message and
+   * with no strings or objects per row (with a distribution service, into the list of jobs to ask about, with
+   * one string and one object per row: no decoded row, no text parsed). Returns false, having done nothing, for every other message and
    * for a row not in the plain form PostgreSQL prints (a job_id JSON must escape, a row to set aside, a
    * job already offline): apply() handles those, with the same result.
    */
-  private applyInsertFromBytes(data: Buffer, offset: number): boolean {
-    if (!this.settings.builtInSplit) return false;
+  private applyInsertFromBytes(data: Buffer, offset: number, lsn: Lsn): boolean {
     const ranges = this.insertRanges;
     const figures = this.insertFigures;
     if (!this.decoder.locateInsert(data, offset, ranges)) return false;
@@ -123,7 +118,16 @@ export class ChangeApplier {
     if (!readJobFigures(data, ranges, figures) || figures.expiresAtMs <= Date.now()) return false;
     if (!this.countChange()) return true;
     this.moveBatchCheckpoint();
-    (this.current.writes as WriteBatch).setJob(this.keyPrefixBytes, data, ranges.jobIdStart, ranges.jobIdEnd, figures);
+    const writes = this.current.writes;
+    if (writes instanceof DeferredWrites) {
+      // A distribution service answers later: the job goes in the list with its figures, read from the bytes all
+      // the same (a plain job_id is ASCII: latin1 reads it as it is).
+      const { budgetCents, daysOnline, createdAtMs, expiresAtMs } = figures;
+      const jobId = data.toString('latin1', ranges.jobIdStart, ranges.jobIdEnd);
+      writes.setJobLater(this.keyPrefixBytes, { jobId, budgetCents, daysOnline, createdAtMs, expiresAtMs }, lsn);
+    } else {
+      writes.setJob(this.keyPrefixBytes, data, ranges.jobIdStart, ranges.jobIdEnd, figures);
+    }
     this.flushIfFull();
     return true;
   }

@@ -81,7 +81,7 @@ export class ConsumerSession {
     this.failed.catch(() => undefined); // observed by run(); avoids an unhandled rejection before that
     const builtInSplit = settings.strategy.builtIn;
     this.applier = new ChangeApplier(
-      { ...settings, maxBatchBytes: sink.batchBytes, builtInSplit },
+      { ...settings, maxBatchBytes: sink.batchBytes },
       () => (builtInSplit ? sink.newBatch() : new DeferredWrites()),
       events,
       logger,

@@ -1,6 +1,7 @@
-import type { JobFigures } from '../budget/job.js';
+import type { Job, JobFigures } from '../budget/job.js';
 import { isCovered, type Checkpoint } from './checkpoint.js';
 import { hashSlotOfBytes } from './hash-slot.js';
+import { isPlainJobIdText } from './job-value.js';
 import { WriteBatch } from './write-batch.js';
 
 // A batch for a Redis Cluster: the same RESP as WriteBatch, plus where each command starts and the hash slot of
@@ -43,6 +44,14 @@ export class SlottedWriteBatch extends WriteBatch {
     const commandStart = this.length;
     super.setJob(keyPrefix, source, start, end, job);
     this.record(commandStart);
+  }
+
+  override setJobWithDaily(keyPrefix: Buffer, job: Job, dailyCents: readonly number[]): void {
+    // Other job_ids go through set(), which records them itself.
+    if (!isPlainJobIdText(job.jobId)) return super.setJobWithDaily(keyPrefix, job, dailyCents);
+    const start = this.length;
+    super.setJobWithDaily(keyPrefix, job, dailyCents);
+    this.record(start);
   }
 
   override del(key: string): void {

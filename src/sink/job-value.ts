@@ -103,17 +103,7 @@ export function jobValueLength(job: JobFigures, jobIdJsonLength: number): number
  */
 export function writeJobValue(target: Buffer, at: number, job: JobFigures, source: Buffer, start: number, end: number): number {
   const { budgetCents, daysOnline } = job;
-  at = writeConstant(target, at, JOB_ID_OPEN);
-  at = writeBytes(target, at, source, start, end);
-  at = writeConstant(target, at, BUDGET_OPEN);
-  at = writeCents(target, at, budgetCents);
-  at = writeConstant(target, at, DAYS_OPEN);
-  at = writeDecimal(target, at, daysOnline);
-  at = writeConstant(target, at, CREATED_AT_OPEN);
-  at = writeIso(target, at, job.createdAtMs);
-  at = writeConstant(target, at, EXPIRES_AT_OPEN);
-  at = writeIso(target, at, job.expiresAtMs);
-  at = writeConstant(target, at, DAILY_OPEN);
+  at = writeValueHead(target, at, job, source, start, end);
   // The split (see splitBudget): the first days get one cent more than the others. Each distinct amount
   // is formatted once, then its bytes are repeated.
   const higherDays = daysWithExtraCent(budgetCents, daysOnline);
@@ -123,6 +113,66 @@ export function writeJobValue(target: Buffer, at: number, job: JobFigures, sourc
   target[at - 1] = CLOSE_BRACKET; // over the last comma
   target[at++] = CLOSE_BRACE;
   return at;
+}
+
+/**
+ * Writes the value of `job` with the daily amounts a distribution service gave (cents, day 0 first, as many as
+ * its days): the same bytes as jobValueWithDaily, straight into the batch buffer like writeJobValue. Returns
+ * the position after it, `at + jobValueWithDailyLength(job, end - start, dailyCents)`.
+ */
+export function writeJobValueWithDaily(
+  target: Buffer,
+  at: number,
+  job: JobFigures,
+  source: Buffer,
+  start: number,
+  end: number,
+  dailyCents: readonly number[],
+): number {
+  at = writeValueHead(target, at, job, source, start, end);
+  // Rules give runs of equal amounts (the even split two, a weekday rule a few): each run is formatted once.
+  for (let day = 0; day < dailyCents.length;) {
+    const cents = dailyCents[day]!;
+    let runEnd = day + 1;
+    while (runEnd < dailyCents.length && dailyCents[runEnd] === cents) runEnd++;
+    at = writeRepeatedAmount(target, at, cents, runEnd - day);
+    day = runEnd;
+  }
+  target[at - 1] = CLOSE_BRACKET; // over the last comma
+  target[at++] = CLOSE_BRACE;
+  return at;
+}
+
+/** Bytes of the value of `job` with `dailyCents`, its job_id `jobIdJsonLength` bytes escaped for JSON. */
+export function jobValueWithDailyLength(job: JobFigures, jobIdJsonLength: number, dailyCents: readonly number[]): number {
+  let daily = -1; // no comma after the last amount
+  for (let day = 0; day < dailyCents.length; day++) daily += centsLength(dailyCents[day]!) + 3;
+  return FIXED_LENGTH + jobIdJsonLength + centsLength(job.budgetCents) + decimalDigits(job.daysOnline) + daily;
+}
+
+/** Everything of a value before its daily amounts: `{"job_id":…,"daily":[`. */
+function writeValueHead(target: Buffer, at: number, job: JobFigures, source: Buffer, start: number, end: number): number {
+  at = writeConstant(target, at, JOB_ID_OPEN);
+  at = writeBytes(target, at, source, start, end);
+  at = writeConstant(target, at, BUDGET_OPEN);
+  at = writeCents(target, at, job.budgetCents);
+  at = writeConstant(target, at, DAYS_OPEN);
+  at = writeDecimal(target, at, job.daysOnline);
+  at = writeConstant(target, at, CREATED_AT_OPEN);
+  at = writeIso(target, at, job.createdAtMs);
+  at = writeConstant(target, at, EXPIRES_AT_OPEN);
+  at = writeIso(target, at, job.expiresAtMs);
+  return writeConstant(target, at, DAILY_OPEN);
+}
+
+/** Whether `jobId` is a plain job_id (see isPlainJobId), read from the string: no buffer per job. */
+export function isPlainJobIdText(jobId: string): boolean {
+  if (jobId.length > MAX_PLAIN_JOB_ID_BYTES) return false;
+  for (let i = 0; i < jobId.length; i++) {
+    const code = jobId.charCodeAt(i);
+    if (code < 0x20 || code > 0x7e || code === QUOTE || code === BACKSLASH) return false;
+  }
+  return true;
 }
 
 /** Writes `"units.cc",` `count` times. */

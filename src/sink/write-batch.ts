@@ -1,6 +1,15 @@
 import type { Job, JobFigures } from '../budget/job.js';
 import { asciiConstant, decimalDigits, writeBytes, writeConstant, writeCrlf, writeDecimal } from './ascii-bytes.js';
-import { isPlainJobId, jobValue, jobValueLength, jobValueWithDaily, writeJobValue } from './job-value.js';
+import {
+  isPlainJobId,
+  isPlainJobIdText,
+  jobValue,
+  jobValueLength,
+  jobValueWithDaily,
+  jobValueWithDailyLength,
+  writeJobValue,
+  writeJobValueWithDaily,
+} from './job-value.js';
 import { respCommand } from './resp-connection.js';
 
 /** How many dead letters are kept; older ones are trimmed so the list stays bounded. */
@@ -115,9 +124,40 @@ export class WriteBatch {
     else this.set(keyPrefix.toString() + job.jobId, jobValue(job), job.expiresAtMs);
   }
 
-  /** SET of a job whose daily amounts came from a distribution service (cents, checked): the general path. */
+  /**
+   * SET of a job whose daily amounts came from a distribution service (cents, checked): written straight into
+   * the buffer as setJob does when the job_id is plain (isPlainJobIdText), through strings otherwise.
+   */
   setJobWithDaily(keyPrefix: Buffer, job: Job, dailyCents: readonly number[]): void {
-    this.set(keyPrefix.toString() + job.jobId, jobValueWithDaily(job, dailyCents), job.expiresAtMs);
+    const { jobId } = job;
+    if (!isPlainJobIdText(jobId)) {
+      this.set(keyPrefix.toString() + jobId, jobValueWithDaily(job, dailyCents), job.expiresAtMs);
+      return;
+    }
+    // A plain job_id is printable ASCII: as many bytes as characters, written as latin1.
+    const keyBytes = keyPrefix.length + jobId.length;
+    const valueBytes = jobValueWithDailyLength(job, jobId.length, dailyCents);
+    this.reserve(keyBytes + valueBytes + 64);
+    const buffer = this.buffer;
+    let at = writeConstant(buffer, this.length, SET_HEAD_BYTES);
+    at = writeDecimal(buffer, at, keyBytes);
+    at = writeCrlf(buffer, at);
+    at = writeConstant(buffer, at, keyPrefix);
+    const jobIdStart = at;
+    at += buffer.write(jobId, at, 'latin1');
+    const jobIdEnd = at;
+    at = writeCrlf(buffer, at);
+    buffer[at++] = 0x24; // $
+    at = writeDecimal(buffer, at, valueBytes);
+    at = writeCrlf(buffer, at);
+    // The value's job_id is the key's bytes just written: the buffer is its own source.
+    at = writeJobValueWithDaily(buffer, at, job, buffer, jobIdStart, jobIdEnd, dailyCents);
+    at = writeConstant(buffer, at, PXAT_HEAD_BYTES);
+    at = writeDecimal(buffer, at, decimalDigits(job.expiresAtMs));
+    at = writeCrlf(buffer, at);
+    at = writeDecimal(buffer, at, job.expiresAtMs);
+    this.length = writeCrlf(buffer, at);
+    this.commands++;
   }
 
   del(key: string): void {

@@ -59,7 +59,7 @@ function commit(commitLsn: Lsn, endLsn: Lsn): Buffer {
 
 function makeApplier(batchSize = 100): ChangeApplier {
   const host = { flush: () => undefined, scheduleFlush: () => undefined, truncate: () => undefined };
-  const settings = { keyPrefix: 'job:', publicationName: 'p', batchSize, builtInSplit: true, maxBatchBytes: 1 << 20 };
+  const settings = { keyPrefix: 'job:', publicationName: 'p', batchSize, maxBatchBytes: 1 << 20 };
   const applier = new ChangeApplier(settings, () => new WriteBatch('dead'), makeConsumerEvents(), makeSilentLogger(), host);
   applier.applyMessage(relation(), 0, 1n);
   return applier;

@@ -4,7 +4,10 @@ import { DAY_MS, LAST_EXPIRY_MS, type Job } from '../../src/budget/job.js';
 import { formatCents } from '../../src/budget/money.js';
 import { splitBudget } from '../../src/budget/split-budget.js';
 import { EVEN_SPLIT } from '../../src/budget/budget-strategy.js';
+import { SlottedWriteBatch } from '../../src/sink/cluster-write-batch.js';
+import { hashSlot } from '../../src/sink/hash-slot.js';
 import { jobValue, jobValueWithDaily } from '../../src/sink/job-value.js';
+import { WriteBatch } from '../../src/sink/write-batch.js';
 
 // jobValue builds the JSON by hand for speed; it must equal what JSON.stringify gives for the contract.
 describe('jobValue', () => {
@@ -77,6 +80,42 @@ describe('jobValueWithDaily', () => {
             daily: dailyCents.map(formatCents),
           });
           expect(jobValueWithDaily(job, dailyCents)).toBe(expected);
+        },
+      ),
+      { numRuns: 1000 },
+    );
+  });
+});
+
+// The service path writes values straight into the batch buffer; the bytes must be those of the string path.
+describe('WriteBatch#setJobWithDaily', () => {
+  const PREFIX = Buffer.from('job:');
+  const jobIds = fc.oneof(
+    fc.stringMatching(/^[A-Za-z0-9_:{}-]{1,30}$/), // plain: the byte path
+    fc.string({ unit: 'grapheme', maxLength: 20 }), // anything, quotes and multibyte: the string path
+  );
+
+  it('writes the same command as SET key jobValueWithDaily PXAT, on one Redis and on a cluster', () => {
+    fc.assert(
+      fc.property(
+        jobIds,
+        fc.integer({ min: 0, max: 99_999_999_999_999 }),
+        fc.array(fc.integer({ min: 0, max: 99_999_999 }), { minLength: 1, maxLength: 40 }),
+        fc.integer({ min: Date.UTC(1970, 0, 1), max: LAST_EXPIRY_MS - 3650 * DAY_MS }),
+        (jobId, budgetCents, dailyCents, createdAtMs) => {
+          const daysOnline = dailyCents.length;
+          const job: Job = { jobId, budgetCents, daysOnline, createdAtMs, expiresAtMs: createdAtMs + daysOnline * DAY_MS };
+          const expected = new WriteBatch('dl');
+          expected.set(`job:${jobId}`, jobValueWithDaily(job, dailyCents), job.expiresAtMs);
+          const direct = new WriteBatch('dl');
+          direct.setJobWithDaily(PREFIX, job, dailyCents);
+          expect(direct.bytes.toString('latin1')).toBe(expected.bytes.toString('latin1'));
+          expect(direct.commands).toBe(1);
+          const slotted = new SlottedWriteBatch('dl', [], 1024);
+          slotted.setJobWithDaily(PREFIX, job, dailyCents);
+          expect(slotted.bytes.toString('latin1')).toBe(expected.bytes.toString('latin1'));
+          expect(slotted.starts).toEqual([0]);
+          expect(slotted.slots).toEqual([hashSlot(`job:${jobId}`)]);
         },
       ),
       { numRuns: 1000 },
