@@ -105,15 +105,9 @@ export class WriteBatch {
     at = writeConstant(buffer, at, keyPrefix);
     at = writeBytes(buffer, at, source, start, end);
     at = writeCrlf(buffer, at);
-    buffer[at++] = 0x24; // $
-    at = writeDecimal(buffer, at, valueBytes);
-    at = writeCrlf(buffer, at);
+    at = writeBulkLength(buffer, at, valueBytes);
     at = writeJobValue(buffer, at, job, source, start, end);
-    at = writeConstant(buffer, at, PXAT_HEAD_BYTES);
-    at = writeDecimal(buffer, at, decimalDigits(job.expiresAtMs));
-    at = writeCrlf(buffer, at);
-    at = writeDecimal(buffer, at, job.expiresAtMs);
-    this.length = writeCrlf(buffer, at);
+    this.length = writeExpiry(buffer, at, job.expiresAtMs);
     this.commands++;
   }
 
@@ -147,16 +141,10 @@ export class WriteBatch {
     at += buffer.write(jobId, at, 'latin1');
     const jobIdEnd = at;
     at = writeCrlf(buffer, at);
-    buffer[at++] = 0x24; // $
-    at = writeDecimal(buffer, at, valueBytes);
-    at = writeCrlf(buffer, at);
+    at = writeBulkLength(buffer, at, valueBytes);
     // The value's job_id is the key's bytes just written: the buffer is its own source.
     at = writeJobValueWithDaily(buffer, at, job, buffer, jobIdStart, jobIdEnd, dailyCents);
-    at = writeConstant(buffer, at, PXAT_HEAD_BYTES);
-    at = writeDecimal(buffer, at, decimalDigits(job.expiresAtMs));
-    at = writeCrlf(buffer, at);
-    at = writeDecimal(buffer, at, job.expiresAtMs);
-    this.length = writeCrlf(buffer, at);
+    this.length = writeExpiry(buffer, at, job.expiresAtMs);
     this.commands++;
   }
 
@@ -188,3 +176,19 @@ export class WriteBatch {
 }
 
 const EMPTY = Buffer.alloc(0);
+
+/** `$<length>\r\n`, the head of a bulk string. */
+function writeBulkLength(buffer: Buffer, at: number, length: number): number {
+  buffer[at++] = 0x24; // $
+  at = writeDecimal(buffer, at, length);
+  return writeCrlf(buffer, at);
+}
+
+/** `\r\n$4\r\nPXAT\r\n$<digits>\r\n<expiresAtMs>\r\n`: the end of a job's SET, after its value. */
+function writeExpiry(buffer: Buffer, at: number, expiresAtMs: number): number {
+  at = writeConstant(buffer, at, PXAT_HEAD_BYTES);
+  at = writeDecimal(buffer, at, decimalDigits(expiresAtMs));
+  at = writeCrlf(buffer, at);
+  at = writeDecimal(buffer, at, expiresAtMs);
+  return writeCrlf(buffer, at);
+}
