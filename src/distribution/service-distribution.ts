@@ -7,9 +7,10 @@ import type { Logger } from '../logger.js';
 
 // A team's distribution service as the budget rule (docs/distribution-protocol.md): jobs go out in requests of
 // at most MAX_JOBS_PER_REQUEST, at most MAX_REQUESTS_IN_FLIGHT at once over kept-alive connections (Node's
-// built-in fetch, undici: no dependency). A request that fails as a whole (a status other than 200, a body that
-// is not {results: [...]}, a timeout, a lost connection) is sent again after a growing delay, for as long as it
-// takes: the batch waiting for it holds its acknowledgement, and the stream pauses behind it (backpressure).
+// built-in fetch, undici: no dependency). A request that fails as a whole (a 5xx or another status than 200, a
+// body that is not {results: [...]}, a timeout, a lost connection) is sent again after a growing delay, for as
+// long as it takes: the batch waiting for it holds its acknowledgement, and the stream pauses behind it
+// (backpressure). A request refused for what it carries (400, 413, 422) is split until the job refused is found.
 // Per job, the answer is checked (budget/distribution-check.ts); a job refused or answered wrongly gets a reason
 // for its dead letter.
 
@@ -17,6 +18,12 @@ import type { Logger } from '../logger.js';
 export const MAX_JOBS_PER_REQUEST = 500;
 /** Requests to the service at once, over all batches of the stream. */
 export const MAX_REQUESTS_IN_FLIGHT = 4;
+/**
+ * Statuses by which a service refuses what a request carries, not its own state: retrying the same jobs gets the
+ * same answer, so the request is split to find the job refused (isolateRefused). Every other status (401, 403 and
+ * 404 are settings, 408 and 429 are load, 5xx the service's state) is a failure of the batch, retried.
+ */
+const CONTENT_REFUSED_STATUSES = new Set([400, 413, 422]);
 const RETRY_FIRST_DELAY_MS = 250;
 const RETRY_MAX_DELAY_MS = 30_000;
 /** How much of an error body a reason quotes: the service may answer a megabyte of HTML. */
@@ -69,6 +76,7 @@ export class ServiceDistribution implements BudgetStrategy {
       await this.takeSlot(signal);
       let failure: string;
       const started = performance.now();
+      let refusedContent: string | undefined;
       try {
         const outcome = await this.post(body, jobs, signal);
         if (outcome.ok) {
@@ -77,11 +85,18 @@ export class ServiceDistribution implements BudgetStrategy {
           return outcome.perJob;
         }
         failure = outcome.reason;
+        if (outcome.status !== undefined && CONTENT_REFUSED_STATUSES.has(outcome.status)) refusedContent = outcome.reason;
       } catch (error) {
         if (signal?.aborted === true) throw signal.reason;
         failure = describeFetchError(error, this.timeoutMs);
       } finally {
         this.giveSlotBack();
+      }
+      if (refusedContent !== undefined) {
+        // The service is up and refuses what this request carries: sending it again would get the same answer.
+        this.availability.requested({ jobs: jobs.length, durationMs: performance.now() - started, ok: true });
+        this.answered();
+        return this.isolateRefused(jobs, refusedContent, signal);
       }
       this.availability.requested({ jobs: jobs.length, durationMs: performance.now() - started, ok: false });
       const delayMs = retryDelayMs(attempt);
@@ -94,11 +109,29 @@ export class ServiceDistribution implements BudgetStrategy {
     }
   }
 
+  /**
+   * A request the service refused as a whole for what it carries (400, 413, 422): one of its jobs may be the
+   * cause (a job_id of a megabyte, a value the service cannot read), and the others must not wait behind it
+   * for ever. Halves are asked apart until the request is a single job; that job is refused, with the
+   * service's reason, and goes to the dead letters. A service that refuses everything thus sets every job
+   * aside, each with the reason it gave: what to fix is in `budget-cdc dead-letters`, then `budget-cdc resync`.
+   */
+  private async isolateRefused(jobs: readonly Job[], reason: string, signal: AbortSignal | undefined): Promise<DistributionCheck[]> {
+    if (jobs.length === 1) return [{ ok: false, reason: `the service refused a request of this job alone: ${reason}` }];
+    this.logger.warn(
+      { url: this.name, jobs: jobs.length, reason },
+      'distribution service refused a request as a whole: asking its halves apart to find the job it refuses',
+    );
+    const half = Math.ceil(jobs.length / 2);
+    const [first, second] = await Promise.all([this.ask(jobs.slice(0, half), signal), this.ask(jobs.slice(half), signal)]);
+    return [...first, ...second];
+  }
+
   private async post(
     body: string,
     jobs: readonly Job[],
     signal: AbortSignal | undefined,
-  ): Promise<{ ok: true; perJob: DistributionCheck[] } | { ok: false; reason: string }> {
+  ): Promise<{ ok: true; perJob: DistributionCheck[] } | { ok: false; reason: string; status?: number }> {
     const timeout = AbortSignal.timeout(this.timeoutMs);
     const response = await fetch(this.url, {
       method: 'POST',
@@ -107,7 +140,9 @@ export class ServiceDistribution implements BudgetStrategy {
       signal: signal === undefined ? timeout : AbortSignal.any([signal, timeout]),
     });
     const text = await response.text();
-    if (response.status !== 200) return { ok: false, reason: `the service answered HTTP ${response.status}: ${quoteBody(text)}` };
+    if (response.status !== 200) {
+      return { ok: false, reason: `the service answered HTTP ${response.status}: ${quoteBody(text)}`, status: response.status };
+    }
     let parsed: unknown;
     try {
       parsed = JSON.parse(text);

@@ -199,6 +199,50 @@ describe('ServiceDistribution', () => {
     ]);
   }, 20_000);
 
+  it('finds the job a request was refused for (400, 413, 422) by asking halves apart, and sets only that one aside', async () => {
+    for (const status of [400, 413, 422]) {
+      const { url, requests } = await serve((jobs, response) => {
+        if (jobs.some((j) => j.job_id === 'poison')) response.writeHead(status).end(`cannot read job_id poison`);
+        else frontLoaded(jobs, response);
+      });
+      const recorded = recordingAvailability();
+      const service = new ServiceDistribution(url, 5_000, recorded.availability, makeSilentLogger());
+      const jobs = Array.from({ length: 16 }, (_, i) => job(i === 11 ? 'poison' : `j${i}`));
+      const checks = await service.distribute(jobs);
+      checks.forEach((check, i) => {
+        if (i === 11) {
+          expect(check).toEqual({
+            ok: false,
+            reason: `the service refused a request of this job alone: the service answered HTTP ${status}: cannot read job_id poison`,
+          });
+        } else {
+          expect(check).toEqual({ ok: true, dailyCents: [300, 0, 0] });
+        }
+      });
+      // 16 → 8 → 4 → 2 → 1: one refused request per level, the other halves answered.
+      expect(requests.map((r) => r.length)).toEqual(expect.arrayContaining([16, 8, 8, 4, 4, 2, 2, 1, 1]));
+      expect(requests).toHaveLength(9);
+      expect(recorded.events).toEqual([]); // the service answered every time: it is not unavailable
+    }
+  });
+
+  it('retries other statuses (401, 404, 429) as failures of the batch, not of its jobs', async () => {
+    const statuses = [401, 404, 429];
+    const { url, requests } = await serve((jobs, response) => {
+      const status = statuses.shift();
+      if (status === undefined) frontLoaded(jobs, response);
+      else response.writeHead(status).end('not now');
+    });
+    const recorded = recordingAvailability();
+    const service = new ServiceDistribution(url, 5_000, recorded.availability, makeSilentLogger());
+    expect(await service.distribute([job('a'), job('b')])).toEqual([
+      { ok: true, dailyCents: [300, 0, 0] },
+      { ok: true, dailyCents: [300, 0, 0] },
+    ]);
+    expect(requests.map((r) => r.length)).toEqual([2, 2, 2, 2]);
+    expect(recorded.events).toEqual(['unavailable since a date: the service answered HTTP 401: not now', 'available']);
+  });
+
   it('gives up when the signal aborts, while a request is in flight or while waiting to retry', async () => {
     let answered = 0;
     const { url } = await serve(() => answered++); // never answers
