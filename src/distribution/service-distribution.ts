@@ -1,3 +1,4 @@
+import { readAllAnswered } from '../budget/answer-reader.js';
 import { EVEN_SPLIT, type BudgetStrategy } from '../budget/budget-strategy.js';
 import { matchAnswers, type DistributionCheck } from '../budget/distribution-check.js';
 import type { Job } from '../budget/job.js';
@@ -143,6 +144,9 @@ export class ServiceDistribution implements BudgetStrategy {
     if (response.status !== 200) {
       return { ok: false, reason: `the service answered HTTP ${response.status}: ${quoteBody(text)}`, status: response.status };
     }
+    // The usual answer, read without a string per amount; anything else the general way, reasons and all.
+    const allAnswered = readAllAnswered(text, jobs);
+    if (allAnswered !== undefined) return { ok: true, perJob: allAnswered.map((dailyCents) => ({ ok: true, dailyCents })) };
     let parsed: unknown;
     try {
       parsed = JSON.parse(text);

@@ -1,4 +1,6 @@
 import { afterAll, beforeAll, describe, expect, inject, it } from 'vitest';
+import type { ObservedConsumer } from '../../src/commands/observed-consumer.js';
+import { evaluateReadiness } from '../../src/ops/readiness.js';
 import { loadConfig } from '../../src/config.js';
 import { parseLsn, type Lsn } from '../../src/lsn.js';
 import { deadLetterKey } from '../../src/sink/internal-keys.js';
@@ -33,6 +35,7 @@ interface DeadLetter {
 describe('distribution service faults', () => {
   let fx: PipelineFixture;
   let service: Service;
+  let consumer: ObservedConsumer;
 
   beforeAll(async () => {
     service = await startService('weekday', { DISTRIBUTE_FAULTS: '1' });
@@ -42,7 +45,7 @@ describe('distribution service faults', () => {
       { databaseUrl: fx.config.databaseUrl, distribution: `${service.url}/distribute`, distributionTimeout: String(TIMEOUT_SECONDS) },
       {},
     );
-    await fx.startConsumer({ distribution });
+    consumer = await fx.startConsumer({ distribution });
     await fx.waitForConfirmed();
   });
 
@@ -64,6 +67,13 @@ describe('distribution service faults', () => {
   async function armedCount(): Promise<number> {
     const { armed } = (await (await fetch(`${service.url}/faults`)).json()) as { armed: Array<{ count: number }> };
     return armed.reduce((sum, fault) => sum + fault.count, 0);
+  }
+
+  /** The value of a metric without labels in the consumer's registry. */
+  async function gauge(name: string): Promise<number> {
+    const metric = (await consumer.metrics.getMetricsAsJSON()).find((m) => m.name === name);
+    if (metric === undefined) throw new Error(`no metric ${name}`);
+    return metric.values[0]!.value;
   }
 
   async function deadLetters(): Promise<DeadLetter[]> {
@@ -120,9 +130,16 @@ describe('distribution service faults', () => {
     const commitEnd = await insertJobs('f500', 40);
     await waitFor(async () => (await armedCount()) <= 997, { message: 'three requests answered 500' });
     await expectHeld(commitEnd, 'f500-1');
+    // What an operator sees meanwhile: /readyz's reason, and the metric of since when.
+    const { ready, reasons } = evaluateReadiness(consumer.health(), { maxLagBytes: 1 << 30, maxLagSeconds: 300 }, Date.now());
+    expect(ready).toBe(false);
+    expect(reasons.join('; ')).toMatch(/distribution service unavailable since \d{4}-\d\d-\d\dT[^:]+:\d\d:\d\d\.\d{3}Z: the service answered HTTP 500/);
+    expect(await gauge('budget_cdc_distribution_unavailable_since_seconds')).toBeGreaterThan(Date.now() / 1000 - 60);
     expect((await fetch(`${service.url}/faults`, { method: 'DELETE' })).status).toBe(200);
     await expectConverged(commitEnd);
     expect(await fx.getJob('f500-1')).not.toBeNull();
+    expect(consumer.health().distributionUnavailable).toBeUndefined();
+    expect(await gauge('budget_cdc_distribution_unavailable_since_seconds')).toBe(0);
   });
 
   // Each fault is armed for a few requests; the check of the hold is made while one of them is still armed
