@@ -140,13 +140,18 @@ export class ServiceDistribution implements BudgetStrategy {
       body,
       signal: signal === undefined ? timeout : AbortSignal.any([signal, timeout]),
     });
-    const text = await response.text();
+    const answer = Buffer.from(await response.arrayBuffer());
     if (response.status !== 200) {
-      return { ok: false, reason: `the service answered HTTP ${response.status}: ${quoteBody(text)}`, status: response.status };
+      return {
+        ok: false,
+        reason: `the service answered HTTP ${response.status}: ${quoteBody(answer.toString('utf8'))}`,
+        status: response.status,
+      };
     }
-    // The usual answer, read without a string per amount; anything else the general way, reasons and all.
-    const allAnswered = readAllAnswered(text, jobs);
+    // The usual answer, read from the bytes without a string per amount; anything else the general way, reasons and all.
+    const allAnswered = readAllAnswered(answer, jobs);
     if (allAnswered !== undefined) return { ok: true, perJob: allAnswered.map((dailyCents) => ({ ok: true, dailyCents })) };
+    const text = answer.toString('utf8');
     let parsed: unknown;
     try {
       parsed = JSON.parse(text);
