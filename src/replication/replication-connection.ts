@@ -29,6 +29,12 @@ export interface StartReplicationOptions {
   startLsn: Lsn;
   /** Ask pgoutput for logical decoding messages (pg_logical_emit_message), e.g. heartbeats. */
   messages: boolean;
+  /**
+   * Protocol 2 with streaming of in-progress transactions (PostgreSQL 14 and later): a transaction larger than
+   * logical_decoding_work_mem arrives in blocks while it runs, then a Stream Commit or Stream Abort. Off: protocol
+   * 1, where a transaction arrives whole after its commit.
+   */
+  streaming?: boolean;
 }
 
 /** Opens a replication connection. TimeZone and DateStyle are fixed so timestamps arrive as ISO UTC text. */
@@ -70,7 +76,8 @@ export class ReplicationConnection {
     const publication = options.publicationName.replaceAll('"', '""');
     const text =
       `START_REPLICATION SLOT ${options.slotName} LOGICAL ${formatLsn(options.startLsn)} ` +
-      `(proto_version '1', publication_names '"${publication}"'${options.messages ? ", messages 'true'" : ''})`;
+      `(proto_version '${options.streaming === true ? 2 : 1}', publication_names '"${publication}"'` +
+      `${options.messages ? ", messages 'true'" : ''}${options.streaming === true ? ", streaming 'on'" : ''})`;
     const query = new StartReplicationQuery(text, handler);
     this.streaming = query;
     this.watchChunks(handler);
