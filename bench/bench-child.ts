@@ -22,8 +22,8 @@ export interface ChildExit {
 export interface BenchChildOptions {
   /** Added to this process's environment. */
   env?: Record<string, string>;
-  /** 'pipe' to write to the child's standard input; default 'ignore'. */
-  stdin?: 'ignore' | 'pipe';
+  /** 'pipe' to write to the child's standard input, or an open file descriptor to read it from; default 'ignore'. */
+  stdin?: 'ignore' | 'pipe' | number;
 }
 
 // Children still running, killed by killBenchChildren() when the bench stops early.

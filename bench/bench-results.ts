@@ -6,6 +6,10 @@ const MILLION = 1_000_000;
 export const CLUSTER_RATE_TARGET = 0.7;
 /** The issue's goal for a distribution service (the example, even rule, on loopback): this share of the built-in rate. */
 export const DISTRIBUTION_RATE_TARGET = 0.5;
+/** The issue's goal for a 1M-row COPY with the consumer running: at most this many times its duration alone. */
+export const COPY_SLOWDOWN_TARGET = 1.15;
+/** The issue's goal for COMMIT → last key of a 1M-row COPY: at most this many times the floor (Redis alone). */
+export const FRESHNESS_TARGET = 1.2;
 
 /** Rates of repeated runs over the same number of rows. */
 export interface RateSeries {
@@ -131,6 +135,47 @@ export interface DistributionOnlyResults extends BenchSetup {
   distribution: DistributionComparisonResults;
 }
 
+/** Seconds of repeated runs, and their median. */
+export interface SecondsSeries {
+  seconds: number[];
+  medianSeconds: number;
+}
+
+/** The freshness of a bulk load with the consumer running in one mode (FRESHNESS_MODES). */
+export interface FreshnessModeResults {
+  name: string;
+  /** What the mode adds to the consumer's environment. */
+  consumerEnv: Record<string, string>;
+  /** COMMIT (psql's exit) → the last row's key readable in Redis. */
+  commitToLastKey: SecondsSeries;
+  /** The COPY with this consumer running. */
+  copy: SecondsSeries;
+  /** The COPY's median with the consumer to its median alone. */
+  copySlowdown: number;
+  /** The median COMMIT → last key to the floor's median. */
+  toFloor: number;
+  peakRssMiB: number[];
+  consumerCpuSeconds: number[];
+}
+
+/** What users feel of a 1M-row COPY: how soon its rows are in Redis, and what the consumer costs the COPY. */
+export interface FreshnessResults {
+  /** Whether the consumer can stream transactions in progress (protocol 2): "not available yet". */
+  streaming: string;
+  /** Pause between two reads of the last key (plus a round trip: the resolution of COMMIT → last key). */
+  pollIntervalMs: number;
+  /** The same COPY, no consumer, no slot. */
+  copyAlone: SecondsSeries;
+  modes: FreshnessModeResults[];
+  /** redis-cli --pipe of the consumer's SETs, pre-encoded, on one connection into an empty Redis. */
+  floor: SecondsSeries & { respBytes: number };
+}
+
+/** `npm run bench -- --only-freshness`; written as JSON to bench/results/latest-only-freshness.json. */
+export interface FreshnessOnlyResults extends BenchSetup {
+  freshness: FreshnessResults;
+}
+
 /** Everything one run of the bench measured; written as JSON to bench/results/latest.json. */
 export interface BenchResults extends BenchSetup {
   cliStartup: { seconds: number[]; medianSeconds: number };
@@ -147,6 +192,7 @@ export interface BenchResults extends BenchSetup {
   waitCost: WaitCostResults;
   cluster: ClusterComparisonResults;
   distribution: DistributionComparisonResults;
+  freshness: FreshnessResults;
   latency: { commits: number; intervalMs: number; p50Ms: number; p99Ms: number; maxMs: number; samplesMs: number[] };
   /** The consumer catching up with one transaction of 5 × rows. */
   fiveTimes: { rows: number; seconds: number; rowsPerSecond: number; startupSeconds: number | null; peakRssMiB: number };
@@ -264,6 +310,73 @@ function makeDistributionCostSeries(rows: number, runs: readonly DistributionRun
   };
 }
 
+export function makeSecondsSeries(seconds: readonly number[]): SecondsSeries {
+  return { seconds: seconds.map((s) => round(s, 3)), medianSeconds: round(median(seconds), 3) };
+}
+
+/** The freshness figures of measureFreshness's runs, each mode's ratios taken to the COPY alone and to the floor. */
+export function makeFreshnessResults(
+  runs: {
+    copyAloneSeconds: number[];
+    withConsumer: Map<string, readonly FreshnessRunCost[]>;
+    floorSeconds: number[];
+    floorBytes: number;
+  },
+  modes: readonly { name: string; consumerEnv: Record<string, string> }[],
+  streaming: string,
+  pollIntervalMs: number,
+): FreshnessResults {
+  const copyAlone = makeSecondsSeries(runs.copyAloneSeconds);
+  const floor = { ...makeSecondsSeries(runs.floorSeconds), respBytes: runs.floorBytes };
+  return {
+    streaming,
+    pollIntervalMs,
+    copyAlone,
+    modes: modes.map((mode) => {
+      const modeRuns = runs.withConsumer.get(mode.name) ?? [];
+      const commitToLastKey = makeSecondsSeries(modeRuns.map((run) => run.commitToLastKeySeconds));
+      const copy = makeSecondsSeries(modeRuns.map((run) => run.copySeconds));
+      return {
+        name: mode.name,
+        consumerEnv: mode.consumerEnv,
+        commitToLastKey,
+        copy,
+        copySlowdown: round(copy.medianSeconds / copyAlone.medianSeconds, 3),
+        toFloor: round(commitToLastKey.medianSeconds / floor.medianSeconds, 3),
+        peakRssMiB: modeRuns.map((run) => toMiB(run.peakRssBytes)),
+        consumerCpuSeconds: modeRuns.map((run) => round(run.consumerCpuSeconds, 2)),
+      };
+    }),
+    floor,
+  };
+}
+
+/** What makeFreshnessResults reads of a run (a FreshnessRun). */
+interface FreshnessRunCost {
+  commitToLastKeySeconds: number;
+  copySeconds: number;
+  peakRssBytes: number;
+  consumerCpuSeconds: number;
+}
+
+/** The issue's goals for freshness (≤ 1.2× the floor) and the COPY's slowdown (≤ 15%), per mode, checked. */
+export function checkFreshnessTargets(freshness: FreshnessResults): TargetResult[] {
+  return freshness.modes.flatMap((mode) => [
+    {
+      name: `COPY with the consumer (${mode.name}) / alone`,
+      target: `≤ ${COPY_SLOWDOWN_TARGET.toFixed(2)}×`,
+      value: mode.copySlowdown,
+      pass: mode.copySlowdown <= COPY_SLOWDOWN_TARGET,
+    },
+    {
+      name: `COMMIT → last key (${mode.name}) / floor`,
+      target: `≤ ${FRESHNESS_TARGET.toFixed(2)}×`,
+      value: mode.toFloor,
+      pass: mode.toFloor <= FRESHNESS_TARGET,
+    },
+  ]);
+}
+
 /** The issue's goal for a distribution service, checked. */
 export function checkDistributionTarget(distribution: DistributionComparisonResults): TargetResult {
   return {
@@ -314,5 +427,6 @@ export function checkTargets(results: Omit<BenchResults, 'targets'>): TargetResu
     },
     checkClusterTarget(results.cluster),
     checkDistributionTarget(results.distribution),
+    ...checkFreshnessTargets(results.freshness),
   ];
 }

@@ -1,10 +1,11 @@
-// npm run bench [-- --rows N] [--runs N] [--only-wait | --only-e2e | --only-cluster | --only-distribution]
+// npm run bench [-- --rows N] [--runs N] [--only-wait | --only-e2e | --only-cluster | --only-distribution | --only-freshness]
 // Throughput, latency and memory of budget-cdc against psql \copy and pg_recvlogical, on a throwaway
 // PostgreSQL and Redis (issue 4), the cost of WAIT (--redis-min-replicas 1) with a replica attached, and the
 // rate into a 3-master Redis Cluster against the single Redis (issue 12), and the rate with the example
-// distribution service (even rule, HTTP on loopback) against the built-in even split (issue 14).
+// distribution service (even rule, HTTP on loopback) against the built-in even split (issue 14), and what users
+// feel of a bulk load: COMMIT → last key in Redis against Redis's own floor, and the COPY's slowdown (issue 15).
 // Progress on stderr; the table on stdout; the figures in bench/results/latest.json (latest-only-wait.json,
-// latest-only-e2e.json, latest-only-cluster.json, latest-only-distribution.json).
+// latest-only-e2e.json, latest-only-cluster.json, latest-only-distribution.json, latest-only-freshness.json).
 import { execFileSync } from 'node:child_process';
 import { mkdtemp, rm, writeFile } from 'node:fs/promises';
 import { cpus, tmpdir } from 'node:os';
@@ -22,6 +23,7 @@ import {
   makeClusterComparisonResults,
   makeDistributionComparisonResults,
   makeEndToEndResults,
+  makeFreshnessResults,
   makeRateSeries,
   makeWaitCostResults,
   round,
@@ -31,6 +33,8 @@ import {
   type ClusterOnlyResults,
   type DistributionOnlyResults,
   type EndToEndOnlyResults,
+  type FreshnessOnlyResults,
+  type FreshnessResults,
   type WaitOnlyResults,
 } from './bench-results.js';
 import { serverVersion, withPgClient } from './bench-sql.js';
@@ -40,6 +44,7 @@ import { measureCliStartup } from './measure-cli-startup.js';
 import { measureDistributionComparison, SERVICE_RULE } from './measure-distribution-comparison.js';
 import { CLUSTER_MASTERS, measureClusterComparison } from './measure-cluster-comparison.js';
 import { measureEndToEnd } from './measure-end-to-end.js';
+import { FRESHNESS_MODES, LAST_KEY_POLL_MS, measureFreshness, STREAMING_STATUS } from './measure-freshness.js';
 import { measureLatency } from './measure-latency.js';
 import { measureLoad } from './measure-load.js';
 import { measureReaderAlone } from './measure-reader-alone.js';
@@ -50,6 +55,7 @@ import {
   formatClusterOnlyTable,
   formatDistributionOnlyTable,
   formatEndToEndOnlyTable,
+  formatFreshnessOnlyTable,
   formatResultsTable,
   formatWaitOnlyTable,
 } from './results-table.js';
@@ -68,17 +74,21 @@ const WAIT_ONLY_RESULTS_PATH = fileURLToPath(new URL('./results/latest-only-wait
 const END_TO_END_ONLY_RESULTS_PATH = fileURLToPath(new URL('./results/latest-only-e2e.json', import.meta.url));
 const CLUSTER_ONLY_RESULTS_PATH = fileURLToPath(new URL('./results/latest-only-cluster.json', import.meta.url));
 const DISTRIBUTION_ONLY_RESULTS_PATH = fileURLToPath(new URL('./results/latest-only-distribution.json', import.meta.url));
+const FRESHNESS_ONLY_RESULTS_PATH = fileURLToPath(new URL('./results/latest-only-freshness.json', import.meta.url));
 const EXIT_INTERRUPTED = 130;
 const EXIT_USAGE = 2;
 const USAGE =
-  'usage: npm run bench [-- --rows N] [--runs N] [--only-wait | --only-e2e | --only-cluster | --only-distribution]\n' +
+  'usage: npm run bench [-- --rows N] [--runs N] [--only-wait | --only-e2e | --only-cluster | --only-distribution |\n' +
+  '                      --only-freshness]\n' +
   '       --rows: rows per load, default 1000000; the memory check also uses 5 N\n' +
   '       --runs: samples of each measurement, medians reported; default 3\n' +
   '       --only-wait: only end to end with 1 replica, BUDGET_CDC_REDIS_MIN_REPLICAS 0 and 1 alternated\n' +
   '       --only-e2e: only end to end (budget-cdc run) and its pg_recvlogical reference, alternated\n' +
   '       --only-cluster: only end to end into the single Redis and into a 3-master Redis Cluster, alternated\n' +
   '       --only-distribution: only end to end with the built-in even split and with the example distribution\n' +
-  '                            service (even rule, HTTP on loopback), alternated\n';
+  '                            service (even rule, HTTP on loopback), alternated\n' +
+  '       --only-freshness: only COMMIT → last key of a COPY with the consumer running, the COPY alone, and the\n' +
+  '                         floor (redis-cli --pipe of the same SETs), alternated\n';
 
 // The tests' settings (wal_level=logical, fsync=off, …) plus what a clean measurement needs.
 const POSTGRES_SETTINGS: Record<string, string> = {
@@ -100,7 +110,7 @@ function log(line: string): void {
   process.stderr.write(`[${elapsed} s] ${line}\n`);
 }
 
-/** The command line: `--rows N`, `--runs N`, `--only-wait`, `--only-e2e`, `--only-cluster`, `--only-distribution`. */
+/** The command line: `--rows N`, `--runs N`, and at most one `--only-*`. */
 interface BenchOptions {
   rows: number;
   /** Samples of each measurement. */
@@ -109,6 +119,7 @@ interface BenchOptions {
   onlyEndToEnd: boolean;
   onlyCluster: boolean;
   onlyDistribution: boolean;
+  onlyFreshness: boolean;
 }
 
 function parseOptions(): BenchOptions {
@@ -119,6 +130,7 @@ function parseOptions(): BenchOptions {
     'only-e2e': boolean;
     'only-cluster': boolean;
     'only-distribution': boolean;
+    'only-freshness': boolean;
   };
   try {
     ({ values } = parseArgs({
@@ -129,13 +141,15 @@ function parseOptions(): BenchOptions {
         'only-e2e': { type: 'boolean', default: false },
         'only-cluster': { type: 'boolean', default: false },
         'only-distribution': { type: 'boolean', default: false },
+        'only-freshness': { type: 'boolean', default: false },
       },
     }));
   } catch (error) {
     usageError((error as Error).message);
   }
-  if ([values['only-wait'], values['only-e2e'], values['only-cluster'], values['only-distribution']].filter(Boolean).length > 1) {
-    usageError('--only-wait, --only-e2e, --only-cluster and --only-distribution exclude each other');
+  const only = [values['only-wait'], values['only-e2e'], values['only-cluster'], values['only-distribution'], values['only-freshness']];
+  if (only.filter(Boolean).length > 1) {
+    usageError('--only-wait, --only-e2e, --only-cluster, --only-distribution and --only-freshness exclude each other');
   }
   return {
     rows: positiveInteger('--rows', values.rows),
@@ -144,6 +158,7 @@ function parseOptions(): BenchOptions {
     onlyEndToEnd: values['only-e2e'],
     onlyCluster: values['only-cluster'],
     onlyDistribution: values['only-distribution'],
+    onlyFreshness: values['only-freshness'],
   };
 }
 
@@ -158,7 +173,7 @@ function usageError(message: string): never {
   process.exit(EXIT_USAGE);
 }
 
-const { rows, samples, onlyWait, onlyEndToEnd, onlyCluster, onlyDistribution } = parseOptions();
+const { rows, samples, onlyWait, onlyEndToEnd, onlyCluster, onlyDistribution, onlyFreshness } = parseOptions();
 let postgres: PostgresServer | undefined;
 let redisServer: RedisServer | undefined;
 let redis: Redis | undefined;
@@ -210,6 +225,9 @@ try {
   } else if (onlyDistribution) {
     const results = await runDistributionOnly(context);
     await report(formatDistributionOnlyTable(results), results, DISTRIBUTION_ONLY_RESULTS_PATH);
+  } else if (onlyFreshness) {
+    const results = await runFreshnessOnly(context);
+    await report(formatFreshnessOnlyTable(results), results, FRESHNESS_ONLY_RESULTS_PATH);
   } else {
     const results = await runBench(context);
     await report(formatResultsTable(results), results, RESULTS_PATH);
@@ -276,6 +294,18 @@ async function runDistributionOnly(context: BenchContext): Promise<DistributionO
   return { ...(await describeSetup(context)), distribution: makeDistributionComparisonResults(rows, SERVICE_RULE, runs) };
 }
 
+/** `--only-freshness`: COMMIT → last key, the COPY alone and with the consumer, and the floor, alternated sample by sample. */
+async function runFreshnessOnly(context: BenchContext): Promise<FreshnessOnlyResults> {
+  log(`writing ${rows.toLocaleString('en-US')} rows to ${context.csvPath}`);
+  await writeJobsCsv(context.csvPath, rows);
+  return { ...(await describeSetup(context)), freshness: await measureFreshnessResults(context) };
+}
+
+async function measureFreshnessResults(context: BenchContext): Promise<FreshnessResults> {
+  const runs = await measureFreshness(context, samples, FRESHNESS_MODES);
+  return makeFreshnessResults(runs, FRESHNESS_MODES, STREAMING_STATUS, LAST_KEY_POLL_MS);
+}
+
 async function runBench(context: BenchContext): Promise<BenchResults> {
   log(`writing ${rows.toLocaleString('en-US')} rows to ${context.csvPath}`);
   await writeJobsCsv(context.csvPath, rows);
@@ -312,6 +342,7 @@ async function runBench(context: BenchContext): Promise<BenchResults> {
   const waitCost = await measureWaitCost(context, samples);
   const cluster = await measureClusterComparison(context, samples);
   const distribution = await measureDistributionComparison(context, samples);
+  const freshness = await measureFreshnessResults(context);
 
   log(`latency: ${LATENCY_COMMITS} single-row commits, one every ${LATENCY_INTERVAL_MS} ms`);
   const latencies = await measureLatency(context, { commits: LATENCY_COMMITS, intervalMs: LATENCY_INTERVAL_MS });
@@ -357,6 +388,7 @@ async function runBench(context: BenchContext): Promise<BenchResults> {
     waitCost: makeWaitCostResults(rows, seconds(waitCost.wait0), seconds(waitCost.wait1)),
     cluster: makeClusterComparisonResults(rows, CLUSTER_MASTERS, cluster),
     distribution: makeDistributionComparisonResults(rows, SERVICE_RULE, distribution),
+    freshness,
     latency,
     fiveTimes: {
       rows: largeRows,

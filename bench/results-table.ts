@@ -1,6 +1,7 @@
 import {
   checkClusterTarget,
   checkDistributionTarget,
+  checkFreshnessTargets,
   type BenchResults,
   type BenchSetup,
   type ClusterComparisonResults,
@@ -9,6 +10,8 @@ import {
   type DistributionCostSeries,
   type DistributionOnlyResults,
   type EndToEndOnlyResults,
+  type FreshnessOnlyResults,
+  type FreshnessResults,
   type RateSeries,
   type SinkCostSeries,
   type TargetResult,
@@ -22,7 +25,7 @@ const HEADER = ['measure', 'median', 'samples', 'target', 'result'];
 
 /** The figures of one run as an aligned plain-text table, targets marked PASS or FAIL. */
 export function formatResultsTable(results: BenchResults): string {
-  const [endToEnd, load, latency, peakRss, peakRssFiveTimes, cluster, distribution] = results.targets as [
+  const [endToEnd, load, latency, peakRss, peakRssFiveTimes, cluster, distribution, ...freshness] = results.targets as [
     TargetResult,
     TargetResult,
     TargetResult,
@@ -30,6 +33,7 @@ export function formatResultsTable(results: BenchResults): string {
     TargetResult,
     TargetResult,
     TargetResult,
+    ...TargetResult[],
   ];
   const { latency: l, endToEnd: e, fiveTimes: f, readerAlone: r } = results;
   const rows: string[][] = [
@@ -56,6 +60,7 @@ export function formatResultsTable(results: BenchResults): string {
     ...waitCostRows(results.waitCost),
     ...clusterRows(results.cluster, cluster),
     ...distributionRows(results.distribution, distribution),
+    ...freshnessRows(results.freshness, freshness),
     [
       'latency: COMMIT → key in Redis',
       `p99 ${l.p99Ms.toFixed(1)} ms`,
@@ -125,6 +130,50 @@ export function formatClusterOnlyTable(results: ClusterOnlyResults): string {
 /** The built-in even split against the example distribution service alone (`--only-distribution`), in the same table format. */
 export function formatDistributionOnlyTable(results: DistributionOnlyResults): string {
   return formatTable(results, [HEADER, ...distributionRows(results.distribution, checkDistributionTarget(results.distribution))]);
+}
+
+/** Freshness and the COPY's slowdown alone (`--only-freshness`), in the same table format. */
+export function formatFreshnessOnlyTable(results: FreshnessOnlyResults): string {
+  return formatTable(results, [HEADER, ...freshnessRows(results.freshness, checkFreshnessTargets(results.freshness))]);
+}
+
+/** `targets`: checkFreshnessTargets of `f`, two per mode in its order (COPY slowdown, then freshness). */
+function freshnessRows(f: FreshnessResults, targets: readonly TargetResult[]): string[][] {
+  const series = (values: readonly number[]): string => values.map((s) => s.toFixed(2)).join('  ');
+  return [
+    ['COPY alone: psql \\copy, no consumer', seconds([f.copyAlone.medianSeconds]), series(f.copyAlone.seconds), '', ''],
+    ...f.modes.flatMap((mode, index) => [
+      [
+        `COPY with the consumer running (${mode.name})`,
+        seconds([mode.copy.medianSeconds]),
+        series(mode.copy.seconds),
+        `${targets[2 * index]!.target} alone`,
+        mark(targets[2 * index]!, '×'),
+      ],
+      [
+        `freshness: COMMIT → last key (${mode.name})`,
+        seconds([mode.commitToLastKey.medianSeconds]),
+        series(mode.commitToLastKey.seconds),
+        `${targets[2 * index + 1]!.target} floor`,
+        mark(targets[2 * index + 1]!, '×'),
+      ],
+      [
+        '  consumer CPU over the COPY and after',
+        `${median(mode.consumerCpuSeconds).toFixed(2)} s`,
+        series(mode.consumerCpuSeconds),
+        '',
+        '',
+      ],
+    ]),
+    [
+      'floor: redis-cli --pipe, same SETs pre-encoded',
+      seconds([f.floor.medianSeconds]),
+      series(f.floor.seconds),
+      '',
+      `${formatInteger(f.floor.respBytes / (1024 * 1024))} MiB of RESP`,
+    ],
+    [`  streaming: ${f.streaming}`, '', `last key read every ${f.pollIntervalMs} ms`, '', ''],
+  ];
 }
 
 function distributionRows(d: DistributionComparisonResults, target: TargetResult): string[][] {

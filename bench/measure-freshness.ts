@@ -1,0 +1,220 @@
+import { closeSync, openSync } from 'node:fs';
+import { rm } from 'node:fs/promises';
+import { dirname, join } from 'node:path';
+import { performance } from 'node:perf_hooks';
+import type pg from 'pg';
+import { BenchChild } from './bench-child.js';
+import type { BenchContext } from './bench-context.js';
+import { countJobs, withPgClient } from './bench-sql.js';
+import { makeConsumerNames, startConsumer, waitForSlotAndCheckpoint } from './consumer-process.js';
+import { writeFloorResp } from './floor-resp.js';
+import { withFreshDatabase } from './fresh-database.js';
+import { jobId } from './jobs-csv.js';
+import { startPsqlCopy } from './postgres-programs.js';
+import { countKeysPerMaster, globLiteral, singleRedis } from './redis-under-test.js';
+
+const SECOND = 1000;
+const MINUTE = 60 * SECOND;
+/** Pause between two reads of the last key: with a read's round trip, the resolution of the freshness figure. */
+export const LAST_KEY_POLL_MS = 2;
+const READY_TIMEOUT_MS = 30 * SECOND;
+// Generous: the deadline only stops a consumer that is stuck, it is not a target.
+const SLOWEST_ROWS_PER_SECOND = 1000;
+const READY_JOB_ID = 'fresh-ready';
+
+/** A way of running the consumer for the freshness line: its name in the table, and what it adds to its environment. */
+export interface FreshnessMode {
+  name: string;
+  consumerEnv: Record<string, string>;
+}
+
+/**
+ * The consumer's modes measured. Protocol 1 only, today: when streaming exists, a line such as
+ * `{ name: 'streaming on', consumerEnv: { BUDGET_CDC_STREAMING: 'on' } }` adds its measurement.
+ */
+export const FRESHNESS_MODES: readonly FreshnessMode[] = [{ name: 'protocol 1', consumerEnv: {} }];
+/** Said in the results while the consumer cannot stream transactions in progress (issue 15, item 2). */
+export const STREAMING_STATUS = 'not available yet';
+
+/** One COPY committed in front of a running, caught-up consumer. */
+export interface FreshnessRun {
+  /** From the COPY's commit returning (psql's exit) until the last row's key was readable in Redis. */
+  commitToLastKeySeconds: number;
+  /** The COPY, spawn of psql to its exit, with the consumer running. */
+  copySeconds: number;
+  peakRssBytes: number;
+  consumerCpuSeconds: number;
+  /** The last row's value and PEXPIRETIME as the consumer wrote them: the floor's must be the same. */
+  lastWrite: LastWrite;
+}
+
+/** A key's value and PEXPIRETIME. */
+interface LastWrite {
+  value: string | null;
+  expiresAtMs: number;
+}
+
+/** Every sample of measureFreshness, per kind, in the order they ran. */
+export interface FreshnessRuns {
+  /** The same COPY into a fresh database with no consumer and no slot. */
+  copyAloneSeconds: number[];
+  /** Per mode of FRESHNESS_MODES, by name. */
+  withConsumer: Map<string, FreshnessRun[]>;
+  /** `redis-cli --pipe` of the consumer's SETs, pre-encoded, into an empty Redis. */
+  floorSeconds: number[];
+  floorBytes: number;
+}
+
+/**
+ * What users feel of a bulk load: samples alternated (COPY alone; COPY with the consumer running, per mode; the
+ * floor). With the consumer running and caught up, the CSV is committed with psql \copy (one autocommit
+ * statement: psql exits as soon as the commit returns), then the last row's key is read every LAST_KEY_POLL_MS
+ * until it exists. The consumer writes in commit order, so that key is the last to appear; all keys are counted
+ * afterwards. The floor is Redis alone applying the same SETs, encoded by the consumer's own WriteBatch,
+ * from a file on one connection: no consumer can make the last key readable sooner after COMMIT.
+ */
+export async function measureFreshness(
+  context: BenchContext,
+  samples: number,
+  modes: readonly FreshnessMode[] = FRESHNESS_MODES,
+): Promise<FreshnessRuns> {
+  // The consumer's key prefix for this purpose has the same length: the same bytes per SET.
+  const floorPrefix = makeConsumerNames('floor').keyPrefix;
+  const respPath = join(dirname(context.csvPath), 'floor.resp');
+  context.log(`freshness: encoding the consumer's SETs of ${context.csvPath} into ${respPath}`);
+  const encoded = await writeFloorResp(context.csvPath, respPath, floorPrefix);
+  if (encoded.commands !== context.rows) throw new Error(`${encoded.commands} SETs encoded for ${context.rows} rows`);
+  context.log(`freshness: ${encoded.commands.toLocaleString('en-US')} SETs, ${(encoded.bytes / 1024 / 1024).toFixed(0)} MiB of RESP`);
+  context.log(`freshness: streaming ${STREAMING_STATUS}; modes: ${modes.map((mode) => mode.name).join(', ')}`);
+  const runs: FreshnessRuns = {
+    copyAloneSeconds: [],
+    withConsumer: new Map(modes.map((mode) => [mode.name, []])),
+    floorSeconds: [],
+    floorBytes: encoded.bytes,
+  };
+  try {
+    for (let sample = 1; sample <= samples; sample++) {
+      const alone = await timeCopyAlone(context);
+      runs.copyAloneSeconds.push(alone);
+      context.log(`freshness ${sample}/${samples}: COPY alone ${alone.toFixed(2)} s`);
+      for (const mode of modes) {
+        const run = await timeCommitToLastKey(context, mode);
+        runs.withConsumer.get(mode.name)!.push(run);
+        context.log(
+          `freshness ${sample}/${samples}, ${mode.name}: COMMIT → last key ${run.commitToLastKeySeconds.toFixed(2)} s, ` +
+            `COPY with the consumer ${run.copySeconds.toFixed(2)} s, consumer CPU ${run.consumerCpuSeconds.toFixed(2)} s`,
+        );
+      }
+      const consumerWrote = runs.withConsumer.get(modes[0]!.name)!.at(-1)!.lastWrite;
+      const floor = await timeFloor(context, respPath, floorPrefix + jobId(context.rows - 1), consumerWrote);
+      runs.floorSeconds.push(floor);
+      context.log(`freshness ${sample}/${samples}: floor (redis-cli --pipe) ${floor.toFixed(2)} s`);
+    }
+  } finally {
+    await rm(respPath, { force: true });
+  }
+  return runs;
+}
+
+/** psql \copy of the CSV into a fresh, migrated database that has no slot: seconds from spawn to exit. */
+async function timeCopyAlone(context: BenchContext): Promise<number> {
+  return withFreshDatabase(context.adminUrl, 'bench_copy_alone', { migrated: true }, async (databaseUrl) => {
+    const seconds = await startPsqlCopy(databaseUrl, context.csvPath).succeeded();
+    const loaded = await withPgClient(databaseUrl, countJobs);
+    if (loaded !== context.rows) throw new Error(`psql \\copy loaded ${loaded} rows instead of ${context.rows}`);
+    return seconds;
+  });
+}
+
+/** The COPY committed in front of a consumer that streams and is caught up; the time until the last key is readable. */
+async function timeCommitToLastKey(context: BenchContext, mode: FreshnessMode): Promise<FreshnessRun> {
+  const names = makeConsumerNames('fresh');
+  const redis = singleRedis(context);
+  return withFreshDatabase(context.adminUrl, 'bench_fresh', { migrated: false }, (databaseUrl) =>
+    withPgClient(databaseUrl, async (client) => {
+      const consumer = await startConsumer(context, databaseUrl, names, { ...redis.consumerEnv, ...mode.consumerEnv });
+      try {
+        await waitForSlotAndCheckpoint(redis, client, consumer, names);
+        // One row first: once its key is in Redis the consumer streams and has nothing left to do.
+        await insertJob(client, READY_JOB_ID);
+        await consumer.waitWhileRunning(async () => (await context.redis.exists(names.keyPrefix + READY_JOB_ID)) === 1, {
+          timeoutMs: READY_TIMEOUT_MS,
+          intervalMs: LAST_KEY_POLL_MS,
+          message: 'the first row to reach Redis',
+        });
+
+        const copy = startPsqlCopy(databaseUrl, context.csvPath);
+        const copySeconds = await copy.succeeded();
+        const committedAt = copy.exit!.at;
+        const lastKey = names.keyPrefix + jobId(context.rows - 1);
+        const readableAt = await consumer.waitWhileRunning(
+          async () => ((await context.redis.exists(lastKey)) === 1 ? performance.now() : 0),
+          {
+            timeoutMs: 10 * MINUTE + (context.rows / SLOWEST_ROWS_PER_SECOND) * SECOND,
+            intervalMs: LAST_KEY_POLL_MS,
+            message: `${lastKey}, the last row's key`,
+          },
+        );
+        const peakRssBytes = consumer.peakRssBytes();
+        const consumerCpuSeconds = consumer.cpuSeconds();
+        await consumer.stop();
+        const lastWrite = await readWrite(context, lastKey);
+
+        const [keys] = await countKeysPerMaster(redis.masters, globLiteral(names.keyPrefix) + '*');
+        if (keys !== context.rows + 1)
+          throw new Error(`${keys} keys under ${names.keyPrefix} after a COPY of ${context.rows} rows and one row`);
+        return { commitToLastKeySeconds: (readableAt - committedAt) / SECOND, copySeconds, peakRssBytes, consumerCpuSeconds, lastWrite };
+      } finally {
+        if (consumer.exit === undefined) {
+          consumer.process.kill('SIGKILL');
+          await consumer.exited;
+        }
+        await context.redis.flushall();
+      }
+    }),
+  );
+}
+
+/**
+ * `redis-cli --pipe < respPath` into the emptied bench Redis: seconds from spawn to exit (redis-cli waits for every
+ * reply). Its `lastKey` must hold what the consumer wrote at its own key for the same row.
+ */
+async function timeFloor(context: BenchContext, respPath: string, lastKey: string, consumerWrote: LastWrite): Promise<number> {
+  await context.redis.flushall();
+  try {
+    const input = openSync(respPath, 'r');
+    let pipe: BenchChild;
+    try {
+      pipe = new BenchChild('redis-cli --pipe', 'redis-cli', ['-u', context.redisUrl, '--pipe'], { stdin: input });
+    } finally {
+      closeSync(input);
+    }
+    const seconds = await pipe.succeeded();
+    // Its last line: "errors: 0, replies: 1000000".
+    const summary = /errors: (\d+), replies: (\d+)/.exec(pipe.outputTail());
+    if (summary === null || summary[1] !== '0' || Number(summary[2]) !== context.rows) {
+      throw new Error(`redis-cli --pipe did not apply ${context.rows} SETs without error${pipe.outputTail()}`);
+    }
+    const keys = await context.redis.dbsize();
+    if (keys !== context.rows) throw new Error(`${keys} keys in Redis after redis-cli --pipe of ${context.rows} SETs`);
+    const floorWrote = await readWrite(context, lastKey);
+    if (floorWrote.value !== consumerWrote.value || floorWrote.expiresAtMs !== consumerWrote.expiresAtMs) {
+      throw new Error(
+        `the floor's SETs are not the consumer's: ${lastKey} holds ${floorWrote.value} (PEXPIRETIME ${floorWrote.expiresAtMs}), ` +
+          `the consumer wrote ${consumerWrote.value} (PEXPIRETIME ${consumerWrote.expiresAtMs})`,
+      );
+    }
+    return seconds;
+  } finally {
+    await context.redis.flushall();
+  }
+}
+
+async function readWrite(context: BenchContext, key: string): Promise<LastWrite> {
+  const [value, expiresAtMs] = await Promise.all([context.redis.get(key), context.redis.pexpiretime(key)]);
+  return { value, expiresAtMs };
+}
+
+async function insertJob(client: pg.Client, id: string): Promise<void> {
+  await client.query('insert into jobs (job_id, days_online, budget) values ($1, 7, 700.07)', [id]);
+}
