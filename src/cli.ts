@@ -59,6 +59,8 @@ options (flag, then environment variable, then default):
   --distribution-timeout SECONDS
                        a request to the distribution service that takes longer failed and is retried,
                        BUDGET_CDC_DISTRIBUTION_TIMEOUT; default 10
+  --no-streaming       receive large transactions whole after their commit (protocol 1) instead of while they
+                       run (protocol 2, PostgreSQL 14 and later), BUDGET_CDC_STREAMING=off; default on
   --log-level LEVEL    fatal, error, warn, info, debug, trace, silent, LOG_LEVEL; default info
   --http-port N        port of /healthz, /readyz, /metrics, BUDGET_CDC_HTTP_PORT; default 9187; 0: off
   --http-host ADDRESS  address they listen on, BUDGET_CDC_HTTP_HOST; default 127.0.0.1
@@ -109,6 +111,7 @@ export async function main(argv: string[]): Promise<number> {
         'batch-size': { type: 'string' },
         distribution: { type: 'string' },
         'distribution-timeout': { type: 'string' },
+        'no-streaming': { type: 'boolean' },
         'log-level': { type: 'string' },
         'http-port': { type: 'string' },
         'http-host': { type: 'string' },
@@ -153,6 +156,7 @@ export async function main(argv: string[]): Promise<number> {
     batchSize: values['batch-size'],
     distribution: values.distribution,
     distributionTimeout: values['distribution-timeout'],
+    streaming: values['no-streaming'] === true ? false : undefined,
     logLevel: values['log-level'],
     httpPort: values['http-port'],
     httpHost: values['http-host'],

@@ -27,6 +27,8 @@ export interface ConfigOptions {
   batchSize?: string | undefined;
   distribution?: string | undefined;
   distributionTimeout?: string | undefined;
+  /** --no-streaming: false; unset: the environment decides. */
+  streaming?: boolean | undefined;
   logLevel?: string | undefined;
   httpPort?: string | undefined;
   httpHost?: string | undefined;
@@ -77,6 +79,11 @@ export interface Config {
    * the http(s) URL of a distribution service (docs/distribution-protocol.md).
    */
   readonly distribution: DistributionSetting;
+  /**
+   * Ask PostgreSQL 14 and later to stream large transactions while they run (protocol 2, streaming 'on'):
+   * BUDGET_CDC_STREAMING on|off, --no-streaming. Default on; PostgreSQL 13 always gets protocol 1.
+   */
+  readonly streaming: boolean;
   /** Log level: fatal, error, warn, info, debug, trace (LOG_LEVEL, --log-level). Default info. */
   readonly logLevel: string;
 }
@@ -131,9 +138,18 @@ export function loadConfig(options: ConfigOptions, env: NodeJS.ProcessEnv = proc
       options.batchSize ?? env.BUDGET_CDC_BATCH_SIZE ?? String(clusterNodes.length > 0 ? DEFAULT_CLUSTER_BATCH_SIZE : DEFAULT_BATCH_SIZE),
     ),
     distribution: loadDistribution(options, env),
+    streaming: loadStreaming(options, env),
     logLevel: loadLogLevel(options, env),
   };
   return Object.freeze(config);
+}
+
+function loadStreaming(options: ConfigOptions, env: NodeJS.ProcessEnv): boolean {
+  if (options.streaming !== undefined) return options.streaming;
+  const value = env.BUDGET_CDC_STREAMING || 'on';
+  if (value === 'on') return true;
+  if (value === 'off') return false;
+  throw new ConfigError('BUDGET_CDC_STREAMING', `BUDGET_CDC_STREAMING must be on or off, got "${value}" (or pass --no-streaming)`);
 }
 
 /** The budget rule: the built-in even split, or a distribution service at `url`. */

@@ -132,6 +132,16 @@ export class ChangeApplier {
     return true;
   }
 
+  /** A streamed transaction's replay starts (its Stream Commit): as a Begin with its commit position and time. */
+  beginStreamed(commitLsn: Lsn, commitTimeMs: number): void {
+    this.apply({ tag: 'begin', commitLsn, commitTimeMs }, commitLsn);
+  }
+
+  /** A streamed transaction's replay ends: as its Commit. */
+  commitStreamed(endLsn: Lsn): void {
+    this.apply({ tag: 'commit', endLsn }, endLsn);
+  }
+
   /** Counts a change of the current transaction; false when the checkpoint covers it (a replay): skip it. */
   private countChange(): boolean {
     this.changeIndex++;

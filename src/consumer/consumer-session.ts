@@ -1,4 +1,4 @@
-import type { Kysely } from 'kysely';
+import { sql, type Kysely } from 'kysely';
 import type { Database } from '../db/database.js';
 import type { Logger } from '../logger.js';
 import { formatLsn, type Lsn } from '../lsn.js';
@@ -10,6 +10,7 @@ import type { ConsumerEvents } from './consumer-events.js';
 import { ChangeApplier } from './change-applier.js';
 import { CheckpointKeeper, type ChangePosition } from './checkpoint-keeper.js';
 import { DeferredWrites, type RefusedJob } from './deferred-writes.js';
+import { spoolFolderOf, StreamedTransactions, type CommittedStream } from './streamed-transactions.js';
 import type { PendingBatch } from './pending-batch.js';
 import { SessionStarter, type SessionSettings } from './session-start.js';
 import { WriteQueue } from './write-queue.js';
@@ -25,6 +26,8 @@ export const MAX_QUEUED_BATCHES = 4;
 const STATUS_INTERVAL_MS = 10_000;
 /** How often the session checks that Redis still holds the checkpoint (else it lost its state, or a resync was requested). */
 const CHECKPOINT_CHECK_INTERVAL_MS = 1_000;
+/** The first PostgreSQL (server_version_num) whose pgoutput streams in-progress transactions (protocol 2). */
+const FIRST_STREAMING_VERSION = 140_000;
 /** How long a graceful stop waits for a distribution service's answers before giving their batches up (not acknowledged). */
 const STOP_DISTRIBUTION_WAIT_MS = 5_000;
 /** How long a graceful stop waits for the server to end the stream before closing the connection. */
@@ -63,6 +66,14 @@ export class ConsumerSession {
   /** Batches confirmed by Redis that end a transaction, oldest first, until their position is acknowledged. */
   private readonly writtenAcks: Array<{ ackLsn: Lsn; writtenAt: number }> = [];
   private readonly keyPrefixBytes: Buffer;
+  /** Transactions PostgreSQL streams while they run (protocol 2); undefined while streaming is off. */
+  private streams: StreamedTransactions | undefined;
+  /** A committed streamed transaction is being replayed: messages that arrive meanwhile wait in `held`. */
+  private replaying = false;
+  /** Messages received during a replay (copies), applied in order after it. */
+  private readonly held: Array<{ data: Buffer; lsn: Lsn }> = [];
+  /** Resolves a replay waiting for room in the write queue. */
+  private roomWaiter: (() => void) | undefined;
   /** Aborts the distribution service's requests of this session when it ends: its unacknowledged changes come again. */
   private readonly distributionAbort = new AbortController();
   private readonly failed: Promise<never>;
@@ -96,7 +107,10 @@ export class ConsumerSession {
     this.starter = new SessionStarter(settings, db, sink, events, logger, this.checkpoints.writerToken, this.distributionAbort.signal);
     this.queue = new WriteQueue(
       (lsn) => this.confirm(lsn),
-      (error) => this.rejectFailed(error),
+      (error) => {
+        this.rejectFailed(error);
+        this.releaseRoomWaiter();
+      },
       (size) => this.applyBackpressure(size),
     );
   }
@@ -116,8 +130,10 @@ export class ConsumerSession {
       this.applier.startAfter(this.checkpoints.adopt(checkpointText, slotConfirmedLsn), replayThrough);
       this.confirmedLsn = slotConfirmedLsn;
       if (this.stopping) return;
+      const streaming = this.settings.streaming && (await serverVersionNumber(this.db)) >= FIRST_STREAMING_VERSION;
+      if (streaming) this.streams = new StreamedTransactions(spoolFolderOf(slotName));
       const streamEnded = connection.start(
-        { slotName, publicationName, startLsn: 0n, messages: false },
+        { slotName, publicationName, startLsn: 0n, messages: false, streaming },
         {
           onXLogData: (data, offset, lsn) => this.onXLogData(data, offset, lsn),
           onKeepalive: (walEnd, replyRequested) => this.onKeepalive(walEnd, replyRequested),
@@ -142,6 +158,8 @@ export class ConsumerSession {
       clearInterval(checkpointTimer);
       clearTimeout(this.ackTimer);
       this.distributionAbort.abort(new Error('the replication session ended before the distribution service answered'));
+      this.streams?.closeAll();
+      this.releaseRoomWaiter();
       await connection.close();
       await this.queue.settled();
     }
@@ -190,7 +208,68 @@ export class ConsumerSession {
 
   private onXLogData(data: Buffer, offset: number, lsn: Lsn): void {
     if (this.stopping) return; // not applied, so not acknowledged: the next session receives it again
-    this.applier.applyMessage(data, offset, lsn);
+    if (this.replaying || this.held.length > 0) {
+      // The rest of the socket chunk that brought a Stream Commit: after the replay, in order.
+      this.held.push({ data: Buffer.from(data.subarray(offset)), lsn });
+      return;
+    }
+    this.route(data, offset, lsn);
+  }
+
+  private route(data: Buffer, offset: number, lsn: Lsn): void {
+    const routed = this.streams === undefined ? undefined : this.streams.route(data, offset, lsn);
+    if (routed === undefined || routed.kind === 'ordinary') this.applier.applyMessage(data, offset, lsn);
+    else if (routed.kind === 'commit') void this.replay(routed.stream);
+  }
+
+  /**
+   * A streamed transaction committed: its spooled changes go through the applier as one transaction, now, before
+   * any later message (reading pauses; what already arrived waits in `held`). Batches are cut and written as
+   * for any transaction, the replay waiting for room in the write queue: memory stays bounded whatever its size.
+   */
+  private async replay(stream: CommittedStream): Promise<void> {
+    this.replaying = true;
+    this.connection?.pause();
+    try {
+      this.chunkStartedAt = performance.now();
+      this.applier.beginStreamed(stream.commitLsn, stream.commitTimeMs);
+      const limit = this.queueLimit();
+      for (const change of stream.spool.read()) {
+        if (this.stopping || this.queue.failed) return; // not acknowledged: the next session receives it again
+        if (stream.abortedSubxids.has(change.subxid)) continue;
+        this.applier.applyMessage(change.buffer.subarray(change.start, change.end), 0, change.lsn);
+        if (this.queue.size >= limit) {
+          this.endChunk();
+          await new Promise<void>((resolve) => (this.roomWaiter = resolve));
+          this.chunkStartedAt = performance.now();
+        }
+      }
+      if (this.stopping || this.queue.failed) return;
+      this.applier.commitStreamed(stream.endLsn);
+      this.endChunk();
+      this.events.emit('stream-committed', { changes: stream.spool.changes });
+    } catch (error) {
+      this.rejectFailed(error instanceof Error ? error : new Error(String(error)));
+      return;
+    } finally {
+      stream.spool.remove();
+      this.replaying = false;
+    }
+    while (!this.replaying && !this.stopping && this.held.length > 0) {
+      const { data, lsn } = this.held.shift()!;
+      this.route(data, 0, lsn);
+    }
+    if (!this.replaying && !this.paused && !this.stopping) this.connection?.resume();
+  }
+
+  private releaseRoomWaiter(): void {
+    const waiter = this.roomWaiter;
+    this.roomWaiter = undefined;
+    waiter?.();
+  }
+
+  private queueLimit(): number {
+    return Math.min(MAX_QUEUED_BATCHES, this.sink.maxQueuedBatches);
   }
 
   /** Adds the chunk's time (since its start, or since the last flush within it) to the batch being built. */
@@ -353,22 +432,24 @@ export class ConsumerSession {
     // Between transactions, with nothing waiting to be flushed, everything the server sent before this
     // keepalive is handled once the writes already queued succeed, so its position can be acknowledged
     // after them (and after a checkpoint write that covers it): an idle slot must not hold back WAL.
-    const idle = this.applier.idle;
+    const idle = this.applier.idle && !this.replaying && this.held.length === 0;
     if (idle && walEnd > this.confirmedLsn && walEnd > (this.pendingAckLsn ?? 0n)) this.acknowledgeWithoutWrites(walEnd);
     if (replyRequested) this.connection?.sendStatus(this.confirmedLsn);
   }
 
   private applyBackpressure(queued: number): void {
+    const limit = this.queueLimit();
+    if (queued <= limit / 2) this.releaseRoomWaiter();
     const connection = this.connection;
     if (connection === undefined || this.stopping) return;
-    const limit = Math.min(MAX_QUEUED_BATCHES, this.sink.maxQueuedBatches);
     if (!this.paused && queued >= limit) {
       this.paused = true;
       connection.pause();
       this.events.emit('backpressure', { paused: true });
     } else if (this.paused && queued <= limit / 2) {
       this.paused = false;
-      connection.resume();
+      // A replay keeps reading paused until it ends (see replay()).
+      if (!this.replaying) connection.resume();
       this.events.emit('backpressure', { paused: false });
     }
   }
@@ -378,4 +459,9 @@ function maxLsn(a: Lsn | undefined, b: Lsn | undefined): Lsn | undefined {
   if (a === undefined) return b;
   if (b === undefined) return a;
   return a > b ? a : b;
+}
+
+async function serverVersionNumber(db: Kysely<Database>): Promise<number> {
+  const { rows } = await sql<{ version: number }>`select current_setting('server_version_num')::int as version`.execute(db);
+  return rows[0]!.version;
 }

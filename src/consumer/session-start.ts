@@ -30,6 +30,8 @@ export interface SessionSettings {
   redisMinReplicas: number;
   /** The budget rule: the built-in even split or a distribution service; the stream and rebuilds use it alike. */
   strategy: BudgetStrategy;
+  /** Ask for streamed transactions (protocol 2) when the server has them (PostgreSQL 14 and later). */
+  streaming: boolean;
 }
 
 /** Why a session must rebuild Redis before it streams. */

@@ -26,6 +26,7 @@ const EVERY_VARIABLE = {
   BUDGET_CDC_REDIS_MIN_REPLICAS: '2',
   BUDGET_CDC_DISTRIBUTION: 'http://rules.internal:8080/distribute',
   BUDGET_CDC_DISTRIBUTION_TIMEOUT: '2.5',
+  BUDGET_CDC_STREAMING: 'off',
 };
 
 /** loadConfig's ConfigError, or a failure when it does not throw one. */
@@ -53,6 +54,7 @@ describe('loadConfig', () => {
       keyPrefix: DEFAULT_KEY_PREFIX,
       batchSize: DEFAULT_BATCH_SIZE,
       distribution: { kind: 'even' },
+      streaming: true,
       logLevel: 'info',
     });
     expect(DEFAULT_REDIS_URL).toBe('redis://127.0.0.1:6379');
@@ -78,6 +80,7 @@ describe('loadConfig', () => {
       keyPrefix: 'env:',
       batchSize: 250,
       distribution: { kind: 'service', url: 'http://rules.internal:8080/distribute', timeoutMs: 2500 },
+      streaming: false,
       logLevel: 'debug',
     });
   });
@@ -97,6 +100,7 @@ describe('loadConfig', () => {
         redisSentinelMaster: 'flag-master',
         redisMinReplicas: '1',
         distribution: 'even',
+        streaming: true,
       },
       env,
     );
@@ -112,6 +116,7 @@ describe('loadConfig', () => {
       keyPrefix: 'flag:',
       batchSize: 10,
       distribution: { kind: 'even' },
+      streaming: true,
       logLevel: 'warn',
     });
   });
@@ -135,6 +140,15 @@ describe('loadConfig', () => {
     for (const timeout of ['0', '-1', 'soon']) {
       expect(configError({ distributionTimeout: timeout }, { DATABASE_URL }).message).toContain('--distribution-timeout');
     }
+  });
+
+  it('streams large transactions unless told off, and says what to set for a wrong value', () => {
+    expect(loadConfig({}, { DATABASE_URL, BUDGET_CDC_STREAMING: 'on' }).streaming).toBe(true);
+    expect(loadConfig({}, { DATABASE_URL, BUDGET_CDC_STREAMING: '' }).streaming).toBe(true);
+    expect(loadConfig({ streaming: false }, { DATABASE_URL, BUDGET_CDC_STREAMING: 'on' }).streaming).toBe(false);
+    expect(configError({}, { DATABASE_URL, BUDGET_CDC_STREAMING: 'yes' }).message).toBe(
+      'BUDGET_CDC_STREAMING must be on or off, got "yes" (or pass --no-streaming)',
+    );
   });
 
   it('does not read process.env when given an environment', () => {
