@@ -14,7 +14,7 @@ import {
   readQuickstartState,
   writeQuickstartState,
 } from '../local/quickstart-folder.js';
-import { isAlive } from '../local/server-process.js';
+import { isAlive } from '../process-alive.js';
 
 /** Ports tried first for the local servers: near the usual ones, but not them, which a system server may hold. */
 export const PREFERRED_POSTGRES_PORT = 15432;

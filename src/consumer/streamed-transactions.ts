@@ -3,6 +3,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { DecodeError } from '../errors.js';
 import { formatLsn, type Lsn } from '../lsn.js';
+import { isAlive } from '../process-alive.js';
 import { decodeStreamControl, STREAM_STOP, streamedChangeXid } from '../replication/stream-messages.js';
 import { StreamSpool } from './stream-spool.js';
 
@@ -127,13 +128,4 @@ export function spoolFolderOf(slotName: string): string {
   // A session of this process that failed may have left files: their transactions come again in this session.
   rmSync(folder, { recursive: true, force: true });
   return folder;
-}
-
-function isAlive(pid: number): boolean {
-  try {
-    process.kill(pid, 0);
-    return true;
-  } catch (error) {
-    return (error as NodeJS.ErrnoException).code === 'EPERM';
-  }
 }

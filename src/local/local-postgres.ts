@@ -5,7 +5,8 @@ import { SetupError } from '../errors.js';
 import type { PostgresBinaries } from './postgres-binaries.js';
 import { adoptPostgres, initCluster, launchPostgres, postgresAdminUrl, servesDataDir, type PostgresProcess } from './postgres-process.js';
 import type { ProcessOwner } from './process-owner.js';
-import { isAlive, type ServerProcess } from './server-process.js';
+import { isAlive } from '../process-alive.js';
+import type { ServerProcess } from './server-process.js';
 
 /** The database the quickstart creates and points DATABASE_URL at. */
 export const LOCAL_DATABASE_NAME = 'budget_cdc';

@@ -4,7 +4,8 @@ import { mkdir, readFile } from 'node:fs/promises';
 import { delimiter, join } from 'node:path';
 import { SetupError } from '../errors.js';
 import { launchRedis, persistenceArgs, redisProcess, redisProcessId, type RedisProcess } from './redis-process.js';
-import { adoptServer, isAlive, type ServerProcess } from './server-process.js';
+import { isAlive } from '../process-alive.js';
+import { adoptServer, type ServerProcess } from './server-process.js';
 
 /** SET … PXAT needs Redis 6.2. */
 const MIN_VERSION: [number, number] = [6, 2];

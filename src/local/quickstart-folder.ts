@@ -1,7 +1,7 @@
 import { readFile, rm, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { SetupError } from '../errors.js';
-import { isAlive } from './server-process.js';
+import { isAlive } from '../process-alive.js';
 import { findFreePort, isPortFree } from './free-port.js';
 
 /** What the quickstart remembers in its folder between runs, so that the URLs stay the same. */

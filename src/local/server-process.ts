@@ -1,4 +1,5 @@
 import { spawn, type ChildProcess } from 'node:child_process';
+import { isAlive } from '../process-alive.js';
 import { closeSync, openSync } from 'node:fs';
 import { readFile } from 'node:fs/promises';
 import { setTimeout as sleep } from 'node:timers/promises';
@@ -164,16 +165,6 @@ function within(promise: Promise<void>, timeoutMs: number): Promise<void> {
 async function pollUntil(condition: () => boolean, timeoutMs: number): Promise<void> {
   const deadline = Date.now() + timeoutMs;
   while (!condition() && Date.now() < deadline) await sleep(POLL_INTERVAL_MS);
-}
-
-/** True when a process with this pid exists (ours or not). */
-export function isAlive(pid: number): boolean {
-  try {
-    process.kill(pid, 0);
-    return true;
-  } catch (error) {
-    return (error as NodeJS.ErrnoException).code === 'EPERM';
-  }
 }
 
 function sendSignal(pid: number, signal: NodeJS.Signals): void {

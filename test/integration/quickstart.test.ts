@@ -3,6 +3,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { Redis } from 'ioredis';
 import pg from 'pg';
+import { isAlive } from '../../src/process-alive.js';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { freePort, killLiveCliProcesses, startCli, type CliProcess } from '../support/cli-process.js';
 import { waitFor } from '../support/wait-for.js';
@@ -142,15 +143,6 @@ describe('quickstart: budget-cdc start with local servers', () => {
     3 * START_TIMEOUT_MS,
   );
 });
-
-function isAlive(pid: number): boolean {
-  try {
-    process.kill(pid, 0);
-    return true;
-  } catch (error) {
-    return (error as NodeJS.ErrnoException).code === 'EPERM';
-  }
-}
 
 function killQuietly(pid: number): void {
   try {
