@@ -160,8 +160,6 @@ export interface FreshnessModeResults {
 
 /** What users feel of a 1M-row COPY: how soon its rows are in Redis, and what the consumer costs the COPY. */
 export interface FreshnessResults {
-  /** Whether the consumer can stream transactions in progress (protocol 2): "not available yet". */
-  streaming: string;
   /** Pause between two reads of the last key (plus a round trip: the resolution of COMMIT → last key). */
   pollIntervalMs: number;
   /** The same COPY, no consumer, no slot. */
@@ -323,13 +321,11 @@ export function makeFreshnessResults(
     floorBytes: number;
   },
   modes: readonly { name: string; consumerEnv: Record<string, string> }[],
-  streaming: string,
   pollIntervalMs: number,
 ): FreshnessResults {
   const copyAlone = makeSecondsSeries(runs.copyAloneSeconds);
   const floor = { ...makeSecondsSeries(runs.floorSeconds), respBytes: runs.floorBytes };
   return {
-    streaming,
     pollIntervalMs,
     copyAlone,
     modes: modes.map((mode) => {

@@ -44,7 +44,7 @@ import { measureCliStartup } from './measure-cli-startup.js';
 import { measureDistributionComparison, SERVICE_RULE } from './measure-distribution-comparison.js';
 import { CLUSTER_MASTERS, measureClusterComparison } from './measure-cluster-comparison.js';
 import { measureEndToEnd } from './measure-end-to-end.js';
-import { FRESHNESS_MODES, LAST_KEY_POLL_MS, measureFreshness, STREAMING_STATUS } from './measure-freshness.js';
+import { FRESHNESS_MODES, LAST_KEY_POLL_MS, measureFreshness } from './measure-freshness.js';
 import { measureLatency } from './measure-latency.js';
 import { measureLoad } from './measure-load.js';
 import { measureReaderAlone } from './measure-reader-alone.js';
@@ -303,7 +303,7 @@ async function runFreshnessOnly(context: BenchContext): Promise<FreshnessOnlyRes
 
 async function measureFreshnessResults(context: BenchContext): Promise<FreshnessResults> {
   const runs = await measureFreshness(context, samples, FRESHNESS_MODES);
-  return makeFreshnessResults(runs, FRESHNESS_MODES, STREAMING_STATUS, LAST_KEY_POLL_MS);
+  return makeFreshnessResults(runs, FRESHNESS_MODES, LAST_KEY_POLL_MS);
 }
 
 async function runBench(context: BenchContext): Promise<BenchResults> {

@@ -172,7 +172,7 @@ function freshnessRows(f: FreshnessResults, targets: readonly TargetResult[]): s
       '',
       `${formatInteger(f.floor.respBytes / (1024 * 1024))} MiB of RESP`,
     ],
-    [`  streaming: ${f.streaming}`, '', `last key read every ${f.pollIntervalMs} ms`, '', ''],
+    ['  resolution of COMMIT → last key', '', `psql's exit; the last key read every ${f.pollIntervalMs} ms`, '', ''],
   ];
 }
 
