@@ -237,7 +237,8 @@ export class ConsumerSession {
       for (const change of stream.spool.read()) {
         if (this.stopping || this.queue.failed) return; // not acknowledged: the next session receives it again
         if (stream.abortedSubxids.has(change.subxid)) continue;
-        this.applier.applyMessage(change.buffer.subarray(change.start, change.end), 0, change.lsn);
+        // The byte path reads a message to its buffer's end: each change gets a view of its own bytes.
+        this.applier.applyMessage(change.buffer.subarray(change.start, change.end), 0, stream.commitLsn);
         if (this.queue.size >= limit) {
           this.endChunk();
           await new Promise<void>((resolve) => (this.roomWaiter = resolve));

@@ -1,6 +1,5 @@
 import { closeSync, mkdirSync, openSync, readSync, rmSync, writeSync } from 'node:fs';
 import { join } from 'node:path';
-import type { Lsn } from '../lsn.js';
 
 // The changes of a streamed transaction (pgoutput protocol 2), kept until its Stream Commit or Stream Abort. A
 // transaction streamed because it is large (a bulk COPY of millions of rows) must not live in memory: up to
@@ -12,16 +11,18 @@ import type { Lsn } from '../lsn.js';
 const MEMORY_BYTES = 1024 * 1024;
 /** Bytes read from the file at a time on replay: whole records only are handed out. */
 const READ_BYTES = 1024 * 1024;
-/** Record head: length of the message, subtransaction xid, LSN (high and low 32 bits). */
-const HEAD_BYTES = 16;
+/** Record head: length of the message, subtransaction xid. */
+const HEAD_BYTES = 8;
 
-/** One spooled change: its message (protocol 1 layout) is `buffer[start, end)`. */
+/**
+ * One spooled change: its message (protocol 1 layout) is `buffer[start, end)`. The same object is handed out for
+ * every record (read it before asking for the next): a million-row transaction makes no million objects.
+ */
 export interface SpooledChange {
   buffer: Buffer;
   start: number;
   end: number;
   subxid: number;
-  lsn: Lsn;
 }
 
 export class StreamSpool {
@@ -40,8 +41,11 @@ export class StreamSpool {
     this.path = join(folder, `xid-${xid}-${process.pid}.spool`);
   }
 
-  /** Adds the change at `buffer[offset, end)` (type byte, xid, rest) without its xid. */
-  add(buffer: Buffer, offset: number, subxid: number, lsn: Lsn): void {
+  /**
+   * Adds the change at `buffer[offset, end)` (type byte, xid, rest) without its xid. Its LSN is not kept: a
+   * replayed change is named by its transaction's commit LSN (dead letters), which costs no BigInt per row.
+   */
+  add(buffer: Buffer, offset: number, subxid: number): void {
     const messageBytes = buffer.length - offset - 4;
     const recordBytes = HEAD_BYTES + messageBytes;
     if (this.memoryLength + recordBytes > this.memory.length) {
@@ -53,8 +57,6 @@ export class StreamSpool {
     let at = this.memoryLength;
     memory.writeUInt32BE(messageBytes, at);
     memory.writeUInt32BE(subxid, at + 4);
-    memory.writeUInt32BE(Number(lsn >> 32n), at + 8);
-    memory.writeUInt32BE(Number(lsn & 0xffffffffn), at + 12);
     at += HEAD_BYTES;
     memory[at] = buffer[offset]!;
     buffer.copy(memory, at + 1, offset + 5);
@@ -64,6 +66,7 @@ export class StreamSpool {
 
   /** The spooled changes in order, a chunk of the file at a time, then those still in memory. */
   *read(): Generator<SpooledChange> {
+    const change: SpooledChange = { buffer: this.memory, start: 0, end: 0, subxid: 0 };
     if (this.fd !== undefined) {
       let chunk = Buffer.allocUnsafe(READ_BYTES);
       let carried = 0; // bytes of an incomplete record at the start of chunk, from the previous read
@@ -74,8 +77,7 @@ export class StreamSpool {
         const available = carried + bytesRead;
         let at = 0;
         while (available - at >= HEAD_BYTES && available - at >= HEAD_BYTES + chunk.readUInt32BE(at)) {
-          const change = recordAt(chunk, at);
-          yield change;
+          yield recordAt(change, chunk, at);
           at = change.end;
         }
         carried = available - at;
@@ -89,8 +91,7 @@ export class StreamSpool {
     }
     const memory = this.memory;
     for (let at = 0; at < this.memoryLength;) {
-      const change = recordAt(memory, at);
-      yield change;
+      yield recordAt(change, memory, at);
       at = change.end;
     }
   }
@@ -121,8 +122,11 @@ export class StreamSpool {
   }
 }
 
-function recordAt(buffer: Buffer, at: number): SpooledChange {
-  const length = buffer.readUInt32BE(at);
-  const lsn = (BigInt(buffer.readUInt32BE(at + 8)) << 32n) | BigInt(buffer.readUInt32BE(at + 12));
-  return { buffer, start: at + HEAD_BYTES, end: at + HEAD_BYTES + length, subxid: buffer.readUInt32BE(at + 4), lsn };
+/** Points `change` at the record at `at` of `buffer`. */
+function recordAt(change: SpooledChange, buffer: Buffer, at: number): SpooledChange {
+  change.buffer = buffer;
+  change.start = at + HEAD_BYTES;
+  change.end = at + HEAD_BYTES + buffer.readUInt32BE(at);
+  change.subxid = buffer.readUInt32BE(at + 4);
+  return change;
 }

@@ -55,7 +55,7 @@ export class StreamedTransactions {
       }
       const subxid = streamedChangeXid(data, offset, lsn);
       // A message without an xid (an Origin) says nothing the consumer uses.
-      if (subxid !== undefined) this.open.get(this.blockXid)!.spool.add(data, offset, subxid, lsn);
+      if (subxid !== undefined) this.open.get(this.blockXid)!.spool.add(data, offset, subxid);
       return TAKEN;
     }
     const control = decodeStreamControl(data, offset, lsn);

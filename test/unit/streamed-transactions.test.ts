@@ -50,13 +50,14 @@ function routeAll(streams: StreamedTransactions, messages: Buffer[]): Array<{ co
     const routed = streams.route(message, 0, BigInt(1000 + i));
     if (routed.kind === 'ordinary') throw new Error(`message ${i} was not taken`);
     if (routed.kind === 'commit') {
-      const changes = [...routed.stream.spool.read()]
-        .filter((change) => !routed.stream.abortedSubxids.has(change.subxid))
-        .map((change) => {
-          const message = change.buffer.subarray(change.start, change.end);
-          expect(message[0]).toBe(0x49); // the type byte kept, the xid taken out
-          return message.subarray(1).toString();
-        });
+      // One object is handed out for every record: each is read before the next.
+      const changes: string[] = [];
+      for (const change of routed.stream.spool.read()) {
+        if (routed.stream.abortedSubxids.has(change.subxid)) continue;
+        const message = change.buffer.subarray(change.start, change.end);
+        expect(message[0]).toBe(0x49); // the type byte kept, the xid taken out
+        changes.push(message.subarray(1).toString());
+      }
       routed.stream.spool.remove();
       commits.push({ commit: routed.stream, changes });
     }
@@ -135,7 +136,7 @@ describe('StreamSpool', () => {
       for (const size of sizes) {
         const payload = `${round}:${size}:`.padEnd(size + 8, String.fromCharCode(97 + (round % 26)));
         payloads.push(payload);
-        spool.add(streamedInsert(100 + round, payload), 0, 100 + round, BigInt(round) * 2n ** 33n + BigInt(size));
+        spool.add(streamedInsert(100 + round, payload), 0, 100 + round);
       }
     }
     let i = 0;
@@ -143,7 +144,6 @@ describe('StreamSpool', () => {
       const round = Math.floor(i / sizes.length);
       expect(change.buffer.subarray(change.start + 1, change.end).toString()).toBe(payloads[i]);
       expect(change.subxid).toBe(100 + round);
-      expect(change.lsn).toBe(BigInt(round) * 2n ** 33n + BigInt(sizes[i % sizes.length]!));
       i++;
     }
     expect(i).toBe(payloads.length);
