@@ -12,7 +12,8 @@ export const SESSION_PROGRESS_MS = 10_000;
 /** What the consumer reports; logs, metrics and tests subscribe instead of being called from the hot path. */
 export interface ConsumerEventMap {
   /** A replication session started streaming from the slot. */
-  'session-started': [{ slotName: string; confirmedLsn: Lsn; slotCreated: boolean }];
+  /** `streamedTransactions`: large transactions arrive while they run (protocol 2), or whole after commit (protocol 1). */
+  'session-started': [{ slotName: string; confirmedLsn: Lsn; slotCreated: boolean; streamedTransactions: boolean }];
   /**
    * A session ended with an error; the consumer reconnects after `retryInMs`. `consecutiveFailures` counts
    * the sessions that failed since one last made progress (acknowledged a position, or streamed for a while).

@@ -28,6 +28,15 @@ const STATUS_INTERVAL_MS = 10_000;
 const CHECKPOINT_CHECK_INTERVAL_MS = 1_000;
 /** The first PostgreSQL (server_version_num) whose pgoutput streams in-progress transactions (protocol 2). */
 const FIRST_STREAMING_VERSION = 140_000;
+/**
+ * A session this far behind (WAL between the slot's confirmed position and the server's) catches up with
+ * protocol 1 first: the default logical_decoding_work_mem, so that a session that starts behind one large
+ * transaction at most still streams.
+ */
+const CATCH_UP_WITHOUT_STREAMING_BYTES = 64 * 1024 * 1024;
+
+/** How a session that did not fail ended: stopped, or ended on purpose so that the next one streams. */
+export type SessionEnd = 'stopped' | 'switch-to-streaming';
 /** How long a graceful stop waits for a distribution service's answers before giving their batches up (not acknowledged). */
 const STOP_DISTRIBUTION_WAIT_MS = 5_000;
 /** How long a graceful stop waits for the server to end the stream before closing the connection. */
@@ -74,6 +83,10 @@ export class ConsumerSession {
   private readonly held: Array<{ data: Buffer; lsn: Lsn }> = [];
   /** Resolves a replay waiting for room in the write queue. */
   private roomWaiter: (() => void) | undefined;
+  /** This session catches up with protocol 1; once it has, it ends so that a streaming session follows. */
+  private switchToStreamingWhenCaughtUp = false;
+  private switchingToStreaming = false;
+  private catchUpCheckedAt = Number.NEGATIVE_INFINITY;
   /** Aborts the distribution service's requests of this session when it ends: its unacknowledged changes come again. */
   private readonly distributionAbort = new AbortController();
   private readonly failed: Promise<never>;
@@ -119,7 +132,7 @@ export class ConsumerSession {
    * Streams until stop() (resolves) or an error (rejects). Rejects with a StandbyError, having done nothing,
    * when another process holds the slot.
    */
-  async run(): Promise<void> {
+  async run(): Promise<SessionEnd> {
     const { slotName, publicationName } = this.settings;
     const connection = await openReplicationConnection(this.settings.databaseUrl, consumerApplicationName());
     this.connection = connection;
@@ -129,8 +142,14 @@ export class ConsumerSession {
       const { checkpointText, replayThrough, slotConfirmedLsn, slotCreated } = await this.starter.prepare(connection);
       this.applier.startAfter(this.checkpoints.adopt(checkpointText, slotConfirmedLsn), replayThrough);
       this.confirmedLsn = slotConfirmedLsn;
-      if (this.stopping) return;
-      const streaming = this.settings.streaming && (await serverVersionNumber(this.db)) >= FIRST_STREAMING_VERSION;
+      if (this.stopping) return 'stopped';
+      // Far behind (a restart after downtime, a first start after a bulk load), streaming costs: every large
+      // transaction is spooled to disk and read back, where protocol 1 sends it whole after its commit. So a
+      // session that is behind catches up with protocol 1 and hands over to a streaming one once caught up.
+      const streamingPossible = this.settings.streaming && (await serverVersionNumber(this.db)) >= FIRST_STREAMING_VERSION;
+      const behindBytes = streamingPossible ? await slotLagBytes(this.db, slotName) : 0;
+      const streaming = streamingPossible && behindBytes <= CATCH_UP_WITHOUT_STREAMING_BYTES;
+      this.switchToStreamingWhenCaughtUp = streamingPossible && !streaming;
       if (streaming) this.streams = new StreamedTransactions(spoolFolderOf(slotName));
       const streamEnded = connection.start(
         { slotName, publicationName, startLsn: 0n, messages: false, streaming },
@@ -141,7 +160,7 @@ export class ConsumerSession {
           onChunkEnd: () => this.endChunk(),
         },
       );
-      this.events.emit('session-started', { slotName, confirmedLsn: this.confirmedLsn, slotCreated });
+      this.events.emit('session-started', { slotName, confirmedLsn: this.confirmedLsn, slotCreated, streamedTransactions: streaming });
       // Writes notice a vanished or replaced checkpoint too, but an idle stream writes nothing.
       checkpointTimer = setInterval(
         () =>
@@ -151,8 +170,12 @@ export class ConsumerSession {
           ),
         CHECKPOINT_CHECK_INTERVAL_MS,
       );
-      this.logger.info({ lsn: formatLsn(this.confirmedLsn), slotCreated, checkpoint: checkpointText }, 'streaming from slot');
+      this.logger.info(
+        { lsn: formatLsn(this.confirmedLsn), slotCreated, checkpoint: checkpointText, streamedTransactions: streaming, behindBytes },
+        'streaming from slot',
+      );
       await Promise.race([streamEnded, this.failed]);
+      return this.switchingToStreaming ? 'switch-to-streaming' : 'stopped';
     } finally {
       clearInterval(statusTimer);
       clearInterval(checkpointTimer);
@@ -436,6 +459,31 @@ export class ConsumerSession {
     const idle = this.applier.idle && !this.replaying && this.held.length === 0;
     if (idle && walEnd > this.confirmedLsn && walEnd > (this.pendingAckLsn ?? 0n)) this.acknowledgeWithoutWrites(walEnd);
     if (replyRequested) this.connection?.sendStatus(this.confirmedLsn);
+    // Idle here says only that the walsender has nothing more for now: it may still be reading through WAL
+    // without changes for us. Caught up is the slot's confirmed position close to the server's, asked of the
+    // server (at most once a second).
+    if (idle && this.switchToStreamingWhenCaughtUp && this.queue.size === 0 && performance.now() - this.catchUpCheckedAt > 1_000) {
+      this.catchUpCheckedAt = performance.now();
+      void this.switchToStreamingIfCaughtUp();
+    }
+  }
+
+  /**
+   * Ends the session, so that the next one streams, once the slot is within a quarter of the threshold of the
+   * server's position (the next session measures the same distance to choose its protocol).
+   */
+  private async switchToStreamingIfCaughtUp(): Promise<void> {
+    let behindBytes: number;
+    try {
+      behindBytes = await slotLagBytes(this.db, this.settings.slotName);
+    } catch {
+      return; // asked again at a later keepalive
+    }
+    if (!this.switchToStreamingWhenCaughtUp || this.stopping || behindBytes > CATCH_UP_WITHOUT_STREAMING_BYTES / 4) return;
+    this.switchToStreamingWhenCaughtUp = false;
+    this.switchingToStreaming = true;
+    this.logger.info({ lsn: formatLsn(this.confirmedLsn), behindBytes }, 'caught up: restarting the session with streamed transactions');
+    await this.stop();
   }
 
   private applyBackpressure(queued: number): void {
@@ -465,4 +513,11 @@ function maxLsn(a: Lsn | undefined, b: Lsn | undefined): Lsn | undefined {
 async function serverVersionNumber(db: Kysely<Database>): Promise<number> {
   const { rows } = await sql<{ version: number }>`select current_setting('server_version_num')::int as version`.execute(db);
   return rows[0]!.version;
+}
+
+/** WAL bytes between the slot's confirmed position and the server's current one (0 for a slot not there yet). */
+async function slotLagBytes(db: Kysely<Database>, slotName: string): Promise<number> {
+  const { rows } = await sql<{ lag: string | null }>`
+    select (pg_current_wal_lsn() - confirmed_flush_lsn)::text as lag from pg_replication_slots where slot_name = ${slotName}`.execute(db);
+  return Number(rows[0]?.lag ?? 0);
 }

@@ -126,7 +126,11 @@ export async function startConsumer(
       session = new ConsumerSession({ ...config, strategy }, db, sink, events, sessionLogger);
       const sessionStartedAt = performance.now();
       try {
-        await session.run();
+        const end = await session.run();
+        if (end === 'switch-to-streaming' && !stopping) {
+          failures = 0;
+          continue; // caught up with protocol 1: the next session streams large transactions
+        }
         if (!stopping) throw new Error('the server ended the replication stream');
       } catch (error) {
         if (stopping) break;

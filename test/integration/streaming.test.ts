@@ -152,6 +152,26 @@ describe('streamed transactions (protocol 2)', () => {
     expect(await compareRedisWithTable(fx.sql, fx.redis, fx.config.keyPrefix)).toEqual([]);
   });
 
+  it('catches up with protocol 1 when far behind, then restarts its session with streamed transactions', async () => {
+    await consumer.stop();
+    // 70 MB of WAL the consumer does not ask for (logical messages): behind by more than the threshold (64 MiB).
+    for (let i = 0; i < 7; i++) await fx.sql.query(`select pg_logical_emit_message(false, 'filler', repeat('x', 10000000))`);
+    await fx.sql.query(`insert into jobs (job_id, days_online, budget) values ('while-away', 2, 1.00)`);
+    const sessions: boolean[] = [];
+    const behind = await fx.startConsumer();
+    behind.events.on('session-started', ({ streamedTransactions }) => sessions.push(streamedTransactions));
+    let streamed = 0;
+    behind.events.on('stream-committed', () => streamed++);
+    await waitFor(() => sessions.length >= 2, { timeoutMs: 60_000, message: 'a second session after catching up' });
+    expect(sessions.slice(0, 2)).toEqual([false, true]);
+    expect(await fx.getJob('while-away')).not.toBeNull();
+    await fx.sql.query(`insert into jobs (job_id, days_online, budget) select 'after-switch-' || i, 3, 3 from generate_series(1, 5000) i`);
+    await fx.waitForConfirmed();
+    expect(streamed).toBe(1);
+    expect(await compareRedisWithTable(fx.sql, fx.redis, fx.config.keyPrefix)).toEqual([]);
+    consumer = behind;
+  });
+
   it(
     'converges after kill -9 of the CLI consumer while a transaction is streamed and while it is replayed',
     { timeout: 120_000 },
