@@ -133,7 +133,9 @@ describe('distribution service faults', () => {
     // What an operator sees meanwhile: /readyz's reason, and the metric of since when.
     const { ready, reasons } = evaluateReadiness(consumer.health(), { maxLagBytes: 1 << 30, maxLagSeconds: 300 }, Date.now());
     expect(ready).toBe(false);
-    expect(reasons.join('; ')).toMatch(/distribution service unavailable since \d{4}-\d\d-\d\dT[^:]+:\d\d:\d\d\.\d{3}Z: the service answered HTTP 500/);
+    expect(reasons.join('; ')).toMatch(
+      /distribution service unavailable since \d{4}-\d\d-\d\dT[^:]+:\d\d:\d\d\.\d{3}Z: the service answered HTTP 500/,
+    );
     expect(await gauge('budget_cdc_distribution_unavailable_since_seconds')).toBeGreaterThan(Date.now() / 1000 - 60);
     expect((await fetch(`${service.url}/faults`, { method: 'DELETE' })).status).toBe(200);
     await expectConverged(commitEnd);
