@@ -35,6 +35,9 @@ const FIRST_STREAMING_VERSION = 140_000;
  */
 const CATCH_UP_WITHOUT_STREAMING_BYTES = 64 * 1024 * 1024;
 
+/** logical_decoding_work_mem of a streaming session's walsender, at most (a user setting: no privilege needed). */
+const STREAM_WORK_MEM_KB = 4096;
+
 /** How a session that did not fail ended: stopped, or ended on purpose so that the next one streams. */
 export type SessionEnd = 'stopped' | 'switch-to-streaming';
 /** How long a graceful stop waits for a distribution service's answers before giving their batches up (not acknowledged). */
@@ -150,7 +153,16 @@ export class ConsumerSession {
       const behindBytes = streamingPossible ? await slotLagBytes(this.db, slotName) : 0;
       const streaming = streamingPossible && behindBytes <= CATCH_UP_WITHOUT_STREAMING_BYTES;
       this.switchToStreamingWhenCaughtUp = streamingPossible && !streaming;
-      if (streaming) this.streams = new StreamedTransactions(spoolFolderOf(slotName));
+      if (streaming) {
+        this.streams = new StreamedTransactions(spoolFolderOf(slotName));
+        // The walsender streams a transaction once it holds this much of it; what it holds at COMMIT is sent only
+        // then, before the Stream Commit. The server's default (64 MB, a third of a 1M-row COPY) would leave that
+        // much to arrive after the commit: a smaller size has it arrive while the transaction runs.
+        // A server set lower (tests use 64 kB) keeps its own.
+        if ((await decodingWorkMemKb(this.db)) > STREAM_WORK_MEM_KB) {
+          await connection.command(`set logical_decoding_work_mem = '${STREAM_WORK_MEM_KB}kB'`);
+        }
+      }
       const streamEnded = connection.start(
         { slotName, publicationName, startLsn: 0n, messages: false, streaming },
         {
@@ -520,4 +532,12 @@ async function slotLagBytes(db: Kysely<Database>, slotName: string): Promise<num
   const { rows } = await sql<{ lag: string | null }>`
     select (pg_current_wal_lsn() - confirmed_flush_lsn)::text as lag from pg_replication_slots where slot_name = ${slotName}`.execute(db);
   return Number(rows[0]?.lag ?? 0);
+}
+
+/** The server's logical_decoding_work_mem, in kB. */
+async function decodingWorkMemKb(db: Kysely<Database>): Promise<number> {
+  const { rows } = await sql<{ kb: number }>`select setting::int as kb from pg_settings where name = 'logical_decoding_work_mem'`.execute(
+    db,
+  );
+  return rows[0]!.kb;
 }
