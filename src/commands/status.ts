@@ -1,5 +1,6 @@
 import { EVEN_SPLIT } from '../budget/budget-strategy.js';
-import { redact, type Config, type DistributionSetting, type HealthConfig } from '../config.js';
+import { redact, type Config, type HealthConfig } from '../config.js';
+import { strategyName } from '../distribution/service-distribution.js';
 import { formatStatus } from './status-text.js';
 import { checkConnection } from '../db/check-database.js';
 import { withDatabase } from '../db/database.js';
@@ -147,7 +148,7 @@ export async function readStatus(config: Config, thresholds: HealthConfig): Prom
     consumers: redis.consumers,
     budgetRule: {
       recorded: redis.reachable && redis.checkpoint !== null ? (redis.rebuilds?.distribution ?? EVEN_SPLIT.name) : null,
-      configured: distributionName(config.distribution),
+      configured: strategyName(config.distribution),
     },
   };
   return { ...report, health: judgeStatus(report, config.publicationName, thresholds) };
@@ -255,11 +256,6 @@ async function probeRedis(config: Config): Promise<RedisProbe> {
   } finally {
     redis?.disconnect();
   }
-}
-
-/** The name a rebuild records for a budget rule (the strategy's name): `even`, or the URL without its password. */
-function distributionName(setting: DistributionSetting): string {
-  return setting.kind === 'even' ? EVEN_SPLIT.name : redact(setting.url);
 }
 
 /** An error message that might quote the URL, with its password hidden. */

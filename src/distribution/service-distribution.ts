@@ -52,7 +52,7 @@ export class ServiceDistribution implements BudgetStrategy {
     private readonly availability: ServiceAvailability,
     private readonly logger: Logger,
   ) {
-    this.name = redact(url);
+    this.name = strategyName({ kind: 'service', url, timeoutMs });
   }
 
   async distribute(jobs: readonly Job[], signal?: AbortSignal): Promise<DistributionCheck[]> {
@@ -269,6 +269,14 @@ function sleep(ms: number, signal: AbortSignal | undefined): Promise<void> {
     }, ms);
     signal?.addEventListener('abort', onAbort, { once: true });
   });
+}
+
+/**
+ * The name a strategy is recorded and shown by: `even`, or the service's URL without its password (a changed
+ * password is not a changed rule). The one place that says so: the consumer records it, `status` compares with it.
+ */
+export function strategyName(setting: DistributionSetting): string {
+  return setting.kind === 'even' ? EVEN_SPLIT.name : redact(setting.url);
 }
 
 /** The strategy `setting` names: the built-in even split, or the service at its URL. */

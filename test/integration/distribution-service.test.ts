@@ -34,19 +34,24 @@ async function keysUnderPrefix(fx: PipelineFixture): Promise<string[]> {
   return found;
 }
 
+/** The example service with `rule`, and a consumer of a fixture of its own asking it, caught up. */
+async function startConsumerWithService(rule: 'even' | 'weekday', name: string): Promise<{ service: Service; fx: PipelineFixture }> {
+  const service = await startService(rule);
+  const fx = await makePipelineFixture(inject('databaseUrl'), inject('redisUrl'), name);
+  const { distribution } = loadConfig({ databaseUrl: fx.config.databaseUrl, distribution: `${service.url}/distribute` }, {});
+  await fx.startConsumer({ distribution });
+  await fx.waitForConfirmed();
+  return { service, fx };
+}
+
 describe('distribution service: the weekday rule over HTTP', () => {
   let fx: PipelineFixture;
-  let service: Service;
   // Two or three weeks online from a Monday at most six days ago: alive for at least eight more days.
   const monday = latestMondayMs();
   const weekOf = (weekday: string, weekend: string): string[] => [...Array(5).fill(weekday), weekend, weekend];
 
   beforeAll(async () => {
-    service = await startService('weekday');
-    fx = await makePipelineFixture(inject('databaseUrl'), inject('redisUrl'), 'distweekday');
-    const { distribution } = loadConfig({ databaseUrl: fx.config.databaseUrl, distribution: `${service.url}/distribute` }, {});
-    await fx.startConsumer({ distribution });
-    await fx.waitForConfirmed();
+    ({ fx } = await startConsumerWithService('weekday', 'distweekday'));
   });
 
   afterAll(async () => {
@@ -126,14 +131,9 @@ describe('distribution service: the weekday rule over HTTP', () => {
 
 describe('distribution service: the even rule over HTTP', () => {
   let fx: PipelineFixture;
-  let service: Service;
 
   beforeAll(async () => {
-    service = await startService('even');
-    fx = await makePipelineFixture(inject('databaseUrl'), inject('redisUrl'), 'disteven');
-    const { distribution } = loadConfig({ databaseUrl: fx.config.databaseUrl, distribution: `${service.url}/distribute` }, {});
-    await fx.startConsumer({ distribution });
-    await fx.waitForConfirmed();
+    ({ fx } = await startConsumerWithService('even', 'disteven'));
   });
 
   afterAll(async () => {
