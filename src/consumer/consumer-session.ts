@@ -34,6 +34,8 @@ const FIRST_STREAMING_VERSION = 140_000;
  * transaction at most still streams.
  */
 const CATCH_UP_WITHOUT_STREAMING_BYTES = 64 * 1024 * 1024;
+/** How often a session catching up with protocol 1 asks how far behind it is. */
+const CATCH_UP_CHECK_INTERVAL_MS = 1_000;
 
 /** logical_decoding_work_mem of a streaming session's walsender, at most (a user setting: no privilege needed). */
 const STREAM_WORK_MEM_KB = 4096;
@@ -89,7 +91,7 @@ export class ConsumerSession {
   /** This session catches up with protocol 1; once it has, it ends so that a streaming session follows. */
   private switchToStreamingWhenCaughtUp = false;
   private switchingToStreaming = false;
-  private catchUpCheckedAt = Number.NEGATIVE_INFINITY;
+  private catchUpChecking = false;
   /** Aborts the distribution service's requests of this session when it ends: its unacknowledged changes come again. */
   private readonly distributionAbort = new AbortController();
   private readonly failed: Promise<never>;
@@ -141,6 +143,7 @@ export class ConsumerSession {
     this.connection = connection;
     const statusTimer = setInterval(() => connection.sendStatus(this.confirmedLsn), STATUS_INTERVAL_MS);
     let checkpointTimer: NodeJS.Timeout | undefined;
+    let catchUpTimer: NodeJS.Timeout | undefined;
     try {
       const { checkpointText, replayThrough, slotConfirmedLsn, slotCreated } = await this.starter.prepare(connection);
       this.applier.startAfter(this.checkpoints.adopt(checkpointText, slotConfirmedLsn), replayThrough);
@@ -182,6 +185,10 @@ export class ConsumerSession {
           ),
         CHECKPOINT_CHECK_INTERVAL_MS,
       );
+      // Asked on a timer, not on keepalives: once caught up with an idle server, the walsender sends one keepalive,
+      // acknowledged after a checkpoint write, and then none while our status reports keep it content.
+      if (this.switchToStreamingWhenCaughtUp)
+        catchUpTimer = setInterval(() => void this.switchToStreamingIfCaughtUp(), CATCH_UP_CHECK_INTERVAL_MS);
       this.logger.info(
         { lsn: formatLsn(this.confirmedLsn), slotCreated, checkpoint: checkpointText, streamedTransactions: streaming, behindBytes },
         'streaming from slot',
@@ -191,6 +198,7 @@ export class ConsumerSession {
     } finally {
       clearInterval(statusTimer);
       clearInterval(checkpointTimer);
+      clearInterval(catchUpTimer);
       clearTimeout(this.ackTimer);
       this.distributionAbort.abort(new Error('the replication session ended before the distribution service answered'));
       this.streams?.closeAll();
@@ -471,25 +479,26 @@ export class ConsumerSession {
     const idle = this.applier.idle && !this.replaying && this.held.length === 0;
     if (idle && walEnd > this.confirmedLsn && walEnd > (this.pendingAckLsn ?? 0n)) this.acknowledgeWithoutWrites(walEnd);
     if (replyRequested) this.connection?.sendStatus(this.confirmedLsn);
-    // Idle here says only that the walsender has nothing more for now: it may still be reading through WAL
-    // without changes for us. Caught up is the slot's confirmed position close to the server's, asked of the
-    // server (at most once a second).
-    if (idle && this.switchToStreamingWhenCaughtUp && this.queue.size === 0 && performance.now() - this.catchUpCheckedAt > 1_000) {
-      this.catchUpCheckedAt = performance.now();
-      void this.switchToStreamingIfCaughtUp();
-    }
   }
 
   /**
    * Ends the session, so that the next one streams, once the slot is within a quarter of the threshold of the
-   * server's position (the next session measures the same distance to choose its protocol).
+   * server's position (the next session measures the same distance to choose its protocol). Caught up is the
+   * slot's confirmed position close to the server's, asked of the server: an idle stream says only that the
+   * walsender has nothing for us now, while it may still be reading through WAL without changes for us.
+   * Asked between transactions only, so that the next session does not receive one again.
    */
   private async switchToStreamingIfCaughtUp(): Promise<void> {
+    const idle = this.applier.idle && !this.replaying && this.held.length === 0;
+    if (!idle || this.catchUpChecking || !this.switchToStreamingWhenCaughtUp || this.stopping) return;
+    this.catchUpChecking = true;
     let behindBytes: number;
     try {
       behindBytes = await slotLagBytes(this.db, this.settings.slotName);
     } catch {
-      return; // asked again at a later keepalive
+      return; // asked again at the next tick
+    } finally {
+      this.catchUpChecking = false;
     }
     if (!this.switchToStreamingWhenCaughtUp || this.stopping || behindBytes > CATCH_UP_WITHOUT_STREAMING_BYTES / 4) return;
     this.switchToStreamingWhenCaughtUp = false;
