@@ -132,20 +132,6 @@ export class ChangeApplier {
     return true;
   }
 
-  /**
-   * A change of a streamed transaction spooled as its SET, encoded when it arrived (StreamEncoder): the command
-   * `source[start, end)` goes into the batch as it is, counted and checkpointed as applyMessage would.
-   */
-  applyEncoded(source: Buffer, start: number, end: number): void {
-    if (!this.countChange()) return;
-    this.moveBatchCheckpoint();
-    const writes = this.current.writes;
-    // The session encodes streamed changes only with the built-in rule, whose batches are WriteBatches.
-    if (writes instanceof DeferredWrites) throw new Error('an encoded streamed change in a batch that waits for a distribution service');
-    writes.appendCommand(source, start, end);
-    this.flushIfFull();
-  }
-
   /** A streamed transaction's replay starts (its Stream Commit): as a Begin with its commit position and time. */
   beginStreamed(commitLsn: Lsn, commitTimeMs: number): void {
     this.apply({ tag: 'begin', commitLsn, commitTimeMs }, commitLsn);

@@ -73,11 +73,8 @@ export interface ConsumerEventMap {
   'distribution-availability': [{ available: false; since: Date; reason: string } | { available: true }];
   /** A request to the distribution service ended: answered as a whole (`ok`), or failed (sent again later). */
   'distribution-request': [{ jobs: number; durationMs: number; ok: boolean }];
-  /**
-   * A transaction PostgreSQL streamed while it ran (protocol 2) committed and was replayed: `changes` spooled, of
-   * which `encoded` as their Redis commands when they arrived (StreamEncoder).
-   */
-  'stream-committed': [{ changes: number; encoded: number }];
+  /** A transaction PostgreSQL streamed while it ran (protocol 2) committed and was replayed: `changes` spooled. */
+  'stream-committed': [{ changes: number }];
   /** Reading from PostgreSQL paused (true) or resumed (false) because Redis writes were behind. */
   backpressure: [{ paused: boolean }];
 }

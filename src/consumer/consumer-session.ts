@@ -10,7 +10,6 @@ import type { ConsumerEvents } from './consumer-events.js';
 import { ChangeApplier } from './change-applier.js';
 import { CheckpointKeeper, type ChangePosition } from './checkpoint-keeper.js';
 import { DeferredWrites, type RefusedJob } from './deferred-writes.js';
-import { StreamEncoder } from './stream-encoder.js';
 import { spoolFolderOf, StreamedTransactions, type CommittedStream } from './streamed-transactions.js';
 import type { PendingBatch } from './pending-batch.js';
 import { SessionStarter, type SessionSettings } from './session-start.js';
@@ -158,9 +157,7 @@ export class ConsumerSession {
       const streaming = streamingPossible && behindBytes <= CATCH_UP_WITHOUT_STREAMING_BYTES;
       this.switchToStreamingWhenCaughtUp = streamingPossible && !streaming;
       if (streaming) {
-        // With the built-in rule, streamed Inserts are encoded as they arrive; a service is asked at the commit.
-        const encoder = this.settings.strategy.builtIn ? new StreamEncoder(this.keyPrefixBytes) : undefined;
-        this.streams = new StreamedTransactions(spoolFolderOf(slotName), encoder);
+        this.streams = new StreamedTransactions(spoolFolderOf(slotName));
         // The walsender streams a transaction once it holds this much of it; what it holds at COMMIT is sent only
         // then, before the Stream Commit. The server's default (64 MB, a third of a 1M-row COPY) would leave that
         // much to arrive after the commit: a smaller size has it arrive while the transaction runs.
@@ -283,9 +280,8 @@ export class ConsumerSession {
       for (const change of stream.spool.read()) {
         if (this.stopping || this.queue.failed) return; // not acknowledged: the next session receives it again
         if (stream.abortedSubxids.has(change.subxid)) continue;
-        if (change.encoded) this.applier.applyEncoded(change.buffer, change.start, change.end);
         // The byte path reads a message to its buffer's end: each change gets a view of its own bytes.
-        else this.applier.applyMessage(change.buffer.subarray(change.start, change.end), 0, stream.commitLsn);
+        this.applier.applyMessage(change.buffer.subarray(change.start, change.end), 0, stream.commitLsn);
         if (this.queue.size >= limit) {
           this.endChunk();
           await new Promise<void>((resolve) => (this.roomWaiter = resolve));
@@ -295,7 +291,7 @@ export class ConsumerSession {
       if (this.stopping || this.queue.failed) return;
       this.applier.commitStreamed(stream.endLsn);
       this.endChunk();
-      this.events.emit('stream-committed', { changes: stream.spool.changes, encoded: stream.spool.encodedChanges });
+      this.events.emit('stream-committed', { changes: stream.spool.changes });
     } catch (error) {
       this.rejectFailed(error instanceof Error ? error : new Error(String(error)));
       return;

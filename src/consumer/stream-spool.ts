@@ -5,9 +5,7 @@ import { join } from 'node:path';
 // transaction streamed because it is large (a bulk COPY of millions of rows) must not live in memory: up to
 // MEMORY_BYTES of records stay in a buffer, the rest goes to a file of the session's spool folder, read back in
 // chunks at commit. Each record is one change message as protocol 1 lays it out (the xid taken out), with the
-// subtransaction that made it, so that the abort of a subtransaction drops exactly its changes. A record is either
-// a change message (its first byte the message type) or, for an Insert StreamEncoder turned into its Redis command
-// as it arrived, that command as RESP (its first byte '*', which no pgoutput message type is).
+// subtransaction that made it, so that the abort of a subtransaction drops exactly its changes.
 
 /** Bytes of records a spool keeps in memory before it writes them to its file. */
 const MEMORY_BYTES = 1024 * 1024;
@@ -15,21 +13,16 @@ const MEMORY_BYTES = 1024 * 1024;
 const READ_BYTES = 1024 * 1024;
 /** Record head: length of the message, subtransaction xid. */
 const HEAD_BYTES = 8;
-/** The first byte of an encoded command (a RESP array). */
-const RESP_ARRAY = 0x2a; // *
 
 /**
- * One spooled change: its message (protocol 1 layout), or its encoded command, is `buffer[start, end)`. The same
- * object is handed out for every record (read it before asking for the next): a million-row transaction makes no
- * million objects.
+ * One spooled change: its message (protocol 1 layout) is `buffer[start, end)`. The same object is handed out for
+ * every record (read it before asking for the next): a million-row transaction makes no million objects.
  */
 export interface SpooledChange {
   buffer: Buffer;
   start: number;
   end: number;
   subxid: number;
-  /** The record is a Redis command (RESP) encoded when the change arrived, not a message. */
-  encoded: boolean;
 }
 
 export class StreamSpool {
@@ -39,8 +32,6 @@ export class StreamSpool {
   private fileBytes = 0;
   /** Changes spooled. */
   changes = 0;
-  /** Of these, changes spooled as their encoded command. */
-  encodedChanges = 0;
   private readonly path: string;
 
   constructor(
@@ -56,39 +47,26 @@ export class StreamSpool {
    */
   add(buffer: Buffer, offset: number, subxid: number): void {
     const messageBytes = buffer.length - offset - 4;
-    const at = this.reserveRecord(messageBytes, subxid);
+    const recordBytes = HEAD_BYTES + messageBytes;
+    if (this.memoryLength + recordBytes > this.memory.length) {
+      this.writeMemoryToFile();
+      // A record larger than the whole buffer (a job_id of megabytes) gets a buffer of its own size.
+      if (recordBytes > this.memory.length) this.memory = Buffer.allocUnsafe(recordBytes);
+    }
     const memory = this.memory;
+    let at = this.memoryLength;
+    memory.writeUInt32BE(messageBytes, at);
+    memory.writeUInt32BE(subxid, at + 4);
+    at += HEAD_BYTES;
     memory[at] = buffer[offset]!;
     buffer.copy(memory, at + 1, offset + 5);
     this.memoryLength = at + messageBytes;
     this.changes++;
   }
 
-  /** Adds a change as the Redis command it was encoded into (RESP, starting with '*'), `command`. */
-  addEncoded(command: Buffer, subxid: number): void {
-    const at = this.reserveRecord(command.length, subxid);
-    this.memoryLength = at + command.copy(this.memory, at);
-    this.changes++;
-    this.encodedChanges++;
-  }
-
-  /** Writes a record's head for `bytes` of record into memory (making room first); returns where its bytes go. */
-  private reserveRecord(bytes: number, subxid: number): number {
-    const recordBytes = HEAD_BYTES + bytes;
-    if (this.memoryLength + recordBytes > this.memory.length) {
-      this.writeMemoryToFile();
-      // A record larger than the whole buffer (a job_id of megabytes) gets a buffer of its own size.
-      if (recordBytes > this.memory.length) this.memory = Buffer.allocUnsafe(recordBytes);
-    }
-    const at = this.memoryLength;
-    this.memory.writeUInt32BE(bytes, at);
-    this.memory.writeUInt32BE(subxid, at + 4);
-    return at + HEAD_BYTES;
-  }
-
   /** The spooled changes in order, a chunk of the file at a time, then those still in memory. */
   *read(): Generator<SpooledChange> {
-    const change: SpooledChange = { buffer: this.memory, start: 0, end: 0, subxid: 0, encoded: false };
+    const change: SpooledChange = { buffer: this.memory, start: 0, end: 0, subxid: 0 };
     if (this.fd !== undefined) {
       let chunk = Buffer.allocUnsafe(READ_BYTES);
       let carried = 0; // bytes of an incomplete record at the start of chunk, from the previous read
@@ -150,6 +128,5 @@ function recordAt(change: SpooledChange, buffer: Buffer, at: number): SpooledCha
   change.start = at + HEAD_BYTES;
   change.end = at + HEAD_BYTES + buffer.readUInt32BE(at);
   change.subxid = buffer.readUInt32BE(at + 4);
-  change.encoded = buffer[change.start] === RESP_ARRAY;
   return change;
 }

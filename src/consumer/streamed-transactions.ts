@@ -5,8 +5,6 @@ import { DecodeError } from '../errors.js';
 import { formatLsn, type Lsn } from '../lsn.js';
 import { isAlive } from '../process-alive.js';
 import { decodeStreamControl, STREAM_STOP, streamedChangeXid } from '../replication/stream-messages.js';
-import type { JobChangeDecoder } from '../replication/job-changes.js';
-import type { StreamEncoder } from './stream-encoder.js';
 import { StreamSpool } from './stream-spool.js';
 
 // The transactions pgoutput streams while they run (protocol 2, streaming 'on'): their blocks may interleave
@@ -14,8 +12,6 @@ import { StreamSpool } from './stream-spool.js';
 // At its Stream Commit the session replays the spool as one transaction, in commit order with the rest, skipping
 // the changes of subtransactions that aborted; at its Stream Abort the spool is dropped. Nothing of a streamed
 // transaction reaches Redis before its commit, so the checkpoint and the acknowledgement work as for any other.
-// With a StreamEncoder, the Inserts of the bulk-load path are spooled as their Redis commands, encoded as they
-// arrive, so that the commit has only to send them.
 
 /** A streamed transaction that committed: its changes, and those to leave out. */
 export interface CommittedStream {
@@ -36,8 +32,6 @@ const TAKEN: Routed = { kind: 'taken' };
 interface OpenStream {
   spool: StreamSpool;
   abortedSubxids: Set<number>;
-  /** The jobs table as this transaction's Relation messages describe it (for the encoder). */
-  table: JobChangeDecoder | undefined;
 }
 
 export class StreamedTransactions {
@@ -45,15 +39,8 @@ export class StreamedTransactions {
   /** The transaction whose block is being received (between Stream Start and Stream Stop). */
   private blockXid: number | undefined;
 
-  /**
-   * `folder` holds this process's spool files; see spoolFolderOf. `encoder` turns Inserts into their commands as
-   * they arrive: only where every change's command is the same whenever it is encoded (the built-in budget rule;
-   * a distribution service answers at the commit).
-   */
-  constructor(
-    private readonly folder: string,
-    private readonly encoder?: StreamEncoder,
-  ) {}
+  /** `folder` holds this process's spool files; see spoolFolderOf. */
+  constructor(private readonly folder: string) {}
 
   /** Streamed transactions neither committed nor aborted yet. */
   get openCount(): number {
@@ -68,11 +55,7 @@ export class StreamedTransactions {
       }
       const subxid = streamedChangeXid(data, offset, lsn);
       // A message without an xid (an Origin) says nothing the consumer uses.
-      if (subxid === undefined) return TAKEN;
-      const stream = this.open.get(this.blockXid)!;
-      const command = stream.table === undefined ? undefined : this.encoder!.encode(stream.table, data, offset, lsn);
-      if (command === undefined) stream.spool.add(data, offset, subxid);
-      else stream.spool.addEncoded(command, subxid);
+      if (subxid !== undefined) this.open.get(this.blockXid)!.spool.add(data, offset, subxid);
       return TAKEN;
     }
     const control = decodeStreamControl(data, offset, lsn);
@@ -81,8 +64,7 @@ export class StreamedTransactions {
       case 'stream-start': {
         if (!this.open.has(control.xid)) {
           mkdirSync(this.folder, { recursive: true });
-          const spool = new StreamSpool(this.folder, control.xid);
-          this.open.set(control.xid, { spool, abortedSubxids: new Set(), table: this.encoder?.newTable() });
+          this.open.set(control.xid, { spool: new StreamSpool(this.folder, control.xid), abortedSubxids: new Set() });
         }
         this.blockXid = control.xid;
         return TAKEN;
@@ -107,8 +89,7 @@ export class StreamedTransactions {
         }
         this.open.delete(control.xid);
         const { commitLsn, endLsn, commitTimeMs } = control;
-        const { spool, abortedSubxids } = stream;
-        return { kind: 'commit', stream: { spool, abortedSubxids, commitLsn, endLsn, commitTimeMs } };
+        return { kind: 'commit', stream: { ...stream, commitLsn, endLsn, commitTimeMs } };
       }
     }
   }

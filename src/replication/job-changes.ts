@@ -189,19 +189,16 @@ export class JobChangeDecoder {
    * For an Insert into jobs whose four columns came as text, records in `ranges` where they lie in
    * `buffer` and returns true. Returns false for any other message, and for one that is not well formed:
    * decodePgoutput and toJobChange then handle it, or say what is wrong. This is the path of every row
-   * of a bulk load, so it reads the message in place and allocates nothing. `xidBytes` is 4 for a change of a
-   * streamed transaction as protocol 2 sends it (its xid after the type byte), 0 otherwise.
+   * of a bulk load, so it reads the message in place and allocates nothing.
    */
-  locateInsert(buffer: Buffer, offset: number, ranges: JobColumnRanges, xidBytes: 0 | 4 = 0): boolean {
+  locateInsert(buffer: Buffer, offset: number, ranges: JobColumnRanges): boolean {
     const end = buffer.length;
-    if (buffer[offset] !== INSERT) return false;
-    const head = offset + xidBytes; // the message as protocol 1 lays it out, but for its type byte
-    if (end - head < INSERT_HEADER_BYTES || buffer[head + 5] !== NEW_TUPLE) return false;
-    const columns = this.readableRelations.get(buffer.readUInt32BE(head + 1));
+    if (end - offset < INSERT_HEADER_BYTES || buffer[offset] !== INSERT || buffer[offset + 5] !== NEW_TUPLE) return false;
+    const columns = this.readableRelations.get(buffer.readUInt32BE(offset + 1));
     if (columns === undefined) return false;
-    const count = buffer.readUInt16BE(head + 6);
+    const count = buffer.readUInt16BE(offset + 6);
     if (count <= columns.last) return false;
-    let at = head + INSERT_HEADER_BYTES;
+    let at = offset + INSERT_HEADER_BYTES;
     for (let i = 0; i < count; i++) {
       if (at >= end) return false;
       const kind = buffer[at++];

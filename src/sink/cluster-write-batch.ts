@@ -54,18 +54,6 @@ export class SlottedWriteBatch extends WriteBatch {
     this.record(start);
   }
 
-  override appendCommand(source: Buffer, start: number, end: number): void {
-    const commandStart = this.length;
-    super.appendCommand(source, start, end);
-    this.record(commandStart);
-  }
-
-  override clear(): void {
-    super.clear();
-    this.starts.length = 0;
-    this.slots.length = 0;
-  }
-
   override del(key: string): void {
     const start = this.length;
     super.del(key);

@@ -148,22 +148,6 @@ export class WriteBatch {
     this.commands++;
   }
 
-  /**
-   * One command already encoded as RESP, `source[start, end)` (a streamed transaction's SET, encoded when it
-   * arrived: see StreamEncoder), copied as it is.
-   */
-  appendCommand(source: Buffer, start: number, end: number): void {
-    this.reserve(end - start);
-    this.length += source.copy(this.buffer, this.length, start, end);
-    this.commands++;
-  }
-
-  /** Empties the batch, keeping its buffer (a scratch batch, encoding one command at a time). */
-  clear(): void {
-    this.length = 0;
-    this.commands = 0;
-  }
-
   del(key: string): void {
     const keyBytes = Buffer.byteLength(key);
     this.reserve(keyBytes + 32);

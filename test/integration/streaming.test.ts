@@ -26,16 +26,12 @@ describe('streamed transactions (protocol 2)', () => {
   let fx: PipelineFixture;
   let consumer: ObservedConsumer;
   let streamedCommits = 0;
-  let lastStreamed = { changes: 0, encoded: 0 };
 
   beforeAll(async () => {
     [postgres, redis] = await Promise.all([startPostgres({ extraSettings: { logical_decoding_work_mem: '64kB' } }), startRedis()]);
     fx = await makePipelineFixture(postgres.url, redis.url, 'streaming');
     consumer = await fx.startConsumer();
-    consumer.events.on('stream-committed', (streamed) => {
-      streamedCommits++;
-      lastStreamed = streamed;
-    });
+    consumer.events.on('stream-committed', () => streamedCommits++);
     await waitFor(() => fx.confirmedLsn(), { message: 'the slot to be created' });
   }, 60_000);
 
@@ -76,33 +72,31 @@ describe('streamed transactions (protocol 2)', () => {
     }
     await fx.waitForConfirmed();
     expect(streamedCommits).toBe(before + 1);
-    // Every row took the bulk-load path as it arrived: spooled as its SET, only copied at the commit.
-    expect(lastStreamed.encoded).toBe(STREAM_ROWS);
     expect(await keysUnderPrefix()).toBe(STREAM_ROWS);
     expect(await compareRedisWithTable(fx.sql, fx.redis, fx.config.keyPrefix)).toEqual([]);
     expect(spoolFiles()).toEqual([]);
   });
 
-  it('spools the Inserts it can as their SETs and every other change as its message, all applied in their order', async () => {
+  it('replays every kind of change of a streamed transaction in its place, across an ALTER TABLE in it', async () => {
     const before = streamedCommits;
     await fx.sql.query('begin');
     try {
       await fx.sql.query(
-        `insert into jobs (job_id, days_online, budget) select 'enc-' || i, 1 + i % 20, i * 0.13 from generate_series(1, 5000) i`,
+        `insert into jobs (job_id, days_online, budget) select 'mix-' || i, 1 + i % 20, i * 0.13 from generate_series(1, 5000) i`,
       );
-      // Not on the byte path: job_ids JSON must escape, jobs offline already (no key: a DEL).
-      await fx.sql.query(`insert into jobs (job_id, days_online, budget) select 'enc"q-' || i, 3, 7 from generate_series(1, 200) i`);
+      // Off the bulk-load byte path: job_ids JSON must escape, jobs offline already (no key: a DEL).
+      await fx.sql.query(`insert into jobs (job_id, days_online, budget) select 'mix"q-' || i, 3, 7 from generate_series(1, 200) i`);
       await fx.sql.query(
-        `insert into jobs (job_id, days_online, budget, created_at) select 'enc-offline-' || i, 2, 5, now() - interval '10 days' from generate_series(1, 200) i`,
+        `insert into jobs (job_id, days_online, budget, created_at) select 'mix-offline-' || i, 2, 5, now() - interval '10 days' from generate_series(1, 200) i`,
       );
-      // Changes to rows spooled as SETs a moment before: they must come after them.
-      await fx.sql.query(`update jobs set budget = 1234.56 where job_id in ('enc-1', 'enc-2', 'enc"q-1')`);
-      await fx.sql.query(`update jobs set job_id = 'enc-renamed' where job_id = 'enc-3'`);
-      await fx.sql.query(`delete from jobs where job_id = 'enc-5000'`);
+      // Changes to rows inserted a moment before in the same transaction: they must come after them.
+      await fx.sql.query(`update jobs set budget = 1234.56 where job_id in ('mix-1', 'mix-2', 'mix"q-1')`);
+      await fx.sql.query(`update jobs set job_id = 'mix-renamed' where job_id = 'mix-3'`);
+      await fx.sql.query(`delete from jobs where job_id = 'mix-5000'`);
       // A new description of the table mid-transaction: the Inserts after it are read with it.
       await fx.sql.query('alter table jobs add column note text');
       await fx.sql.query(
-        `insert into jobs (job_id, days_online, budget, note) select 'enc-after-alter-' || i, 4, 9, 'n' from generate_series(1, 3000) i`,
+        `insert into jobs (job_id, days_online, budget, note) select 'mix-after-alter-' || i, 4, 9, 'n' from generate_series(1, 3000) i`,
       );
       await fx.sql.query('commit');
     } catch (error) {
@@ -112,14 +106,12 @@ describe('streamed transactions (protocol 2)', () => {
     try {
       await fx.waitForConfirmed();
       expect(streamedCommits).toBe(before + 1);
-      expect(lastStreamed.encoded).toBe(5000 + 3000);
-      expect(lastStreamed.changes).toBeGreaterThan(lastStreamed.encoded + 400);
-      expect(await fx.getJob('enc-1')).toMatchObject({ budget: '1234.56' });
-      expect(await fx.getJob('enc"q-1')).toMatchObject({ budget: '1234.56' });
-      expect(await fx.getJob('enc-3')).toBeNull();
-      expect(await fx.getJob('enc-renamed')).not.toBeNull();
-      expect(await fx.getJob('enc-5000')).toBeNull();
-      expect(await fx.getJob('enc-offline-1')).toBeNull();
+      expect(await fx.getJob('mix-1')).toMatchObject({ budget: '1234.56' });
+      expect(await fx.getJob('mix"q-1')).toMatchObject({ budget: '1234.56' });
+      expect(await fx.getJob('mix-3')).toBeNull();
+      expect(await fx.getJob('mix-renamed')).not.toBeNull();
+      expect(await fx.getJob('mix-5000')).toBeNull();
+      expect(await fx.getJob('mix-offline-1')).toBeNull();
       expect(await compareRedisWithTable(fx.sql, fx.redis, fx.config.keyPrefix)).toEqual([]);
       expect(spoolFiles()).toEqual([]);
     } finally {
