@@ -156,6 +156,8 @@ export interface FreshnessModeResults {
   toFloor: number;
   peakRssMiB: number[];
   consumerCpuSeconds: number[];
+  /** Redis's CPU from COMMIT to the last key, per sample: against the floor's, what Redis did beyond the SETs. */
+  redisCpuSeconds: number[];
 }
 
 /** What users feel of a 1M-row COPY: how soon its rows are in Redis, and what the consumer costs the COPY. */
@@ -166,7 +168,7 @@ export interface FreshnessResults {
   copyAlone: SecondsSeries;
   modes: FreshnessModeResults[];
   /** redis-cli --pipe of the consumer's SETs, pre-encoded, on one connection into an empty Redis. */
-  floor: SecondsSeries & { respBytes: number };
+  floor: SecondsSeries & { respBytes: number; redisCpuSeconds: number[] };
 }
 
 /** `npm run bench -- --only-freshness`; written as JSON to bench/results/latest-only-freshness.json. */
@@ -318,13 +320,18 @@ export function makeFreshnessResults(
     copyAloneSeconds: number[];
     withConsumer: Map<string, readonly FreshnessRunCost[]>;
     floorSeconds: number[];
+    floorRedisCpuSeconds: number[];
     floorBytes: number;
   },
   modes: readonly { name: string; consumerEnv: Record<string, string> }[],
   pollIntervalMs: number,
 ): FreshnessResults {
   const copyAlone = makeSecondsSeries(runs.copyAloneSeconds);
-  const floor = { ...makeSecondsSeries(runs.floorSeconds), respBytes: runs.floorBytes };
+  const floor = {
+    ...makeSecondsSeries(runs.floorSeconds),
+    respBytes: runs.floorBytes,
+    redisCpuSeconds: runs.floorRedisCpuSeconds.map((cpu) => round(cpu, 2)),
+  };
   return {
     pollIntervalMs,
     copyAlone,
@@ -341,6 +348,7 @@ export function makeFreshnessResults(
         toFloor: round(commitToLastKey.medianSeconds / floor.medianSeconds, 3),
         peakRssMiB: modeRuns.map((run) => toMiB(run.peakRssBytes)),
         consumerCpuSeconds: modeRuns.map((run) => round(run.consumerCpuSeconds, 2)),
+        redisCpuSeconds: modeRuns.map((run) => round(run.redisCpuSeconds, 2)),
       };
     }),
     floor,
@@ -353,6 +361,7 @@ interface FreshnessRunCost {
   copySeconds: number;
   peakRssBytes: number;
   consumerCpuSeconds: number;
+  redisCpuSeconds: number;
 }
 
 /** The issue's goals for freshness (≤ 1.2× the floor) and the COPY's slowdown (≤ 15%), per mode, checked. */

@@ -45,6 +45,8 @@ export interface FreshnessRun {
   copySeconds: number;
   peakRssBytes: number;
   consumerCpuSeconds: number;
+  /** Redis's CPU (user + system, INFO cpu) from COMMIT until the last key was readable: Redis's share of the wait. */
+  redisCpuSeconds: number;
   /** The last row's value and PEXPIRETIME as the consumer wrote them: the floor's must be the same. */
   lastWrite: LastWrite;
 }
@@ -63,6 +65,8 @@ export interface FreshnessRuns {
   withConsumer: Map<string, FreshnessRun[]>;
   /** `redis-cli --pipe` of the consumer's SETs, pre-encoded, into an empty Redis. */
   floorSeconds: number[];
+  /** Redis's CPU over each floor sample: the same SETs' cost in Redis when nothing else runs. */
+  floorRedisCpuSeconds: number[];
   floorBytes: number;
 }
 
@@ -91,6 +95,7 @@ export async function measureFreshness(
     copyAloneSeconds: [],
     withConsumer: new Map(modes.map((mode) => [mode.name, []])),
     floorSeconds: [],
+    floorRedisCpuSeconds: [],
     floorBytes: encoded.bytes,
   };
   try {
@@ -103,13 +108,17 @@ export async function measureFreshness(
         runs.withConsumer.get(mode.name)!.push(run);
         context.log(
           `freshness ${sample}/${samples}, ${mode.name}: COMMIT → last key ${run.commitToLastKeySeconds.toFixed(2)} s, ` +
-            `COPY with the consumer ${run.copySeconds.toFixed(2)} s, consumer CPU ${run.consumerCpuSeconds.toFixed(2)} s`,
+            `COPY with the consumer ${run.copySeconds.toFixed(2)} s, consumer CPU ${run.consumerCpuSeconds.toFixed(2)} s, ` +
+            `Redis CPU after COMMIT ${run.redisCpuSeconds.toFixed(2)} s`,
         );
       }
       const consumerWrote = runs.withConsumer.get(modes[0]!.name)!.at(-1)!.lastWrite;
       const floor = await timeFloor(context, respPath, floorPrefix + jobId(context.rows - 1), consumerWrote);
-      runs.floorSeconds.push(floor);
-      context.log(`freshness ${sample}/${samples}: floor (redis-cli --pipe) ${floor.toFixed(2)} s`);
+      runs.floorSeconds.push(floor.seconds);
+      runs.floorRedisCpuSeconds.push(floor.redisCpuSeconds);
+      context.log(
+        `freshness ${sample}/${samples}: floor (redis-cli --pipe) ${floor.seconds.toFixed(2)} s, Redis CPU ${floor.redisCpuSeconds.toFixed(2)} s`,
+      );
     }
   } finally {
     await rm(respPath, { force: true });
@@ -147,6 +156,7 @@ async function timeCommitToLastKey(context: BenchContext, mode: FreshnessMode): 
         const copy = startPsqlCopy(databaseUrl, context.csvPath);
         const copySeconds = await copy.succeeded();
         const committedAt = copy.exit!.at;
+        const redisCpuAtCommit = await redisCpuSeconds(context);
         const lastKey = names.keyPrefix + jobId(context.rows - 1);
         const readableAt = await consumer.waitWhileRunning(
           async () => ((await context.redis.exists(lastKey)) === 1 ? performance.now() : 0),
@@ -156,6 +166,7 @@ async function timeCommitToLastKey(context: BenchContext, mode: FreshnessMode): 
             message: `${lastKey}, the last row's key`,
           },
         );
+        const redisCpu = (await redisCpuSeconds(context)) - redisCpuAtCommit;
         const peakRssBytes = consumer.peakRssBytes();
         const consumerCpuSeconds = consumer.cpuSeconds();
         await consumer.stop();
@@ -164,7 +175,8 @@ async function timeCommitToLastKey(context: BenchContext, mode: FreshnessMode): 
         const [keys] = await countKeysPerMaster(redis.masters, globLiteral(names.keyPrefix) + '*');
         if (keys !== context.rows + 1)
           throw new Error(`${keys} keys under ${names.keyPrefix} after a COPY of ${context.rows} rows and one row`);
-        return { commitToLastKeySeconds: (readableAt - committedAt) / SECOND, copySeconds, peakRssBytes, consumerCpuSeconds, lastWrite };
+        const commitToLastKeySeconds = (readableAt - committedAt) / SECOND;
+        return { commitToLastKeySeconds, copySeconds, peakRssBytes, consumerCpuSeconds, redisCpuSeconds: redisCpu, lastWrite };
       } finally {
         if (consumer.exit === undefined) {
           consumer.process.kill('SIGKILL');
@@ -180,9 +192,15 @@ async function timeCommitToLastKey(context: BenchContext, mode: FreshnessMode): 
  * `redis-cli --pipe < respPath` into the emptied bench Redis: seconds from spawn to exit (redis-cli waits for every
  * reply). Its `lastKey` must hold what the consumer wrote at its own key for the same row.
  */
-async function timeFloor(context: BenchContext, respPath: string, lastKey: string, consumerWrote: LastWrite): Promise<number> {
+async function timeFloor(
+  context: BenchContext,
+  respPath: string,
+  lastKey: string,
+  consumerWrote: LastWrite,
+): Promise<{ seconds: number; redisCpuSeconds: number }> {
   await context.redis.flushall();
   try {
+    const redisCpuBefore = await redisCpuSeconds(context);
     const input = openSync(respPath, 'r');
     let pipe: BenchChild;
     try {
@@ -191,6 +209,7 @@ async function timeFloor(context: BenchContext, respPath: string, lastKey: strin
       closeSync(input);
     }
     const seconds = await pipe.succeeded();
+    const redisCpu = (await redisCpuSeconds(context)) - redisCpuBefore;
     // Its last line: "errors: 0, replies: 1000000".
     const summary = /errors: (\d+), replies: (\d+)/.exec(pipe.outputTail());
     if (summary === null || summary[1] !== '0' || Number(summary[2]) !== context.rows) {
@@ -205,10 +224,21 @@ async function timeFloor(context: BenchContext, respPath: string, lastKey: strin
           `the consumer wrote ${consumerWrote.value} (PEXPIRETIME ${consumerWrote.expiresAtMs})`,
       );
     }
-    return seconds;
+    return { seconds, redisCpuSeconds: redisCpu };
   } finally {
     await context.redis.flushall();
   }
+}
+
+/** Redis's CPU time so far, user and system (INFO cpu: every thread of the server). */
+async function redisCpuSeconds(context: BenchContext): Promise<number> {
+  const info = await context.redis.info('cpu');
+  const field = (name: string): number => {
+    const value = new RegExp(`^${name}:([0-9.]+)`, 'm').exec(info)?.[1];
+    if (value === undefined) throw new Error(`INFO cpu has no ${name}:\n${info}`);
+    return Number(value);
+  };
+  return field('used_cpu_user') + field('used_cpu_sys');
 }
 
 async function readWrite(context: BenchContext, key: string): Promise<LastWrite> {

@@ -164,6 +164,7 @@ function freshnessRows(f: FreshnessResults, targets: readonly TargetResult[]): s
         '',
         '',
       ],
+      ['  Redis CPU, COMMIT → last key', `${median(mode.redisCpuSeconds).toFixed(2)} s`, series(mode.redisCpuSeconds), '', ''],
     ]),
     [
       'floor: redis-cli --pipe, same SETs pre-encoded',
@@ -172,6 +173,7 @@ function freshnessRows(f: FreshnessResults, targets: readonly TargetResult[]): s
       '',
       `${formatInteger(f.floor.respBytes / (1024 * 1024))} MiB of RESP`,
     ],
+    ['  Redis CPU over the floor', `${median(f.floor.redisCpuSeconds).toFixed(2)} s`, series(f.floor.redisCpuSeconds), '', ''],
     ['  resolution of COMMIT → last key', '', `psql's exit; the last key read every ${f.pollIntervalMs} ms`, '', ''],
   ];
 }
