@@ -11,7 +11,7 @@ import { writeFloorResp } from './floor-resp.js';
 import { withFreshDatabase } from './fresh-database.js';
 import { jobId } from './jobs-csv.js';
 import { startPsqlCopy } from './postgres-programs.js';
-import { countKeysPerMaster, globLiteral, singleRedis } from './redis-under-test.js';
+import { countKeysPerMaster, globLiteral, redisCpuSeconds, singleRedis } from './redis-under-test.js';
 
 const SECOND = 1000;
 const MINUTE = 60 * SECOND;
@@ -156,7 +156,7 @@ async function timeCommitToLastKey(context: BenchContext, mode: FreshnessMode): 
         const copy = startPsqlCopy(databaseUrl, context.csvPath);
         const copySeconds = await copy.succeeded();
         const committedAt = copy.exit!.at;
-        const redisCpuAtCommit = await redisCpuSeconds(context);
+        const redisCpuAtCommit = await redisCpuSeconds(redis);
         const lastKey = names.keyPrefix + jobId(context.rows - 1);
         const readableAt = await consumer.waitWhileRunning(
           async () => ((await context.redis.exists(lastKey)) === 1 ? performance.now() : 0),
@@ -166,7 +166,7 @@ async function timeCommitToLastKey(context: BenchContext, mode: FreshnessMode): 
             message: `${lastKey}, the last row's key`,
           },
         );
-        const redisCpu = (await redisCpuSeconds(context)) - redisCpuAtCommit;
+        const redisCpu = (await redisCpuSeconds(redis)) - redisCpuAtCommit;
         const peakRssBytes = consumer.peakRssBytes();
         const consumerCpuSeconds = consumer.cpuSeconds();
         await consumer.stop();
@@ -200,7 +200,8 @@ async function timeFloor(
 ): Promise<{ seconds: number; redisCpuSeconds: number }> {
   await context.redis.flushall();
   try {
-    const redisCpuBefore = await redisCpuSeconds(context);
+    const redis = singleRedis(context);
+    const redisCpuBefore = await redisCpuSeconds(redis);
     const input = openSync(respPath, 'r');
     let pipe: BenchChild;
     try {
@@ -209,7 +210,7 @@ async function timeFloor(
       closeSync(input);
     }
     const seconds = await pipe.succeeded();
-    const redisCpu = (await redisCpuSeconds(context)) - redisCpuBefore;
+    const redisCpu = (await redisCpuSeconds(redis)) - redisCpuBefore;
     // Its last line: "errors: 0, replies: 1000000".
     const summary = /errors: (\d+), replies: (\d+)/.exec(pipe.outputTail());
     if (summary === null || summary[1] !== '0' || Number(summary[2]) !== context.rows) {
@@ -228,17 +229,6 @@ async function timeFloor(
   } finally {
     await context.redis.flushall();
   }
-}
-
-/** Redis's CPU time so far, user and system (INFO cpu: every thread of the server). */
-async function redisCpuSeconds(context: BenchContext): Promise<number> {
-  const info = await context.redis.info('cpu');
-  const field = (name: string): number => {
-    const value = new RegExp(`^${name}:([0-9.]+)`, 'm').exec(info)?.[1];
-    if (value === undefined) throw new Error(`INFO cpu has no ${name}:\n${info}`);
-    return Number(value);
-  };
-  return field('used_cpu_user') + field('used_cpu_sys');
 }
 
 async function readWrite(context: BenchContext, key: string): Promise<LastWrite> {
