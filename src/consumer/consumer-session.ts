@@ -88,8 +88,6 @@ export class ConsumerSession {
   private readonly held: Array<{ data: Buffer; lsn: Lsn }> = [];
   /** Resolves a replay waiting for room in the write queue. */
   private roomWaiter: (() => void) | undefined;
-  /** Batches handed to the write queue so far (a replay yields after each). */
-  private batchesQueued = 0;
   /** This session catches up with protocol 1; once it has, it ends so that a streaming session follows. */
   private switchToStreamingWhenCaughtUp = false;
   private switchingToStreaming = false;
@@ -279,7 +277,6 @@ export class ConsumerSession {
       this.chunkStartedAt = performance.now();
       this.applier.beginStreamed(stream.commitLsn, stream.commitTimeMs);
       const limit = this.queueLimit();
-      let batchesBefore = this.batchesQueued;
       for (const change of stream.spool.read()) {
         if (this.stopping || this.queue.failed) return; // not acknowledged: the next session receives it again
         if (stream.abortedSubxids.has(change.subxid)) continue;
@@ -289,14 +286,7 @@ export class ConsumerSession {
           this.endChunk();
           await new Promise<void>((resolve) => (this.roomWaiter = resolve));
           this.chunkStartedAt = performance.now();
-        } else if (this.batchesQueued !== batchesBefore) {
-          // A batch was cut. Its write starts in a microtask and Redis's replies are read on the event loop: yield
-          // now, so that Redis gets each batch as soon as it is built, not a full queue at a time while it idles.
-          this.endChunk();
-          await new Promise<void>((resolve) => setImmediate(resolve));
-          this.chunkStartedAt = performance.now();
         }
-        batchesBefore = this.batchesQueued;
       }
       if (this.stopping || this.queue.failed) return;
       this.applier.commitStreamed(stream.endLsn);
@@ -398,7 +388,6 @@ export class ConsumerSession {
       },
     });
     this.lastQueuedBatch = batch;
-    this.batchesQueued++;
     // The part of this chunk spent so far was this batch's; what follows in it is the next one's. Taken after
     // push, which starts the write: sending is the write stage's.
     if (this.chunkStartedAt !== undefined) {
@@ -520,8 +509,7 @@ export class ConsumerSession {
 
   private applyBackpressure(queued: number): void {
     const limit = this.queueLimit();
-    // A replay refills the queue as soon as a batch is done (it costs no system call, unlike resuming the socket).
-    if (queued < limit) this.releaseRoomWaiter();
+    if (queued <= limit / 2) this.releaseRoomWaiter();
     const connection = this.connection;
     if (connection === undefined || this.stopping) return;
     if (!this.paused && queued >= limit) {
