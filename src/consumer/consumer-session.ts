@@ -4,6 +4,7 @@ import type { Logger } from '../logger.js';
 import { formatLsn, type Lsn } from '../lsn.js';
 import { openReplicationConnection, type ReplicationConnection } from '../replication/replication-connection.js';
 import { consumerApplicationName } from '../replication/slot-owner.js';
+import { readSlot } from '../replication/slot.js';
 import type { Sink } from '../sink/sink.js';
 import type { WriteBatch } from '../sink/write-batch.js';
 import type { ConsumerEvents } from './consumer-events.js';
@@ -538,9 +539,7 @@ async function serverVersionNumber(db: Kysely<Database>): Promise<number> {
 
 /** WAL bytes between the slot's confirmed position and the server's current one (0 for a slot not there yet). */
 async function slotLagBytes(db: Kysely<Database>, slotName: string): Promise<number> {
-  const { rows } = await sql<{ lag: string | null }>`
-    select (pg_current_wal_lsn() - confirmed_flush_lsn)::text as lag from pg_replication_slots where slot_name = ${slotName}`.execute(db);
-  return Number(rows[0]?.lag ?? 0);
+  return Number((await readSlot(db, slotName))?.lagBytes ?? 0n);
 }
 
 /** The server's logical_decoding_work_mem, in kB. */
