@@ -1,8 +1,10 @@
 import pg from 'pg';
 import { formatLsn, type Lsn } from '../lsn.js';
+import { BackendMessageFramer } from './backend-message-framer.js';
 
 // A walsender connection (replication=database) on pg's Client, speaking the streaming replication
-// protocol directly: START_REPLICATION as a pg "submittable" whose CopyData messages come to us.
+// protocol directly: START_REPLICATION as a pg "submittable"; once it runs, the stream's CopyData messages come to
+// us framed in place (BackendMessageFramer), the other messages through pg.
 // https://www.postgresql.org/docs/15/protocol-replication.html
 
 /** Microseconds between 1970-01-01 and 2000-01-01, PostgreSQL's epoch for replication timestamps. */
@@ -93,7 +95,7 @@ export class ReplicationConnection {
       `${options.messages ? ", messages 'true'" : ''}${options.streaming === true ? ", streaming 'on'" : ''})`;
     const query = new StartReplicationQuery(text, handler);
     this.streaming = query;
-    this.watchChunks(handler);
+    this.readStream(query, handler);
     this.client.query(query as unknown as pg.QueryConfig);
     return query.done;
   }
@@ -140,20 +142,39 @@ export class ReplicationConnection {
   }
 
   /**
-   * pg parses each chunk in its own 'data' listener and calls the query's handlers synchronously from it: a
-   * listener put before it and one after it enclose that work; the last one may hold reading (READ_HOLD_MS). Set
-   * after connect: the stream is final then (with TLS, the TLS socket).
+   * Puts a BackendMessageFramer in front of pg's parser: the stream's CopyData messages go to `query` in place,
+   * every other message to pg's parser as before. Around each chunk come the handler's chunk hooks, and after a
+   * small one reading holds (READ_HOLD_MS). Set after connect: the stream is final then (with TLS, the TLS
+   * socket), and idle: pg's parser holds no partial message.
    */
-  private watchChunks(handler: ReplicationHandler): void {
-    const { onChunkStart, onChunkEnd } = handler;
+  private readStream(query: StartReplicationQuery, handler: ReplicationHandler): void {
     const stream = this.rawConnection().stream;
-    if (onChunkStart !== undefined) stream.prependListener('data', () => onChunkStart.call(handler));
-    if (onChunkEnd !== undefined) stream.on('data', () => onChunkEnd.call(handler));
+    const pgListeners = stream.listeners('data') as ((chunk: Buffer) => void)[];
+    if (pgListeners.length !== 1) {
+      throw new Error(`pg's connection has ${pgListeners.length} 'data' listeners, 1 expected: this pg version is not supported`);
+    }
+    const pgParse = pgListeners[0]!;
+    stream.removeListener('data', pgParse);
+    const framer = new BackendMessageFramer({
+      copyData: (buffer, start, end) => query.handleCopyBody(buffer, start, end),
+      others: (bytes) => pgParse.call(stream, bytes),
+    });
     const release = (): void => {
       this.holding = false;
       if (!this.pausedByCaller) stream.resume();
     };
     stream.on('data', (chunk: Buffer) => {
+      handler.onChunkStart?.();
+      try {
+        framer.push(chunk);
+      } catch (error) {
+        // Bytes that are not PostgreSQL's protocol: nothing after them can be read.
+        query.handleError(error as Error);
+        (stream as unknown as { destroy(error: Error): void }).destroy(error as Error);
+        return;
+      } finally {
+        handler.onChunkEnd?.();
+      }
       if (this.holding || chunk.length >= READ_HOLD_BELOW_BYTES) return;
       this.holding = true;
       stream.pause();
@@ -195,22 +216,26 @@ class StartReplicationQuery {
     connection.query(this.text);
   }
 
-  handleCopyData(message: { chunk: Buffer }): void {
+  /** The body of a CopyData message, `buffer[start, end)`, framed by BackendMessageFramer. */
+  handleCopyBody(buffer: Buffer, start: number, end: number): void {
     if (this.error !== undefined) return;
-    const chunk = message.chunk;
     try {
-      const kind = chunk[0];
+      const kind = buffer[start];
       if (kind === 0x77 /* w: XLogData */) {
         // header: start LSN (8), server WAL end (8), send time (8); the pgoutput message follows
-        this.handler.onXLogData(chunk, 25, chunk.readBigUInt64BE(1));
+        const data = buffer.subarray(start, end);
+        this.handler.onXLogData(data, 25, data.readBigUInt64BE(1));
       } else if (kind === 0x6b /* k: primary keepalive */) {
-        this.handler.onKeepalive(chunk.readBigUInt64BE(1), chunk[17] === 1);
+        this.handler.onKeepalive(buffer.readBigUInt64BE(start + 1), buffer[start + 17] === 1);
       }
     } catch (error) {
       // A handler failure ends the stream: nothing after it may be processed or acknowledged.
       this.fail(error as Error);
     }
   }
+
+  /** pg's parser gets no CopyData message while the framer takes them; kept for pg's interface. */
+  handleCopyData(): void {}
 
   handleError(error: Error): void {
     this.fail(error);
