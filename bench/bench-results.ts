@@ -156,6 +156,8 @@ export interface FreshnessModeResults {
   toFloor: number;
   peakRssMiB: number[];
   consumerCpuSeconds: number[];
+  /** The consumer's CPU while the COPY ran, per sample: what it took from the COPY and the walsender. */
+  consumerCpuDuringCopySeconds: number[];
   /** Redis's CPU from COMMIT to the last key, per sample: against the floor's, what Redis did beyond the SETs. */
   redisCpuSeconds: number[];
 }
@@ -348,6 +350,7 @@ export function makeFreshnessResults(
         toFloor: round(commitToLastKey.medianSeconds / floor.medianSeconds, 3),
         peakRssMiB: modeRuns.map((run) => toMiB(run.peakRssBytes)),
         consumerCpuSeconds: modeRuns.map((run) => round(run.consumerCpuSeconds, 2)),
+        consumerCpuDuringCopySeconds: modeRuns.map((run) => round(run.consumerCpuDuringCopySeconds, 2)),
         redisCpuSeconds: modeRuns.map((run) => round(run.redisCpuSeconds, 2)),
       };
     }),
@@ -361,6 +364,7 @@ interface FreshnessRunCost {
   copySeconds: number;
   peakRssBytes: number;
   consumerCpuSeconds: number;
+  consumerCpuDuringCopySeconds: number;
   redisCpuSeconds: number;
 }
 

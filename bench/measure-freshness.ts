@@ -45,6 +45,8 @@ export interface FreshnessRun {
   copySeconds: number;
   peakRssBytes: number;
   consumerCpuSeconds: number;
+  /** The consumer's CPU from the COPY's start to psql's exit: what it took from the COPY's cores. */
+  consumerCpuDuringCopySeconds: number;
   /** Redis's CPU (user + system, INFO cpu) from COMMIT until the last key was readable: Redis's share of the wait. */
   redisCpuSeconds: number;
   /** The last row's value and PEXPIRETIME as the consumer wrote them: the floor's must be the same. */
@@ -108,7 +110,8 @@ export async function measureFreshness(
         runs.withConsumer.get(mode.name)!.push(run);
         context.log(
           `freshness ${sample}/${samples}, ${mode.name}: COMMIT → last key ${run.commitToLastKeySeconds.toFixed(2)} s, ` +
-            `COPY with the consumer ${run.copySeconds.toFixed(2)} s, consumer CPU ${run.consumerCpuSeconds.toFixed(2)} s, ` +
+            `COPY with the consumer ${run.copySeconds.toFixed(2)} s, consumer CPU ${run.consumerCpuSeconds.toFixed(2)} s ` +
+            `(${run.consumerCpuDuringCopySeconds.toFixed(2)} s during the COPY), ` +
             `Redis CPU after COMMIT ${run.redisCpuSeconds.toFixed(2)} s`,
         );
       }
@@ -153,8 +156,10 @@ async function timeCommitToLastKey(context: BenchContext, mode: FreshnessMode): 
           message: 'the first row to reach Redis',
         });
 
+        const consumerCpuBeforeCopy = consumer.cpuSeconds();
         const copy = startPsqlCopy(databaseUrl, context.csvPath);
         const copySeconds = await copy.succeeded();
+        const consumerCpuDuringCopySeconds = consumer.cpuSeconds() - consumerCpuBeforeCopy;
         const committedAt = copy.exit!.at;
         const redisCpuAtCommit = await redisCpuSeconds(redis);
         const lastKey = names.keyPrefix + jobId(context.rows - 1);
@@ -176,7 +181,15 @@ async function timeCommitToLastKey(context: BenchContext, mode: FreshnessMode): 
         if (keys !== context.rows + 1)
           throw new Error(`${keys} keys under ${names.keyPrefix} after a COPY of ${context.rows} rows and one row`);
         const commitToLastKeySeconds = (readableAt - committedAt) / SECOND;
-        return { commitToLastKeySeconds, copySeconds, peakRssBytes, consumerCpuSeconds, redisCpuSeconds: redisCpu, lastWrite };
+        return {
+          commitToLastKeySeconds,
+          copySeconds,
+          peakRssBytes,
+          consumerCpuSeconds,
+          consumerCpuDuringCopySeconds,
+          redisCpuSeconds: redisCpu,
+          lastWrite,
+        };
       } finally {
         if (consumer.exit === undefined) {
           consumer.process.kill('SIGKILL');

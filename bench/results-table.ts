@@ -164,6 +164,13 @@ function freshnessRows(f: FreshnessResults, targets: readonly TargetResult[]): s
         '',
         '',
       ],
+      [
+        '    of which while the COPY ran',
+        `${median(mode.consumerCpuDuringCopySeconds).toFixed(2)} s`,
+        series(mode.consumerCpuDuringCopySeconds),
+        '',
+        '',
+      ],
       ['  Redis CPU, COMMIT → last key', `${median(mode.redisCpuSeconds).toFixed(2)} s`, series(mode.redisCpuSeconds), '', ''],
     ]),
     [
