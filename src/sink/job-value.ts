@@ -184,9 +184,12 @@ function writeRepeatedAmount(target: Buffer, at: number, cents: number, count: n
   target[at++] = QUOTE;
   target[at++] = COMMA;
   const length = at - first;
-  for (let i = 1; i < count; i++) {
-    for (let j = 0; j < length; j++) target[at + j] = target[first + j]!;
-    at += length;
+  const end = first + length * count;
+  // Doubling: each copy repeats everything written so far.
+  while (at < end) {
+    const copied = Math.min(at - first, end - at);
+    target.copyWithin(at, first, first + copied);
+    at += copied;
   }
   return at;
 }
