@@ -4,7 +4,8 @@ import { join } from 'node:path';
 import { DecodeError } from '../errors.js';
 import { formatLsn, type Lsn } from '../lsn.js';
 import { isAlive } from '../process-alive.js';
-import { decodeStreamControl, STREAM_STOP, streamedChangeXid } from '../replication/stream-messages.js';
+import { decodeStreamControl, isStreamControl, STREAM_STOP } from '../replication/stream-messages.js';
+import { XLOG_FRAME_HEAD_BYTES, xlogFrameLsn } from '../replication/xlog-frame.js';
 import { StreamSpool } from './stream-spool.js';
 
 // The transactions pgoutput streams while they run (protocol 2, streaming 'on'): their blocks may interleave
@@ -37,7 +38,7 @@ interface OpenStream {
 export class StreamedTransactions {
   private readonly open = new Map<number, OpenStream>();
   /** The transaction whose block is being received (between Stream Start and Stream Stop). */
-  private blockXid: number | undefined;
+  private block: OpenStream | undefined;
 
   /** `folder` holds this process's spool files; see spoolFolderOf. */
   constructor(private readonly folder: string) {}
@@ -47,26 +48,31 @@ export class StreamedTransactions {
     return this.open.size;
   }
 
-  route(data: Buffer, offset: number, lsn: Lsn): Routed {
-    if (this.blockXid !== undefined) {
-      if (data[offset] === STREAM_STOP) {
-        this.blockXid = undefined;
-        return TAKEN;
+  /** Routes the change framed as `buffer[frameStart, frameEnd)` (xlog-frame.ts). */
+  route(buffer: Buffer, frameStart: number, frameEnd: number): Routed {
+    const kind = buffer[frameStart + XLOG_FRAME_HEAD_BYTES];
+    if (this.block !== undefined) {
+      if (kind === STREAM_STOP) {
+        this.block.spool.copyRun();
+        this.block = undefined;
+      } else {
+        // Its subtransaction is read at the replay: while the transaction runs, the consumer does as little as it can.
+        this.block.spool.addFrame(buffer, frameStart, frameEnd);
       }
-      const subxid = streamedChangeXid(data, offset, lsn);
-      // A message without an xid (an Origin) says nothing the consumer uses.
-      if (subxid !== undefined) this.open.get(this.blockXid)!.spool.add(data, offset, subxid);
       return TAKEN;
     }
-    const control = decodeStreamControl(data, offset, lsn);
-    if (control === undefined) return ORDINARY;
+    if (!isStreamControl(kind!)) return ORDINARY;
+    const lsn = xlogFrameLsn(buffer, frameStart);
+    const control = decodeStreamControl(buffer.subarray(frameStart + XLOG_FRAME_HEAD_BYTES, frameEnd), 0, lsn)!;
     switch (control.tag) {
       case 'stream-start': {
-        if (!this.open.has(control.xid)) {
+        let stream = this.open.get(control.xid);
+        if (stream === undefined) {
           mkdirSync(this.folder, { recursive: true });
-          this.open.set(control.xid, { spool: new StreamSpool(this.folder, control.xid), abortedSubxids: new Set() });
+          stream = { spool: new StreamSpool(this.folder, control.xid), abortedSubxids: new Set() };
+          this.open.set(control.xid, stream);
         }
-        this.blockXid = control.xid;
+        this.block = stream;
         return TAKEN;
       }
       case 'stream-stop':
@@ -94,6 +100,11 @@ export class StreamedTransactions {
     }
   }
 
+  /** The stream's chunk ends: the block being received copies the changes it took from it. */
+  endChunk(): void {
+    this.block?.spool.copyRun();
+  }
+
   /**
    * Drops every open transaction's spool, and the folder: the session ends, and the server sends them again to
    * the next one.
@@ -101,7 +112,7 @@ export class StreamedTransactions {
   closeAll(): void {
     for (const stream of this.open.values()) stream.spool.remove();
     this.open.clear();
-    this.blockXid = undefined;
+    this.block = undefined;
     rmSync(this.folder, { recursive: true, force: true });
   }
 }
