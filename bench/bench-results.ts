@@ -158,6 +158,8 @@ export interface FreshnessModeResults {
   consumerCpuSeconds: number[];
   /** The consumer's CPU while the COPY ran, per sample: what it took from the COPY and the walsender. */
   consumerCpuDuringCopySeconds: number[];
+  /** WAL the walsender had not sent at psql's exit, per sample, in MiB: decoding left after COMMIT. */
+  walNotSentAtCommitMiB: number[];
   /** Redis's CPU from COMMIT to the last key, per sample: against the floor's, what Redis did beyond the SETs. */
   redisCpuSeconds: number[];
 }
@@ -351,6 +353,7 @@ export function makeFreshnessResults(
         peakRssMiB: modeRuns.map((run) => toMiB(run.peakRssBytes)),
         consumerCpuSeconds: modeRuns.map((run) => round(run.consumerCpuSeconds, 2)),
         consumerCpuDuringCopySeconds: modeRuns.map((run) => round(run.consumerCpuDuringCopySeconds, 2)),
+        walNotSentAtCommitMiB: modeRuns.map((run) => toMiB(run.walNotSentAtCommitBytes)),
         redisCpuSeconds: modeRuns.map((run) => round(run.redisCpuSeconds, 2)),
       };
     }),
@@ -365,6 +368,7 @@ interface FreshnessRunCost {
   peakRssBytes: number;
   consumerCpuSeconds: number;
   consumerCpuDuringCopySeconds: number;
+  walNotSentAtCommitBytes: number;
   redisCpuSeconds: number;
 }
 

@@ -44,6 +44,21 @@ export async function readSlotProgress(
   return { exists: row !== undefined, active: row?.active ?? false, confirmedEnd: row?.confirmed_end ?? false };
 }
 
+/**
+ * Bytes of WAL the walsender of `slotName` has not sent yet (pg_current_wal_lsn() - sent_lsn of pg_stat_replication):
+ * what it still has to decode before the consumer can see the server's last commit.
+ */
+export async function walNotSentBytes(client: pg.Client, slotName: string): Promise<number> {
+  const { rows } = await client.query<{ behind: string | null }>(
+    'select pg_wal_lsn_diff(pg_current_wal_lsn(), r.sent_lsn)::bigint as behind ' +
+      'from pg_replication_slots s join pg_stat_replication r on r.pid = s.active_pid where s.slot_name = $1',
+    [slotName],
+  );
+  const behind = rows[0]?.behind;
+  if (behind === undefined || behind === null) throw new Error(`no walsender streams slot ${slotName}`);
+  return Number(behind);
+}
+
 export async function serverVersion(client: pg.Client): Promise<string> {
   const { rows } = await client.query<{ server_version: string }>('show server_version');
   return rows[0]!.server_version;

@@ -5,7 +5,7 @@ import { performance } from 'node:perf_hooks';
 import type pg from 'pg';
 import { BenchChild } from './bench-child.js';
 import type { BenchContext } from './bench-context.js';
-import { countJobs, withPgClient } from './bench-sql.js';
+import { countJobs, walNotSentBytes, withPgClient } from './bench-sql.js';
 import { makeConsumerNames, startConsumer, waitForSlotAndCheckpoint } from './consumer-process.js';
 import { writeFloorResp } from './floor-resp.js';
 import { withFreshDatabase } from './fresh-database.js';
@@ -47,6 +47,8 @@ export interface FreshnessRun {
   consumerCpuSeconds: number;
   /** The consumer's CPU from the COPY's start to psql's exit: what it took from the COPY's cores. */
   consumerCpuDuringCopySeconds: number;
+  /** WAL the walsender had not sent yet at psql's exit: decoding still to do before the commit reaches the consumer. */
+  walNotSentAtCommitBytes: number;
   /** Redis's CPU (user + system, INFO cpu) from COMMIT until the last key was readable: Redis's share of the wait. */
   redisCpuSeconds: number;
   /** The last row's value and PEXPIRETIME as the consumer wrote them: the floor's must be the same. */
@@ -112,6 +114,7 @@ export async function measureFreshness(
           `freshness ${sample}/${samples}, ${mode.name}: COMMIT → last key ${run.commitToLastKeySeconds.toFixed(2)} s, ` +
             `COPY with the consumer ${run.copySeconds.toFixed(2)} s, consumer CPU ${run.consumerCpuSeconds.toFixed(2)} s ` +
             `(${run.consumerCpuDuringCopySeconds.toFixed(2)} s during the COPY), ` +
+            `WAL not sent at COMMIT ${(run.walNotSentAtCommitBytes / 1024 / 1024).toFixed(1)} MiB, ` +
             `Redis CPU after COMMIT ${run.redisCpuSeconds.toFixed(2)} s`,
         );
       }
@@ -161,7 +164,10 @@ async function timeCommitToLastKey(context: BenchContext, mode: FreshnessMode): 
         const copySeconds = await copy.succeeded();
         const consumerCpuDuringCopySeconds = consumer.cpuSeconds() - consumerCpuBeforeCopy;
         const committedAt = copy.exit!.at;
-        const redisCpuAtCommit = await redisCpuSeconds(redis);
+        const [redisCpuAtCommit, walNotSentAtCommitBytes] = await Promise.all([
+          redisCpuSeconds(redis),
+          walNotSentBytes(client, names.slot),
+        ]);
         const lastKey = names.keyPrefix + jobId(context.rows - 1);
         const readableAt = await consumer.waitWhileRunning(
           async () => ((await context.redis.exists(lastKey)) === 1 ? performance.now() : 0),
@@ -187,6 +193,7 @@ async function timeCommitToLastKey(context: BenchContext, mode: FreshnessMode): 
           peakRssBytes,
           consumerCpuSeconds,
           consumerCpuDuringCopySeconds,
+          walNotSentAtCommitBytes,
           redisCpuSeconds: redisCpu,
           lastWrite,
         };

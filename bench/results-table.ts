@@ -171,6 +171,7 @@ function freshnessRows(f: FreshnessResults, targets: readonly TargetResult[]): s
         '',
         '',
       ],
+      ['  WAL not sent yet at COMMIT', `${median(mode.walNotSentAtCommitMiB).toFixed(1)} MiB`, series(mode.walNotSentAtCommitMiB), '', ''],
       ['  Redis CPU, COMMIT → last key', `${median(mode.redisCpuSeconds).toFixed(2)} s`, series(mode.redisCpuSeconds), '', ''],
     ]),
     [
