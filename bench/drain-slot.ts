@@ -7,7 +7,6 @@ import { JobChangeDecoder, makeJobColumnRanges } from '../src/replication/job-ch
 import { parseLsn } from '../src/lsn.js';
 import { decodePgoutput } from '../src/replication/pgoutput-decoder.js';
 import { openReplicationConnection } from '../src/replication/replication-connection.js';
-import { XLOG_FRAME_HEAD_BYTES, xlogFrameLsn } from '../src/replication/xlog-frame.js';
 import { PUBLICATION } from './bench-context.js';
 
 /** What the child prints. */
@@ -39,16 +38,12 @@ await new Promise<void>((resolve, reject) => {
     .start(
       { slotName, publicationName: PUBLICATION, startLsn: 0n, messages: false },
       {
-        onXLogData(buffer, frameStart, frameEnd) {
-          // The decoders read a message to its buffer's end: a view of its own bytes, as the consumer gives them.
-          const data = buffer.subarray(frameStart + XLOG_FRAME_HEAD_BYTES, frameEnd);
-          const offset = 0;
+        onXLogData(data, offset, lsn) {
           if (decoder.locateInsert(data, offset, ranges)) {
             firstRowAt ??= performance.now();
             rows++;
             return;
           }
-          const lsn = xlogFrameLsn(buffer, frameStart);
           const message = decodePgoutput(data, offset, lsn);
           decoder.toJobChange(message, lsn);
           if (message.tag === 'commit' && message.endLsn >= endLsn) resolve();

@@ -4,7 +4,6 @@ import type { Logger } from '../logger.js';
 import { formatLsn, type Lsn } from '../lsn.js';
 import { openReplicationConnection, type ReplicationConnection } from '../replication/replication-connection.js';
 import { consumerApplicationName } from '../replication/slot-owner.js';
-import { XLOG_FRAME_HEAD_BYTES, xlogFrameLsn } from '../replication/xlog-frame.js';
 import { readSlot } from '../replication/slot.js';
 import type { Sink } from '../sink/sink.js';
 import type { WriteBatch } from '../sink/write-batch.js';
@@ -87,7 +86,7 @@ export class ConsumerSession {
   /** A committed streamed transaction is being replayed: messages that arrive meanwhile wait in `held`. */
   private replaying = false;
   /** Messages received during a replay (copies), applied in order after it. */
-  private readonly held: Buffer[] = [];
+  private readonly held: Array<{ data: Buffer; lsn: Lsn }> = [];
   /** Resolves a replay waiting for room in the write queue. */
   private roomWaiter: (() => void) | undefined;
   /** This session catches up with protocol 1; once it has, it ends so that a streaming session follows. */
@@ -171,13 +170,10 @@ export class ConsumerSession {
       const streamEnded = connection.start(
         { slotName, publicationName, startLsn: 0n, messages: false, streaming },
         {
-          onXLogData: (buffer, frameStart, frameEnd) => this.onXLogData(buffer, frameStart, frameEnd),
+          onXLogData: (data, offset, lsn) => this.onXLogData(data, offset, lsn),
           onKeepalive: (walEnd, replyRequested) => this.onKeepalive(walEnd, replyRequested),
           onChunkStart: () => (this.chunkStartedAt = performance.now()),
-          onChunkEnd: () => {
-            this.streams?.endChunk();
-            this.endChunk();
-          },
+          onChunkEnd: () => this.endChunk(),
         },
       );
       this.events.emit('session-started', { slotName, confirmedLsn: this.confirmedLsn, slotCreated, streamedTransactions: streaming });
@@ -254,23 +250,20 @@ export class ConsumerSession {
     }
   }
 
-  private onXLogData(buffer: Buffer, frameStart: number, frameEnd: number): void {
+  private onXLogData(data: Buffer, offset: number, lsn: Lsn): void {
     if (this.stopping) return; // not applied, so not acknowledged: the next session receives it again
     if (this.replaying || this.held.length > 0) {
       // The rest of the socket chunk that brought a Stream Commit: after the replay, in order.
-      this.held.push(Buffer.from(buffer.subarray(frameStart, frameEnd)));
+      this.held.push({ data: Buffer.from(data.subarray(offset)), lsn });
       return;
     }
-    this.route(buffer, frameStart, frameEnd);
+    this.route(data, offset, lsn);
   }
 
-  private route(buffer: Buffer, frameStart: number, frameEnd: number): void {
-    const routed = this.streams === undefined ? undefined : this.streams.route(buffer, frameStart, frameEnd);
-    if (routed === undefined || routed.kind === 'ordinary') {
-      // The byte path reads a message to its buffer's end: it gets a view of its own bytes.
-      const message = buffer.subarray(frameStart + XLOG_FRAME_HEAD_BYTES, frameEnd);
-      this.applier.applyMessage(message, 0, xlogFrameLsn(buffer, frameStart));
-    } else if (routed.kind === 'commit') void this.replay(routed.stream);
+  private route(data: Buffer, offset: number, lsn: Lsn): void {
+    const routed = this.streams === undefined ? undefined : this.streams.route(data, offset, lsn);
+    if (routed === undefined || routed.kind === 'ordinary') this.applier.applyMessage(data, offset, lsn);
+    else if (routed.kind === 'commit') void this.replay(routed.stream);
   }
 
   /**
@@ -308,8 +301,8 @@ export class ConsumerSession {
       this.replaying = false;
     }
     while (!this.replaying && !this.stopping && this.held.length > 0) {
-      const frame = this.held.shift()!;
-      this.route(frame, 0, frame.length);
+      const { data, lsn } = this.held.shift()!;
+      this.route(data, 0, lsn);
     }
     if (!this.replaying && !this.paused && !this.stopping) this.connection?.resume();
   }

@@ -1,27 +1,22 @@
 import { closeSync, mkdirSync, openSync, readSync, rmSync, writeSync } from 'node:fs';
 import { join } from 'node:path';
-import { XLOG_FRAME_HEAD_BYTES, xlogFrameLength } from '../replication/xlog-frame.js';
-import { streamedChangeXid } from '../replication/stream-messages.js';
 
 // The changes of a streamed transaction (pgoutput protocol 2), kept until its Stream Commit or Stream Abort. A
 // transaction streamed because it is large (a bulk COPY of millions of rows) must not live in memory: up to
-// MEMORY_BYTES stay in a buffer, the rest goes to a file of the session's spool folder, read back in chunks at
-// commit. The changes are kept as the server framed them (xlog-frame.ts), and consecutive frames of a socket chunk
-// are copied as one run: while a COPY runs, this is the consumer's share of its two cores, so the work per change
-// is done at the Stream Commit instead (the subtransaction of each change is read then, so that the abort of a
-// subtransaction drops exactly its changes).
+// MEMORY_BYTES of records stay in a buffer, the rest goes to a file of the session's spool folder, read back in
+// chunks at commit. Each record is one change message as protocol 1 lays it out (the xid taken out), with the
+// subtransaction that made it, so that the abort of a subtransaction drops exactly its changes.
 
-/** Bytes of frames a spool keeps in memory before it writes them to its file. */
+/** Bytes of records a spool keeps in memory before it writes them to its file. */
 const MEMORY_BYTES = 1024 * 1024;
-/** Bytes read from the file at a time on replay: whole frames only are handed out. */
+/** Bytes read from the file at a time on replay: whole records only are handed out. */
 const READ_BYTES = 1024 * 1024;
-/** The CopyData head, which gives a frame's length. */
-const LENGTH_HEAD_BYTES = 5;
+/** Record head: length of the message, subtransaction xid. */
+const HEAD_BYTES = 8;
 
 /**
- * One spooled change: its message, laid out as protocol 1 has it (type byte, no xid), is `buffer[start, end)`.
- * The same object is handed out for every change (read it before asking for the next): a million-row transaction
- * makes no million objects.
+ * One spooled change: its message (protocol 1 layout) is `buffer[start, end)`. The same object is handed out for
+ * every record (read it before asking for the next): a million-row transaction makes no million objects.
  */
 export interface SpooledChange {
   buffer: Buffer;
@@ -35,10 +30,6 @@ export class StreamSpool {
   private memoryLength = 0;
   private fd: number | undefined;
   private fileBytes = 0;
-  /** Frames added but not copied yet: `runBuffer[runStart, runEnd)`, in the stream's current chunk. */
-  private runBuffer: Buffer | undefined;
-  private runStart = 0;
-  private runEnd = 0;
   /** Changes spooled. */
   changes = 0;
   private readonly path: string;
@@ -51,72 +42,57 @@ export class StreamSpool {
   }
 
   /**
-   * Adds the change framed as `buffer[frameStart, frameEnd)`. A frame right after the previous one in the same
-   * buffer extends the run to copy; the run is copied at the latest by copyRun(), which must be called before the
-   * buffer's bytes may change (the stream's chunk ends). Its LSN is not read: a replayed change is named by its
-   * transaction's commit LSN (dead letters), which costs no BigInt per row.
+   * Adds the change at `buffer[offset, end)` (type byte, xid, rest) without its xid. Its LSN is not kept: a
+   * replayed change is named by its transaction's commit LSN (dead letters), which costs no BigInt per row.
    */
-  addFrame(buffer: Buffer, frameStart: number, frameEnd: number): void {
-    if (buffer !== this.runBuffer || frameStart !== this.runEnd) {
-      this.copyRun();
-      this.runBuffer = buffer;
-      this.runStart = frameStart;
+  add(buffer: Buffer, offset: number, subxid: number): void {
+    const messageBytes = buffer.length - offset - 4;
+    const recordBytes = HEAD_BYTES + messageBytes;
+    if (this.memoryLength + recordBytes > this.memory.length) {
+      this.writeMemoryToFile();
+      // A record larger than the whole buffer (a job_id of megabytes) gets a buffer of its own size.
+      if (recordBytes > this.memory.length) this.memory = Buffer.allocUnsafe(recordBytes);
     }
-    this.runEnd = frameEnd;
+    const memory = this.memory;
+    let at = this.memoryLength;
+    memory.writeUInt32BE(messageBytes, at);
+    memory.writeUInt32BE(subxid, at + 4);
+    at += HEAD_BYTES;
+    memory[at] = buffer[offset]!;
+    buffer.copy(memory, at + 1, offset + 5);
+    this.memoryLength = at + messageBytes;
     this.changes++;
-  }
-
-  /** Copies the frames added since the last copy into the spool. */
-  copyRun(): void {
-    const run = this.runBuffer;
-    if (run === undefined) return;
-    this.runBuffer = undefined;
-    const bytes = this.runEnd - this.runStart;
-    if (this.memoryLength + bytes > this.memory.length) {
-      this.writeToFile(this.memory, 0, this.memoryLength);
-      this.memoryLength = 0;
-      if (bytes > this.memory.length) {
-        // A run larger than the whole buffer goes to the file as it is.
-        this.writeToFile(run, this.runStart, bytes);
-        return;
-      }
-    }
-    run.copy(this.memory, this.memoryLength, this.runStart, this.runEnd);
-    this.memoryLength += bytes;
   }
 
   /** The spooled changes in order, a chunk of the file at a time, then those still in memory. */
   *read(): Generator<SpooledChange> {
-    this.copyRun();
     const change: SpooledChange = { buffer: this.memory, start: 0, end: 0, subxid: 0 };
     if (this.fd !== undefined) {
       let chunk = Buffer.allocUnsafe(READ_BYTES);
-      let carried = 0; // bytes of an incomplete frame at the start of chunk, from the previous read
+      let carried = 0; // bytes of an incomplete record at the start of chunk, from the previous read
       for (let position = 0; position < this.fileBytes;) {
         const bytesRead = readSync(this.fd, chunk, carried, chunk.length - carried, position);
         if (bytesRead === 0) throw new Error(`spool file ${this.path} ended early`);
         position += bytesRead;
         const available = carried + bytesRead;
         let at = 0;
-        while (available - at >= LENGTH_HEAD_BYTES && available - at >= xlogFrameLength(chunk, at)) {
-          const frameEnd = at + xlogFrameLength(chunk, at);
-          if (changeAt(change, chunk, at, frameEnd)) yield change;
-          at = frameEnd;
+        while (available - at >= HEAD_BYTES && available - at >= HEAD_BYTES + chunk.readUInt32BE(at)) {
+          yield recordAt(change, chunk, at);
+          at = change.end;
         }
         carried = available - at;
-        // A new buffer (the changes handed out point into this one), large enough for the incomplete frame.
-        const needed = carried >= LENGTH_HEAD_BYTES ? xlogFrameLength(chunk, at) : 0;
+        // A new buffer (the records handed out point into this one), large enough for the incomplete record.
+        const needed = carried >= HEAD_BYTES ? HEAD_BYTES + chunk.readUInt32BE(at) : 0;
         const next = Buffer.allocUnsafe(Math.max(READ_BYTES, needed));
         chunk.copy(next, 0, at, available);
         chunk = next;
       }
-      if (carried > 0) throw new Error(`spool file ${this.path} ends inside a frame`);
+      if (carried > 0) throw new Error(`spool file ${this.path} ends inside a record`);
     }
     const memory = this.memory;
     for (let at = 0; at < this.memoryLength;) {
-      const frameEnd = at + xlogFrameLength(memory, at);
-      if (changeAt(change, memory, at, frameEnd)) yield change;
-      at = frameEnd;
+      yield recordAt(change, memory, at);
+      at = change.end;
     }
   }
 
@@ -127,38 +103,30 @@ export class StreamSpool {
       this.fd = undefined;
       rmSync(this.path, { force: true });
     }
-    this.runBuffer = undefined;
     this.memory = Buffer.alloc(0);
     this.memoryLength = 0;
   }
 
-  private writeToFile(source: Buffer, start: number, length: number): void {
-    if (length === 0) return;
+  private writeMemoryToFile(): void {
+    if (this.memoryLength === 0) return;
     if (this.fd === undefined) {
       mkdirSync(this.folder, { recursive: true });
       this.fd = openSync(this.path, 'w+', 0o600);
     }
     let written = 0;
-    while (written < length) {
-      written += writeSync(this.fd, source, start + written, length - written, this.fileBytes + written);
+    while (written < this.memoryLength) {
+      written += writeSync(this.fd, this.memory, written, this.memoryLength - written, this.fileBytes + written);
     }
-    this.fileBytes += length;
+    this.fileBytes += this.memoryLength;
+    this.memoryLength = 0;
   }
 }
 
-/**
- * Points `change` at the message of the frame `buffer[frameStart, frameEnd)`, in protocol 1's layout: its type
- * byte is copied over the last byte of its xid, which the message then starts at. Returns false for a message
- * without an xid (an Origin), which the consumer has no use for.
- */
-function changeAt(change: SpooledChange, buffer: Buffer, frameStart: number, frameEnd: number): boolean {
-  const subxid = streamedChangeXid(buffer, frameStart, frameEnd);
-  if (subxid === undefined) return false;
-  const messageStart = frameStart + XLOG_FRAME_HEAD_BYTES;
-  buffer[messageStart + 4] = buffer[messageStart]!;
+/** Points `change` at the record at `at` of `buffer`. */
+function recordAt(change: SpooledChange, buffer: Buffer, at: number): SpooledChange {
   change.buffer = buffer;
-  change.start = messageStart + 4;
-  change.end = frameEnd;
-  change.subxid = subxid;
-  return true;
+  change.start = at + HEAD_BYTES;
+  change.end = at + HEAD_BYTES + buffer.readUInt32BE(at);
+  change.subxid = buffer.readUInt32BE(at + 4);
+  return change;
 }

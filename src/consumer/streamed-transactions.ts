@@ -4,8 +4,7 @@ import { join } from 'node:path';
 import { DecodeError } from '../errors.js';
 import { formatLsn, type Lsn } from '../lsn.js';
 import { isAlive } from '../process-alive.js';
-import { decodeStreamControl, isStreamControl, STREAM_STOP } from '../replication/stream-messages.js';
-import { XLOG_FRAME_HEAD_BYTES, xlogFrameLsn } from '../replication/xlog-frame.js';
+import { decodeStreamControl, STREAM_STOP, streamedChangeXid } from '../replication/stream-messages.js';
 import { StreamSpool } from './stream-spool.js';
 
 // The transactions pgoutput streams while they run (protocol 2, streaming 'on'): their blocks may interleave
@@ -38,7 +37,7 @@ interface OpenStream {
 export class StreamedTransactions {
   private readonly open = new Map<number, OpenStream>();
   /** The transaction whose block is being received (between Stream Start and Stream Stop). */
-  private block: OpenStream | undefined;
+  private blockXid: number | undefined;
 
   /** `folder` holds this process's spool files; see spoolFolderOf. */
   constructor(private readonly folder: string) {}
@@ -48,31 +47,26 @@ export class StreamedTransactions {
     return this.open.size;
   }
 
-  /** Routes the change framed as `buffer[frameStart, frameEnd)` (xlog-frame.ts). */
-  route(buffer: Buffer, frameStart: number, frameEnd: number): Routed {
-    const kind = buffer[frameStart + XLOG_FRAME_HEAD_BYTES];
-    if (this.block !== undefined) {
-      if (kind === STREAM_STOP) {
-        this.block.spool.copyRun();
-        this.block = undefined;
-      } else {
-        // Its subtransaction is read at the replay: while the transaction runs, the consumer does as little as it can.
-        this.block.spool.addFrame(buffer, frameStart, frameEnd);
+  route(data: Buffer, offset: number, lsn: Lsn): Routed {
+    if (this.blockXid !== undefined) {
+      if (data[offset] === STREAM_STOP) {
+        this.blockXid = undefined;
+        return TAKEN;
       }
+      const subxid = streamedChangeXid(data, offset, lsn);
+      // A message without an xid (an Origin) says nothing the consumer uses.
+      if (subxid !== undefined) this.open.get(this.blockXid)!.spool.add(data, offset, subxid);
       return TAKEN;
     }
-    if (!isStreamControl(kind!)) return ORDINARY;
-    const lsn = xlogFrameLsn(buffer, frameStart);
-    const control = decodeStreamControl(buffer.subarray(frameStart + XLOG_FRAME_HEAD_BYTES, frameEnd), 0, lsn)!;
+    const control = decodeStreamControl(data, offset, lsn);
+    if (control === undefined) return ORDINARY;
     switch (control.tag) {
       case 'stream-start': {
-        let stream = this.open.get(control.xid);
-        if (stream === undefined) {
+        if (!this.open.has(control.xid)) {
           mkdirSync(this.folder, { recursive: true });
-          stream = { spool: new StreamSpool(this.folder, control.xid), abortedSubxids: new Set() };
-          this.open.set(control.xid, stream);
+          this.open.set(control.xid, { spool: new StreamSpool(this.folder, control.xid), abortedSubxids: new Set() });
         }
-        this.block = stream;
+        this.blockXid = control.xid;
         return TAKEN;
       }
       case 'stream-stop':
@@ -100,11 +94,6 @@ export class StreamedTransactions {
     }
   }
 
-  /** The stream's chunk ends: the block being received copies the changes it took from it. */
-  endChunk(): void {
-    this.block?.spool.copyRun();
-  }
-
   /**
    * Drops every open transaction's spool, and the folder: the session ends, and the server sends them again to
    * the next one.
@@ -112,7 +101,7 @@ export class StreamedTransactions {
   closeAll(): void {
     for (const stream of this.open.values()) stream.spool.remove();
     this.open.clear();
-    this.block = undefined;
+    this.blockXid = undefined;
     rmSync(this.folder, { recursive: true, force: true });
   }
 }

@@ -9,8 +9,6 @@ import { BackendMessageFramer } from './backend-message-framer.js';
 
 /** Microseconds between 1970-01-01 and 2000-01-01, PostgreSQL's epoch for replication timestamps. */
 const POSTGRES_EPOCH_OFFSET_US = 946_684_800_000_000n;
-/** 'w', start LSN, WAL end, send time: the XLogData head before its pgoutput message. */
-const XLOG_DATA_HEAD_BYTES = 25;
 /**
  * After a small chunk of the stream, reading stops for this long. A small chunk means this process reads as fast
  * as the walsender sends: it then pays a send and a wake-up of this process per message, in kernel time. Held, it
@@ -23,12 +21,8 @@ const READ_HOLD_BELOW_BYTES = 8 * 1024;
 
 /** Receives the stream; called synchronously, in WAL order, for every message the server sends. */
 export interface ReplicationHandler {
-  /**
-   * A change message, as its frame `buffer[frameStart, frameEnd)` (see xlog-frame.ts: the pgoutput message starts
-   * XLOG_FRAME_HEAD_BYTES in, xlogFrameLsn gives its WAL position). The bytes are valid during the call and until
-   * the current chunk ends (onChunkEnd) at most: keep a copy of what must outlive them.
-   */
-  onXLogData(buffer: Buffer, frameStart: number, frameEnd: number): void;
+  /** A change message: `data` at `offset` is one pgoutput message that starts at WAL position `lsn`. */
+  onXLogData(data: Buffer, offset: number, lsn: Lsn): void;
   /** The server's keepalive: everything up to `walEnd` has been sent; reply now if `replyRequested`. */
   onKeepalive(walEnd: Lsn, replyRequested: boolean): void;
   /**
@@ -228,9 +222,9 @@ class StartReplicationQuery {
     try {
       const kind = buffer[start];
       if (kind === 0x77 /* w: XLogData */) {
-        if (end - start < XLOG_DATA_HEAD_BYTES) throw new Error(`XLogData message of ${end - start} bytes: shorter than its head`);
-        // The frame starts at the CopyData head, 5 bytes before its body (see xlog-frame.ts).
-        this.handler.onXLogData(buffer, start - 5, end);
+        // header: start LSN (8), server WAL end (8), send time (8); the pgoutput message follows
+        const data = buffer.subarray(start, end);
+        this.handler.onXLogData(data, 25, data.readBigUInt64BE(1));
       } else if (kind === 0x6b /* k: primary keepalive */) {
         this.handler.onKeepalive(buffer.readBigUInt64BE(start + 1), buffer[start + 17] === 1);
       }

@@ -1,6 +1,5 @@
 import { DecodeError } from '../errors.js';
 import type { Lsn } from '../lsn.js';
-import { XLOG_FRAME_HEAD_BYTES, xlogFrameLsn } from './xlog-frame.js';
 
 // The messages of pgoutput protocol 2 that frame a streamed transaction (PostgreSQL 14 and later, with
 // streaming 'on'): a transaction larger than logical_decoding_work_mem is sent while it runs, in blocks between
@@ -35,11 +34,6 @@ export type StreamControl =
   /** subxid equals xid when the whole transaction aborted; otherwise only that subtransaction did. */
   | { tag: 'stream-abort'; xid: number; subxid: number };
 
-/** Whether a message of type `kind` outside a stream block is one of the stream's framing messages. */
-export function isStreamControl(kind: number): boolean {
-  return kind === STREAM_START || kind === STREAM_STOP || kind === STREAM_COMMIT || kind === STREAM_ABORT;
-}
-
 /** The stream framing message at `offset`, or undefined for any other message. */
 export function decodeStreamControl(buffer: Buffer, offset: number, lsn: Lsn): StreamControl | undefined {
   const kind = buffer[offset];
@@ -73,13 +67,11 @@ export function decodeStreamControl(buffer: Buffer, offset: number, lsn: Lsn): S
 }
 
 /**
- * For the message of the frame `buffer[frameStart, end)` inside a stream block (xlog-frame.ts): the
- * xid of the (sub)transaction it belongs to, or undefined for a message without one (an Origin), which the
- * consumer has no use for inside a block.
+ * For a message inside a stream block: the xid of the (sub)transaction it belongs to, or undefined for a message
+ * without one (an Origin), which the consumer has no use for inside a block.
  */
-export function streamedChangeXid(buffer: Buffer, frameStart: number, end: number): number | undefined {
-  const offset = frameStart + XLOG_FRAME_HEAD_BYTES;
+export function streamedChangeXid(buffer: Buffer, offset: number, lsn: Lsn): number | undefined {
   if (!WITH_XID_IN_STREAM.has(buffer[offset]!)) return undefined;
-  if (offset + 5 > end) throw new DecodeError('pgoutput: streamed change truncated before its xid', xlogFrameLsn(buffer, frameStart));
+  if (offset + 5 > buffer.length) throw new DecodeError('pgoutput: streamed change truncated before its xid', lsn);
   return buffer.readUInt32BE(offset + 1);
 }

@@ -3,10 +3,9 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterEach, describe, expect, it } from 'vitest';
 import { StreamSpool } from '../../src/consumer/stream-spool.js';
-import { StreamedTransactions, type CommittedStream, type Routed } from '../../src/consumer/streamed-transactions.js';
+import { StreamedTransactions, type CommittedStream } from '../../src/consumer/streamed-transactions.js';
 import { DecodeError } from '../../src/errors.js';
 import { decodeStreamControl } from '../../src/replication/stream-messages.js';
-import { XLOG_FRAME_HEAD_BYTES } from '../../src/replication/xlog-frame.js';
 
 // Protocol 2's framing of streamed transactions, as bytes the way pgoutput writes them: blocks of changes that
 // carry their (sub)transaction's xid, interleaved, ending in Stream Commit or Stream Abort.
@@ -38,25 +37,6 @@ function streamCommit(xid: number, commitLsn: bigint, endLsn: bigint, commitTime
 const streamedInsert = (subxid: number, payload: string): Buffer =>
   Buffer.concat([Buffer.from([0x49, ...u32(subxid)]), Buffer.from(payload)]);
 
-/** A message framed as the server sends it (xlog-frame.ts): CopyData head, XLogData head with `lsn`, the message. */
-function frame(message: Buffer, lsn = 1000n): Buffer {
-  const head = Buffer.alloc(XLOG_FRAME_HEAD_BYTES);
-  head[0] = 0x64; // d
-  head.writeUInt32BE(4 + 25 + message.length, 1);
-  head[5] = 0x77; // w
-  head.writeBigUInt64BE(lsn, 6);
-  head.writeBigUInt64BE(lsn, 14);
-  return Buffer.concat([head, message]);
-}
-
-/** Routes one message, framed alone in its buffer. */
-function routeOne(streams: StreamedTransactions, message: Buffer, lsn = 1000n): Routed {
-  const framed = frame(message, lsn);
-  const routed = streams.route(framed, 0, framed.length);
-  streams.endChunk();
-  return routed;
-}
-
 function u32(value: number): number[] {
   const bytes = Buffer.alloc(4);
   bytes.writeUInt32BE(value);
@@ -67,7 +47,7 @@ function u32(value: number): number[] {
 function routeAll(streams: StreamedTransactions, messages: Buffer[]): Array<{ commit: CommittedStream; changes: string[] }> {
   const commits: Array<{ commit: CommittedStream; changes: string[] }> = [];
   messages.forEach((message, i) => {
-    const routed = routeOne(streams, message, BigInt(1000 + i));
+    const routed = streams.route(message, 0, BigInt(1000 + i));
     if (routed.kind === 'ordinary') throw new Error(`message ${i} was not taken`);
     if (routed.kind === 'commit') {
       // One object is handed out for every record: each is read before the next.
@@ -129,20 +109,18 @@ describe('StreamedTransactions', () => {
 
   it('lets ordinary messages outside blocks through, and refuses framing it cannot follow', () => {
     const streams = new StreamedTransactions(folder());
-    expect(routeOne(streams, Buffer.from([0x42, 0, 0]), 1n)).toEqual({ kind: 'ordinary' }); // a Begin
-    expect(() => routeOne(streams, streamStop(), 2n)).toThrow(DecodeError);
-    expect(() => routeOne(streams, streamCommit(99, 1n, 2n, 0), 0x1_0000_0003n)).toThrow(
-      /Stream Commit of transaction 99, never started \(at 1\/3\)/,
-    );
+    expect(streams.route(Buffer.from([0x42, 0, 0]), 0, 1n)).toEqual({ kind: 'ordinary' }); // a Begin
+    expect(() => streams.route(streamStop(), 0, 2n)).toThrow(DecodeError);
+    expect(() => streams.route(streamCommit(99, 1n, 2n, 0), 0, 3n)).toThrow(/Stream Commit of transaction 99, never started/);
     // An abort of a transaction nothing was kept of is nothing to do.
-    expect(routeOne(streams, streamAbort(98, 98), 4n)).toEqual({ kind: 'taken' });
+    expect(streams.route(streamAbort(98, 98), 0, 4n)).toEqual({ kind: 'taken' });
   });
 
   it('removes the spool files and the folder when the session ends', () => {
     const path = folder();
     const streams = new StreamedTransactions(path);
-    routeOne(streams, streamStart(40));
-    for (let i = 0; i < 30_000; i++) routeOne(streams, streamedInsert(40, `row ${i} `.padEnd(60, '.')));
+    streams.route(streamStart(40), 0, 1n);
+    for (let i = 0; i < 30_000; i++) streams.route(streamedInsert(40, `row ${i} `.padEnd(60, '.')), 0, 2n);
     expect(readdirSync(path).length).toBe(1); // more than the memory holds: a file
     streams.closeAll();
     expect(existsSync(path)).toBe(false);
@@ -150,59 +128,26 @@ describe('StreamedTransactions', () => {
 });
 
 describe('StreamSpool', () => {
-  it('gives back every change in order across the file, its chunk boundaries and memory, whatever their sizes', () => {
+  it('gives back every record in order across the file, its chunk boundaries and memory, whatever their sizes', () => {
     const spool = new StreamSpool(folder(), 7);
     const sizes = [1, 5, 100, 70_000, 3, 1_500_000, 17, 900_000, 2];
     const payloads: string[] = [];
     for (let round = 0; round < 40; round++) {
-      // Each round's frames back to back in one buffer, as a socket chunk brings them: copied as runs.
-      const frames: Buffer[] = [];
       for (const size of sizes) {
         const payload = `${round}:${size}:`.padEnd(size + 8, String.fromCharCode(97 + (round % 26)));
         payloads.push(payload);
-        frames.push(frame(streamedInsert(100 + round, payload)));
+        spool.add(streamedInsert(100 + round, payload), 0, 100 + round);
       }
-      const chunk = Buffer.concat(frames);
-      let at = 0;
-      for (const framed of frames) {
-        spool.addFrame(chunk, at, at + framed.length);
-        at += framed.length;
-      }
-      spool.copyRun();
-      chunk.fill(0); // the chunk's bytes may change once its run is copied
     }
     let i = 0;
     for (const change of spool.read()) {
       const round = Math.floor(i / sizes.length);
-      expect(change.buffer[change.start]).toBe(0x49); // the type byte, the xid taken out
       expect(change.buffer.subarray(change.start + 1, change.end).toString()).toBe(payloads[i]);
       expect(change.subxid).toBe(100 + round);
       i++;
     }
     expect(i).toBe(payloads.length);
     expect(spool.changes).toBe(payloads.length);
-    spool.remove();
-  });
-
-  it('copies a run when the next frame is not right after it, and skips messages without an xid', () => {
-    const spool = new StreamSpool(folder(), 8);
-    const first = frame(streamedInsert(8, 'one'));
-    const origin = frame(Buffer.from([0x4f, 0, 0, 0, 0, 0, 0, 0, 1, 0x61, 0])); // an Origin: no xid
-    const gap = frame(Buffer.from([0x6b])); // a frame the spool is not given
-    const second = frame(streamedInsert(9, 'two'));
-    const chunk = Buffer.concat([first, origin, gap, second]);
-    spool.addFrame(chunk, 0, first.length);
-    spool.addFrame(chunk, first.length, first.length + origin.length);
-    const secondStart = first.length + origin.length + gap.length;
-    spool.addFrame(chunk, secondStart, secondStart + second.length);
-    spool.copyRun();
-    chunk.fill(0);
-    const changes: Array<[number, string]> = [];
-    for (const change of spool.read()) changes.push([change.subxid, change.buffer.toString('utf8', change.start + 1, change.end)]);
-    expect(changes).toEqual([
-      [8, 'one'],
-      [9, 'two'],
-    ]);
     spool.remove();
   });
 
