@@ -137,7 +137,7 @@ export function formatFreshnessOnlyTable(results: FreshnessOnlyResults): string 
   return formatTable(results, [HEADER, ...freshnessRows(results.freshness, checkFreshnessTargets(results.freshness))]);
 }
 
-/** `targets`: checkFreshnessTargets of `f`, two per mode in its order (COPY slowdown, then freshness). */
+/** `targets`: checkFreshnessTargets of `f`, three per mode in its order (COPY slowdown, freshness, peak RSS). */
 function freshnessRows(f: FreshnessResults, targets: readonly TargetResult[]): string[][] {
   const series = (values: readonly number[]): string => values.map((s) => s.toFixed(2)).join('  ');
   return [
@@ -147,15 +147,22 @@ function freshnessRows(f: FreshnessResults, targets: readonly TargetResult[]): s
         `COPY with the consumer running (${mode.name})`,
         seconds([mode.copy.medianSeconds]),
         series(mode.copy.seconds),
-        `${targets[2 * index]!.target} alone`,
-        mark(targets[2 * index]!, '×'),
+        `${targets[3 * index]!.target} alone`,
+        mark(targets[3 * index]!, '×'),
       ],
       [
         `freshness: COMMIT → last key (${mode.name})`,
         seconds([mode.commitToLastKey.medianSeconds]),
         series(mode.commitToLastKey.seconds),
-        `${targets[2 * index + 1]!.target} floor`,
-        mark(targets[2 * index + 1]!, '×'),
+        `${targets[3 * index + 1]!.target} floor`,
+        mark(targets[3 * index + 1]!, '×'),
+      ],
+      [
+        '  consumer peak RSS',
+        `${median(mode.peakRssMiB).toFixed(1)} MiB`,
+        mode.peakRssMiB.map((mib) => mib.toFixed(1)).join('  '),
+        targets[3 * index + 2]!.target,
+        mark(targets[3 * index + 2]!, ' MiB'),
       ],
       [
         '  consumer CPU over the COPY and after',
