@@ -9,6 +9,8 @@ import { BackendMessageFramer } from './backend-message-framer.js';
 
 /** Microseconds between 1970-01-01 and 2000-01-01, PostgreSQL's epoch for replication timestamps. */
 const POSTGRES_EPOCH_OFFSET_US = 946_684_800_000_000n;
+/** A primary keepalive message: 'k', WAL end, send time, reply requested. */
+const KEEPALIVE_BYTES = 18;
 /**
  * After a small chunk of the stream, reading stops for this long. A small chunk means this process reads as fast
  * as the walsender sends: it then pays a send and a wake-up of this process per message, in kernel time. Held, it
@@ -168,7 +170,8 @@ export class ReplicationConnection {
       try {
         framer.push(chunk);
       } catch (error) {
-        // Bytes that are not PostgreSQL's protocol: nothing after them can be read.
+        // Bytes that are not PostgreSQL's protocol, or pg failing on a message it was given: nothing after them can
+        // be read (pg's own listener would have thrown out of the event instead).
         query.handleError(error as Error);
         (stream as unknown as { destroy(error: Error): void }).destroy(error as Error);
         return;
@@ -226,6 +229,8 @@ class StartReplicationQuery {
         const data = buffer.subarray(start, end);
         this.handler.onXLogData(data, 25, data.readBigUInt64BE(1));
       } else if (kind === 0x6b /* k: primary keepalive */) {
+        // 'k', WAL end (8), send time (8), reply requested (1): read within the message, not into the next one.
+        if (end - start < KEEPALIVE_BYTES) throw new Error(`keepalive message of ${end - start} bytes: ${KEEPALIVE_BYTES} expected`);
         this.handler.onKeepalive(buffer.readBigUInt64BE(start + 1), buffer[start + 17] === 1);
       }
     } catch (error) {
