@@ -1,3 +1,4 @@
+import { WALSENDER_ACTIVITIES, type WalsenderActivity } from './bench-sql.js';
 import { median } from './stats.js';
 
 const MIB = 1024 * 1024;
@@ -162,6 +163,10 @@ export interface FreshnessModeResults {
   consumerCpuDuringCopySeconds: number[];
   /** WAL the walsender had not sent at psql's exit, per sample, in MiB: decoding left after COMMIT. */
   walNotSentAtCommitMiB: number[];
+  /** COMMIT → the walsender had sent all WAL flushed at COMMIT, per sample: its decoding lag, part of COMMIT → last key. */
+  commitToAllSentSeconds: number[];
+  /** Shares (0 to 1) of the walsender's wait-event reads while the COPY ran, all samples pooled. */
+  walsenderDuringCopy: Record<WalsenderActivity, number>;
   /** Redis's CPU from COMMIT to the last key, per sample: against the floor's, what Redis did beyond the SETs. */
   redisCpuSeconds: number[];
 }
@@ -356,6 +361,8 @@ export function makeFreshnessResults(
         consumerCpuSeconds: modeRuns.map((run) => round(run.consumerCpuSeconds, 2)),
         consumerCpuDuringCopySeconds: modeRuns.map((run) => round(run.consumerCpuDuringCopySeconds, 2)),
         walNotSentAtCommitMiB: modeRuns.map((run) => toMiB(run.walNotSentAtCommitBytes)),
+        commitToAllSentSeconds: modeRuns.map((run) => round(run.commitToAllSentSeconds, 2)),
+        walsenderDuringCopy: activityShares(modeRuns.map((run) => run.walsenderDuringCopy)),
         redisCpuSeconds: modeRuns.map((run) => round(run.redisCpuSeconds, 2)),
       };
     }),
@@ -371,7 +378,18 @@ interface FreshnessRunCost {
   consumerCpuSeconds: number;
   consumerCpuDuringCopySeconds: number;
   walNotSentAtCommitBytes: number;
+  commitToAllSentSeconds: number;
+  walsenderDuringCopy: Record<WalsenderActivity, number>;
   redisCpuSeconds: number;
+}
+
+/** The runs' counts of walsender activities added up, as shares of all reads (0 to 1, rounded to 0.01). */
+function activityShares(counts: Record<WalsenderActivity, number>[]): Record<WalsenderActivity, number> {
+  const total: Record<WalsenderActivity, number> = { onCpu: 0, waitingForWal: 0, waitingForConsumer: 0, otherWait: 0 };
+  for (const count of counts) for (const activity of WALSENDER_ACTIVITIES) total[activity] += count[activity];
+  const reads = WALSENDER_ACTIVITIES.reduce((sum, activity) => sum + total[activity], 0);
+  for (const activity of WALSENDER_ACTIVITIES) total[activity] = reads === 0 ? 0 : round(total[activity] / reads, 2);
+  return total;
 }
 
 /**

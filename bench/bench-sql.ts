@@ -63,3 +63,48 @@ export async function serverVersion(client: pg.Client): Promise<string> {
   const { rows } = await client.query<{ server_version: string }>('show server_version');
   return rows[0]!.server_version;
 }
+
+/** What a walsender was doing when pg_stat_activity was read: its wait_event, in words. */
+export const WALSENDER_ACTIVITIES = ['onCpu', 'waitingForWal', 'waitingForConsumer', 'otherWait'] as const;
+export type WalsenderActivity = (typeof WALSENDER_ACTIVITIES)[number];
+
+/**
+ * What the walsender of `slotName` is doing: on CPU (no wait event), waiting for WAL to be flushed (caught up),
+ * waiting for the consumer to read (its socket is full), or another wait (reading WAL or its spill files).
+ */
+export async function walsenderActivity(client: pg.Client, slotName: string): Promise<WalsenderActivity> {
+  const { rows } = await client.query<{ wait_event: string | null }>(
+    'select a.wait_event from pg_replication_slots s join pg_stat_activity a on a.pid = s.active_pid where s.slot_name = $1',
+    [slotName],
+  );
+  if (rows.length === 0) throw new Error(`no walsender streams slot ${slotName}`);
+  switch (rows[0]!.wait_event) {
+    case null:
+      return 'onCpu';
+    case 'WalSenderWaitForWAL':
+    case 'WalSenderMain':
+      return 'waitingForWal';
+    case 'WalSenderWriteData':
+      return 'waitingForConsumer';
+    default:
+      return 'otherWait';
+  }
+}
+
+/** The server's WAL flushed so far: every commit that has returned is before it. */
+export async function currentWalFlushLsn(client: pg.Client): Promise<string> {
+  const { rows } = await client.query<{ lsn: string }>('select pg_current_wal_flush_lsn() as lsn');
+  return rows[0]!.lsn;
+}
+
+/** Whether the walsender of `slotName` has sent everything before `lsn` (its sent_lsn in pg_stat_replication). */
+export async function walSentUpTo(client: pg.Client, slotName: string, lsn: string): Promise<boolean> {
+  const { rows } = await client.query<{ sent: boolean | null }>(
+    'select r.sent_lsn >= $2::pg_lsn as sent ' +
+      'from pg_replication_slots s join pg_stat_replication r on r.pid = s.active_pid where s.slot_name = $1',
+    [slotName, lsn],
+  );
+  const sent = rows[0]?.sent;
+  if (sent === undefined || sent === null) throw new Error(`no walsender streams slot ${slotName}`);
+  return sent;
+}

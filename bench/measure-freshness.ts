@@ -2,10 +2,19 @@ import { closeSync, openSync } from 'node:fs';
 import { rm } from 'node:fs/promises';
 import { dirname, join } from 'node:path';
 import { performance } from 'node:perf_hooks';
+import { setTimeout as delay } from 'node:timers/promises';
 import type pg from 'pg';
 import { BenchChild } from './bench-child.js';
 import type { BenchContext } from './bench-context.js';
-import { countJobs, walNotSentBytes, withPgClient } from './bench-sql.js';
+import {
+  countJobs,
+  currentWalFlushLsn,
+  walNotSentBytes,
+  walSentUpTo,
+  walsenderActivity,
+  withPgClient,
+  type WalsenderActivity,
+} from './bench-sql.js';
 import { makeConsumerNames, startConsumer, waitForSlotAndCheckpoint } from './consumer-process.js';
 import { writeFloorResp } from './floor-resp.js';
 import { withFreshDatabase } from './fresh-database.js';
@@ -21,6 +30,10 @@ const READY_TIMEOUT_MS = 30 * SECOND;
 // Generous: the deadline only stops a consumer that is stuck, it is not a target.
 const SLOWEST_ROWS_PER_SECOND = 1000;
 const READY_JOB_ID = 'fresh-ready';
+/** Pause between two reads of the walsender's wait event while the COPY runs (each read is one small query). */
+const WALSENDER_SAMPLE_MS = 25;
+/** Pause between two reads of the walsender's sent_lsn after COMMIT: the resolution of COMMIT → all WAL sent. */
+const SENT_POLL_MS = 5;
 
 /** A way of running the consumer for the freshness line: its name in the table, and what it adds to its environment. */
 export interface FreshnessMode {
@@ -49,6 +62,10 @@ export interface FreshnessRun {
   consumerCpuDuringCopySeconds: number;
   /** WAL the walsender had not sent yet at psql's exit: decoding still to do before the commit reaches the consumer. */
   walNotSentAtCommitBytes: number;
+  /** From COMMIT until the walsender had sent all WAL flushed at COMMIT (the commit included): its decoding lag. */
+  commitToAllSentSeconds: number;
+  /** What the walsender was doing while the COPY ran: reads of pg_stat_activity every WALSENDER_SAMPLE_MS, counted. */
+  walsenderDuringCopy: Record<WalsenderActivity, number>;
   /** Redis's CPU (user + system, INFO cpu) from COMMIT until the last key was readable: Redis's share of the wait. */
   redisCpuSeconds: number;
   /** The last row's value and PEXPIRETIME as the consumer wrote them: the floor's must be the same. */
@@ -161,13 +178,17 @@ async function timeCommitToLastKey(context: BenchContext, mode: FreshnessMode): 
 
         const consumerCpuBeforeCopy = consumer.cpuSeconds();
         const copy = startPsqlCopy(databaseUrl, context.csvPath);
-        const copySeconds = await copy.succeeded();
+        const [copySeconds, walsenderDuringCopy] = await Promise.all([copy.succeeded(), sampleWalsender(client, names.slot, copy)]);
         const consumerCpuDuringCopySeconds = consumer.cpuSeconds() - consumerCpuBeforeCopy;
         const committedAt = copy.exit!.at;
-        const [redisCpuAtCommit, walNotSentAtCommitBytes] = await Promise.all([
+        const [redisCpuAtCommit, walNotSentAtCommitBytes, flushedAtCommit] = await Promise.all([
           redisCpuSeconds(redis),
           walNotSentBytes(client, names.slot),
+          currentWalFlushLsn(client),
         ]);
+        const allSentAt = waitUntilSent(client, names.slot, flushedAtCommit, consumer);
+        // Awaited after the last key; should the wait for the last key fail first, this one's failure is not unhandled.
+        allSentAt.catch(() => undefined);
         const lastKey = names.keyPrefix + jobId(context.rows - 1);
         const readableAt = await consumer.waitWhileRunning(
           async () => ((await context.redis.exists(lastKey)) === 1 ? performance.now() : 0),
@@ -178,6 +199,7 @@ async function timeCommitToLastKey(context: BenchContext, mode: FreshnessMode): 
           },
         );
         const redisCpu = (await redisCpuSeconds(redis)) - redisCpuAtCommit;
+        const commitToAllSentSeconds = ((await allSentAt) - committedAt) / SECOND;
         const peakRssBytes = consumer.peakRssBytes();
         const consumerCpuSeconds = consumer.cpuSeconds();
         await consumer.stop();
@@ -194,6 +216,8 @@ async function timeCommitToLastKey(context: BenchContext, mode: FreshnessMode): 
           consumerCpuSeconds,
           consumerCpuDuringCopySeconds,
           walNotSentAtCommitBytes,
+          commitToAllSentSeconds,
+          walsenderDuringCopy,
           redisCpuSeconds: redisCpu,
           lastWrite,
         };
@@ -206,6 +230,26 @@ async function timeCommitToLastKey(context: BenchContext, mode: FreshnessMode): 
       }
     }),
   );
+}
+
+/** Reads the walsender's wait event every WALSENDER_SAMPLE_MS until `copy` exits; the reads counted per activity. */
+async function sampleWalsender(client: pg.Client, slotName: string, copy: BenchChild): Promise<Record<WalsenderActivity, number>> {
+  const counts: Record<WalsenderActivity, number> = { onCpu: 0, waitingForWal: 0, waitingForConsumer: 0, otherWait: 0 };
+  while (copy.exit === undefined) {
+    counts[await walsenderActivity(client, slotName)]++;
+    // Ends with the COPY, not after a full pause: the WAL not sent at COMMIT is read right after psql's exit.
+    await Promise.race([delay(WALSENDER_SAMPLE_MS), copy.exited]);
+  }
+  return counts;
+}
+
+/** When the walsender had sent everything before `lsn`, read every SENT_POLL_MS while the consumer runs. */
+async function waitUntilSent(client: pg.Client, slotName: string, lsn: string, consumer: BenchChild): Promise<number> {
+  return consumer.waitWhileRunning(async () => ((await walSentUpTo(client, slotName, lsn)) ? performance.now() : 0), {
+    timeoutMs: 10 * MINUTE,
+    intervalMs: SENT_POLL_MS,
+    message: `the walsender of ${slotName} to send the WAL up to ${lsn}`,
+  });
 }
 
 /**

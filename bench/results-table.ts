@@ -18,6 +18,7 @@ import {
   type WaitCostResults,
   type WaitOnlyResults,
 } from './bench-results.js';
+import type { WalsenderActivity } from './bench-sql.js';
 import { formatInteger, median } from './stats.js';
 
 const COLUMN_GAP = '   ';
@@ -179,6 +180,14 @@ function freshnessRows(f: FreshnessResults, targets: readonly TargetResult[]): s
         '',
       ],
       ['  WAL not sent yet at COMMIT', `${median(mode.walNotSentAtCommitMiB).toFixed(1)} MiB`, series(mode.walNotSentAtCommitMiB), '', ''],
+      [
+        '  COMMIT → walsender sent all of it',
+        `${median(mode.commitToAllSentSeconds).toFixed(2)} s`,
+        series(mode.commitToAllSentSeconds),
+        '',
+        '',
+      ],
+      ['  walsender while the COPY ran', '', walsenderActivityText(mode.walsenderDuringCopy), '', ''],
       ['  Redis CPU, COMMIT → last key', `${median(mode.redisCpuSeconds).toFixed(2)} s`, series(mode.redisCpuSeconds), '', ''],
     ]),
     [
@@ -314,4 +323,13 @@ function seconds(values: (number | null)[]): string {
 function mark(target: TargetResult, unit: string): string {
   const value = unit === '×' ? target.value.toFixed(2) : target.value.toFixed(1);
   return `${target.pass ? 'PASS' : 'FAIL'} (${value}${unit})`;
+}
+
+/** The walsender's shares of time while the COPY ran, as read from pg_stat_activity. */
+function walsenderActivityText(shares: Record<WalsenderActivity, number>): string {
+  const percent = (share: number): string => `${Math.round(share * 100)}%`;
+  return (
+    `on CPU ${percent(shares.onCpu)}, waiting for WAL ${percent(shares.waitingForWal)}, ` +
+    `for the consumer ${percent(shares.waitingForConsumer)}, other ${percent(shares.otherWait)}`
+  );
 }
