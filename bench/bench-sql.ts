@@ -69,7 +69,7 @@ export const WALSENDER_ACTIVITIES = ['onCpu', 'waitingForWal', 'waitingForConsum
 export type WalsenderActivity = (typeof WALSENDER_ACTIVITIES)[number];
 
 /**
- * What the walsender of `slotName` is doing: on CPU (no wait event), waiting for WAL to be flushed (caught up),
+ * What the walsender of `slotName` is doing: on CPU or queued for one (no wait event), waiting for WAL to be flushed,
  * waiting for the consumer to read (its socket is full), or another wait (reading WAL or its spill files).
  */
 export async function walsenderActivity(client: pg.Client, slotName: string): Promise<WalsenderActivity> {

@@ -325,11 +325,14 @@ function mark(target: TargetResult, unit: string): string {
   return `${target.pass ? 'PASS' : 'FAIL'} (${value}${unit})`;
 }
 
-/** The walsender's shares of time while the COPY ran, as read from pg_stat_activity. */
+/**
+ * The walsender's shares of time while the COPY ran, as read from pg_stat_activity: no wait event means it was on a
+ * CPU or queued for one (the two cores are shared with the COPY's backend and the consumer).
+ */
 function walsenderActivityText(shares: Record<WalsenderActivity, number>): string {
   const percent = (share: number): string => `${Math.round(share * 100)}%`;
   return (
-    `on CPU ${percent(shares.onCpu)}, waiting for WAL ${percent(shares.waitingForWal)}, ` +
+    `on CPU or queued for it ${percent(shares.onCpu)}, waiting for WAL ${percent(shares.waitingForWal)}, ` +
     `for the consumer ${percent(shares.waitingForConsumer)}, other ${percent(shares.otherWait)}`
   );
 }
