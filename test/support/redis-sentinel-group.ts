@@ -58,6 +58,11 @@ export interface SentinelGroup {
   killMaster(): Promise<{ oldMasterPort: number }>;
   /** Waits until every Sentinel names the same master other than `oldMasterPort` and it answers ROLE as master; its port. */
   waitForFailover(oldMasterPort: number, timeoutMs?: number): Promise<number>;
+  /**
+   * What each Sentinel says of the node on `nodePort` (its flags, or that it does not list it) and whether it is in
+   * TILT mode (it then acts on nothing for 30 s): for the message of a test that waited in vain.
+   */
+  describeSentinels(nodePort: number): Promise<string>;
   /** Kills every process with SIGKILL, waits until their ports are free and removes their directories. */
   stop(): Promise<void>;
 }
@@ -138,6 +143,12 @@ export async function startSentinelGroup(options: SentinelGroupOptions = {}): Pr
           },
         );
       },
+      async describeSentinels(nodePort) {
+        const views = await Promise.all(
+          sentinels.map(({ port }) => describeSentinel(port, masterName, nodePort).catch((error: Error) => `${port}: ${error.message}`)),
+        );
+        return `Sentinels: ${views.join('; ')}`;
+      },
       stop,
     };
   } catch (error) {
@@ -190,6 +201,22 @@ async function askMasterPort(sentinelPort: number, masterName: string): Promise<
     throw new Error(`the Sentinel on port ${sentinelPort} does not know master ${masterName}: ${JSON.stringify(address)}`);
   }
   return Number(address[1]);
+}
+
+/** One Sentinel's TILT flag and its view of the node on `nodePort`, as a line of a test's error message. */
+async function describeSentinel(sentinelPort: number, masterName: string, nodePort: number): Promise<string> {
+  return withConnection(sentinelPort, async (redis) => {
+    const info = await redis.info('sentinel');
+    const tilt = /^sentinel_tilt:(\d+)/m.exec(info)?.[1] ?? '?';
+    const master = fieldsOf((await redis.call('SENTINEL', 'master', masterName)) as string[]);
+    const replicas = ((await redis.call('SENTINEL', 'replicas', masterName)) as string[][]).map(fieldsOf);
+    const node = replicas.find((fields) => fields.get('port') === String(nodePort));
+    const nodeText =
+      node === undefined
+        ? `does not list port ${nodePort} as a replica`
+        : `port ${nodePort} flags ${node.get('flags')}, link ${node.get('master-link-status')}, master port ${node.get('master-port')}`;
+    return `${sentinelPort}: tilt ${tilt}, master port ${master.get('port')} flags ${master.get('flags')}, ${nodeText}`;
+  });
 }
 
 /** Sentinel describes an instance as a flat list of names and values. */
